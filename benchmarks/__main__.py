@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .capacity import capacity, sip_pick
-from .util import child, exit_on_sigterm, machine
+from .util import child, exit_on_sigterm, machine, out_dir
 
 QUICK = dict(pipeline_n=20_000, pipeline_dnc=1_000_000, dnc_sizes=[1_000_000, 10_000_000], pyset_sizes=[1_000_000],
              long_n=200_000, long_seconds=20, key_n=50_000, snapshot_keys=1_000_000,
@@ -60,12 +60,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     a.stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     a.out = Path(a.out) if a.out else Path(__file__).resolve().parent / "results" / a.stamp
-    try:                # before minutes of measuring: a results directory that cannot be written is said at once
-        a.out.mkdir(parents=True, exist_ok=True)
-        (a.out / ".writable").touch()
-        (a.out / ".writable").unlink()
-    except OSError as e:
-        ap.error(f"cannot write the results to {a.out} ({e.strerror or e}): give --out DIR")
+    out_dir(ap, a.out)  # before minutes of measuring: a results directory that cannot be written is said at once
     previous = exit_on_sigterm()
     try:
         return _run(a)

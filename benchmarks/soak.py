@@ -41,7 +41,7 @@ import urllib.request
 from pathlib import Path
 
 from .soak_peers import _churn, _smsc, _steady
-from .util import cpu_seconds, pct, stop_all
+from .util import cpu_seconds, out_dir, pct, positive, stop_all
 
 SC = Path(__file__).resolve().parent / "sipp"
 ROOT = Path(__file__).resolve().parent.parent           # the checkout whose engine serves
@@ -297,24 +297,29 @@ def main(argv=None) -> int:
         return 0
     ap = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minutes", type=float, default=25, help="load duration (default 25)")
-    ap.add_argument("--rate", type=float, default=500, help="steady submit_sm/s (default 500)")
-    ap.add_argument("--binds", type=int, default=2, help="steady transceiver binds (default 2)")
-    ap.add_argument("--window", type=int, default=50, help="steady outstanding submit_sm per bind (default 50)")
-    ap.add_argument("--cps", type=int, default=20, help="SIP calls/s through the screen (default 20)")
-    ap.add_argument("--mo-rate", type=float, default=5, help="5656 MO/s from the SMSC (default 5)")
-    ap.add_argument("--receipt-delay", type=float, default=1.0, help="SMSC receipt delay, s (default 1)")
-    ap.add_argument("--churn-every", type=float, default=2, help="a churn bind every N s (default 2)")
-    ap.add_argument("--reload-every", type=float, default=60, help="ctl reload every N s (default 60)")
-    ap.add_argument("--reopen-every", type=float, default=120, help="log rename + SIGUSR2 every N s (default 120)")
-    ap.add_argument("--smsc-every", type=float, default=240, help="SMSC killed and restarted every N s (default 240)")
-    ap.add_argument("--sample", type=float, default=10, help="sampling period, s (default 10)")
+    ap.add_argument("--minutes", type=positive(float), default=25, help="load duration (default 25)")
+    ap.add_argument("--rate", type=positive(float), default=500, help="steady submit_sm/s (default 500)")
+    ap.add_argument("--binds", type=positive(int), default=2, help="steady transceiver binds (default 2)")
+    ap.add_argument("--window", type=positive(int), default=50, help="steady outstanding submit_sm per bind (default 50)")
+    ap.add_argument("--cps", type=positive(int), default=20, help="SIP calls/s through the screen (default 20)")
+    ap.add_argument("--mo-rate", type=positive(float, zero=True), default=5, help="5656 MO/s from the SMSC (default 5)")
+    ap.add_argument("--receipt-delay", type=positive(float, zero=True), default=1.0, help="SMSC receipt delay, s (default 1)")
+    ap.add_argument("--churn-every", type=positive(float), default=2, help="a churn bind every N s (default 2)")
+    ap.add_argument("--reload-every", type=positive(float), default=60, help="ctl reload every N s (default 60)")
+    ap.add_argument("--reopen-every", type=positive(float), default=120, help="log rename + SIGUSR2 every N s (default 120)")
+    ap.add_argument("--smsc-every", type=positive(float), default=240, help="SMSC killed and restarted every N s (default 240)")
+    ap.add_argument("--sample", type=positive(float), default=10, help="sampling period, s (default 10)")
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--port-base", type=int, default=28000, help="loopback ports PORT_BASE..+5 (default 28000)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/soak_out"), help="output directory (default /tmp/soak_out)")
     a = ap.parse_args(argv)
-    a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "samples.jsonl").unlink(missing_ok=True)
+    if not 1024 <= a.port_base <= 65535 - 5:
+        ap.error(f"--port-base {a.port_base}: its six ports must be 1024-65535")
+    out_dir(ap, a.out)
+    # an earlier run's files in the same --out: its SMSC log (appended to across the SMSC's restarts), sipp's
+    # statistics, serve's ready file (taken for this serve's) and samples
+    for name in ("samples.jsonl", "smsc.log", "ready", "sipp/stat.csv", "summary.json", "soak.png"):
+        (a.out / name).unlink(missing_ok=True)
     res = asyncio.run(_run(a))
     summ = {k: v for k, v in res.items() if k != "samples"}
     for key in ("rss_mb", "fds", "threads", "lat_p99_ms", "cpu_us_per_msg"):

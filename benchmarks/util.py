@@ -121,6 +121,27 @@ def checkout(s):
     return s
 
 
+def out_file(s):
+    """An argparse type: a file the results will be written to, in a directory that exists and can be written
+    (said before minutes of measuring, not as a traceback after them)."""
+    import os
+    from pathlib import Path
+    d = Path(s).parent
+    if not d.is_dir() or not os.access(d, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {s!r}: {d} is not a directory this user can write")
+    return s
+
+
+def out_dir(ap: argparse.ArgumentParser, d) -> None:
+    """Make the results directory `d` now, or stop with a usage error naming why (exit 2)."""
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        (d / ".writable").touch()
+        (d / ".writable").unlink()
+    except OSError as e:
+        ap.error(f"cannot write the results to {d} ({e.strerror or e}): give --out DIR")
+
+
 class Timer:
     def __enter__(self):
         self.t0 = time.perf_counter()
