@@ -158,7 +158,7 @@ def _cases(out, seconds, rate, rounds, port) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.sip_flood", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.sip_flood", description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=3.0, help="how long the caller sends (default 3)")
     ap.add_argument("--rate", type=float, default=20, help="the caller's calls a second (default 20)")
     ap.add_argument("--rounds", type=int, default=1, help="rounds of the four cases (default 1)")

@@ -33,6 +33,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .util import checkout, out_file, positive
+
 _HERE = Path(__file__).resolve().parent.parent
 
 # The measured process. Self-contained (no `benchmarks` import) so that the same client and responder
@@ -300,23 +302,26 @@ def diff(files: list, top: int) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.smpp_instr", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=2000, help="submit_sm measured (after the warm-up)")
-    ap.add_argument("--warm", type=int, default=1000, help="submit_sm sent first, not counted")
-    ap.add_argument("--binds", type=int, default=4)
-    ap.add_argument("--window", type=int, default=10)
+    ap.add_argument("--n", type=positive(int), default=2000, help="submit_sm measured (after the warm-up)")
+    ap.add_argument("--warm", type=positive(int, zero=True), default=1000, help="submit_sm sent first, not counted")
+    ap.add_argument("--binds", type=positive(int), default=4)
+    ap.add_argument("--window", type=positive(int), default=10)
     ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--tree", action="append", help="checkout(s) to measure, in turn (default: this one)")
+    ap.add_argument("--tree", action="append", type=checkout, help="checkout(s) to measure, in turn (default: this one)")
     ap.add_argument("--callgrind", action="store_true", help="instructions per message under valgrind's callgrind")
     ap.add_argument("--valgrind-arg", action="append", help="one more callgrind option, e.g. --cache-sim=yes")
     ap.add_argument("--profile", action="store_true", help="cProfile calls per message by function")
     ap.add_argument("--direct", action="store_true", help="also run the client straight to the responder")
-    ap.add_argument("--json", help="write the rows (with --profile: every function) to this file")
+    ap.add_argument("--json", type=out_file, help="write the rows (with --profile: every function) to this file")
     ap.add_argument("--diff", nargs="+", metavar="JSON",
                     help="function by function: two --profile --json files row by row, or one file's first row against the others")
-    ap.add_argument("--top", type=int, default=40)
+    ap.add_argument("--top", type=positive(int), default=40)
     a = ap.parse_args(argv)
     if a.diff:
-        diff(a.diff, a.top)
+        try:
+            diff(a.diff, a.top)
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+            ap.error(f"--diff {' '.join(a.diff)}: not --profile --json output ({type(e).__name__}: {e})")
         return 0
     if a.callgrind and a.profile:
         ap.error("--callgrind or --profile, not both (cProfile's own cost would be counted)")

@@ -37,7 +37,7 @@ from pathlib import Path
 from .smpp_bench import _free_port, _wait_port
 from .smpp_cpu import closed_loop
 from .traffic import pdus as _pdus
-from .util import cpu_seconds, tree_cpu_seconds
+from .util import cpu_seconds, out_file, positive, tree_cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -234,11 +234,11 @@ def run(n=20000, binds=4, window=10, keys=200_000) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.state_bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=20000)
-    ap.add_argument("--binds", type=int, default=4)
-    ap.add_argument("--window", type=int, default=10)
-    ap.add_argument("--keys", type=int, default=200_000)
-    ap.add_argument("--out")
+    ap.add_argument("--n", type=positive(int), default=20000, help="submit_sm per set-up (default 20,000)")
+    ap.add_argument("--binds", type=positive(int), default=4)
+    ap.add_argument("--window", type=positive(int), default=10)
+    ap.add_argument("--keys", type=positive(int), default=200_000, help="advertiser-recipient keys for the memory figure")
+    ap.add_argument("--out", type=out_file, help="also write the JSON printed to this file")
     a = ap.parse_args(argv)
     res = run(a.n, a.binds, a.window, a.keys)
     s = json.dumps(res, indent=1)

@@ -32,6 +32,21 @@ BAD = [
     ("benchmarks.sip_flood", "--port", "80"),
     ("benchmarks.smpp_flood", "--seconds", "0"), ("benchmarks.smpp_flood", "--kind", "bind"),
     ("benchmarks.smpp_flood", "--code", "/nonexistent"),
+    # the soak ran for --minutes 0 and -1 (a 30-s soak and figures), --sample 0 spun; a --port-base past 65535 or an
+    # --out it cannot make ended in a traceback (a port past 65535 after starting the SMSC child)
+    ("benchmarks.soak", "--minutes", "0"), ("benchmarks.soak", "--minutes", "-1"), ("benchmarks.soak", "--sample", "0"),
+    ("benchmarks.soak", "--port-base", "70000"), ("benchmarks.soak", "--out", "/proc/no/such/dir"),
+    # state_bench measured --n 0 messages (figures from none); an --out it cannot write was a traceback after the run
+    ("benchmarks.state_bench", "--n", "0"), ("benchmarks.state_bench", "--out", "/proc/no/such/dir/state.json"),
+    # smpp_instr: --n 0 printed a row from no message; --tree and --diff naming nothing were tracebacks
+    ("benchmarks.smpp_instr", "--n", "0"), ("benchmarks.smpp_instr", "--tree", "/nonexistent"),
+    ("benchmarks.smpp_instr", "--diff", "/nonexistent"), ("benchmarks.smpp_instr", "--diff", "README.md"),
+    ("benchmarks.smpp_instr", "--json", "/proc/no/such/dir/rows.json"),
+    # instrbench: --calls 0 divided by zero after a sipp capture; --messages missing or not JSON were tracebacks
+    ("engine.sip_screen.instrbench", "--calls", "0", "--cprofile"),
+    ("engine.sip_screen.instrbench", "--messages", "/nonexistent", "--cprofile"),
+    ("engine.sip_screen.instrbench", "--messages", "README.md", "--cprofile"),
+    ("engine.sip_screen.cpubench", "--per-type", "--interleave", "-1"),     # ValueError: negative count
 ]
 
 
@@ -47,7 +62,9 @@ def test_a_bad_argument_is_refused_with_a_clear_error(args):
 
 @pytest.mark.parametrize("mod", ["benchmarks.smpp_cpu", "benchmarks.smpp_p99", "benchmarks.smpp_check",
                                  "benchmarks.rules_scale", "benchmarks.traffic", "benchmarks.capacity", "benchmarks.lists_reload_bench",
-                                 "benchmarks.sip_flood", "benchmarks.smpp_flood", "engine.ml.bench", "engine.sip_screen.cpubench"])
+                                 "benchmarks.sip_flood", "benchmarks.smpp_flood", "engine.ml.bench", "engine.sip_screen.cpubench",
+                                 "benchmarks.soak", "benchmarks.state_bench", "benchmarks.smpp_instr",
+                                 "engine.sip_screen.instrbench"])
 def test_help_answers(mod):
     p = _run(mod, "--help")
     assert p.returncode == 0 and "usage:" in p.stdout and "Traceback" not in p.stderr, p.stderr
@@ -75,3 +92,14 @@ def test_cpubench_via_flood_and_per_type_remove_their_files(own_tempdir):
     out = cb.per_type(calls=3)
     assert out["sent"] == out["expected"] == 18, out
     assert sorted(x.name for x in own_tempdir.iterdir()) == []
+
+
+@pytest.mark.parametrize("mod", ["benchmarks.sip_flood", "engine.sip_screen.cpubench", "engine.sip_screen.instrbench",
+                                 "engine.ml.bench"])
+def test_help_names_the_command_to_run_and_ends_its_sentence(mod):
+    # sip_flood's description stopped mid-sentence ("... through a flood from another address, with the"), and the
+    # engine's benchmarks named themselves `cpubench.py`, `instrbench.py`, `bench.py`: run so, they fail to import
+    p = _run(mod, "--help")
+    assert p.stdout.startswith(f"usage: python -m {mod} "), p.stdout.splitlines()[0]
+    description = p.stdout.split("\n\n")[1]
+    assert description.rstrip().endswith((".", ")", ":")), description

@@ -72,7 +72,7 @@ def sklearn_twin(sc):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m engine.ml.bench", description=__doc__)
     ap.add_argument("--model", default=str(default_model_dir()))
     ap.add_argument("--n", type=int, default=2000)
     a = ap.parse_args(argv)

@@ -323,7 +323,7 @@ def measure(rate: int = 500, seconds: float = 10.0, relay: bool = True, kamailio
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m engine.sip_screen.cpubench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--rate", type=int, default=500)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--no-relay", action="store_true")
@@ -338,6 +338,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.rate < 1 or not a.seconds > 0:
         ap.error(f"--rate {a.rate} --seconds {a.seconds:g}: calls/s and seconds above 0")
+    if a.interleave < 0:
+        ap.error(f"--interleave {a.interleave}: KiB of memory, 0 or more")
     if not a.via_flood and shutil.which("sipp") is None:
         ap.error("sipp is not installed (Debian sip-tester): it makes the calls (and captures --per-type's)")
     if a.per_type:

@@ -213,7 +213,8 @@ def cprofile(cap: dict, warm: int, calls: int, top: int = 40) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m engine.sip_screen.instrbench",
+                                 description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=300, help="calls counted, after the warm-up (default 300)")
     ap.add_argument("--warm", type=int, default=300, help="calls handled first, not counted (default 300)")
     ap.add_argument("--messages", help="the captured call (JSON, from --save) instead of capturing one with sipp")
@@ -228,7 +229,14 @@ def main(argv=None) -> int:
     if a.child:
         child(a.child, a.warm, a.calls, a.so, a.counted)
         return 0
-    cap = json.loads(Path(a.messages).read_text()) if a.messages else capture(a.listen)
+    if a.calls < 1 or a.warm < 0:
+        ap.error(f"--calls {a.calls} --warm {a.warm}: at least one call counted, no fewer than 0 warm-up calls")
+    try:
+        cap = json.loads(Path(a.messages).read_text()) if a.messages else None
+    except (OSError, ValueError) as e:
+        ap.error(f"--messages {a.messages}: not a captured call from --save ({type(e).__name__}: {e})")
+    if cap is None:
+        cap = capture(a.listen)
     if a.save:
         Path(a.save).write_text(json.dumps(cap))
     print(json.dumps(cprofile(cap, a.warm, a.calls) if a.cprofile else callgrind(cap, a.warm, a.calls)))
