@@ -70,10 +70,19 @@ def _stop(p) -> None:
     stop_all([p])
 
 
+def growth_edge(seconds: float, edge: float | None) -> float | None:
+    """The seconds at each end of the run whose CPU per message makes the growth ratio: `edge` as given, by default
+    10 s or a third of a shorter run; None when the two ends would overlap (the ratio of the same seconds)."""
+    if edge is None:
+        edge = min(10.0, seconds / 3)
+    return edge if 2 * edge <= seconds else None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.smpp_check", description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=positive(float), default=40, help="closed loop per checkout (default 40)")
-    ap.add_argument("--edge", type=positive(float), default=10, help="seconds at each end for the growth ratio")
+    ap.add_argument("--edge", type=positive(float), help="seconds at each end for the growth ratio (default 10, or "
+                    "a third of a shorter --seconds)")
     ap.add_argument("--campaign-share", type=positive(float, zero=True), default=0.4,
                     help="share of spam-campaign messages, 0-1 (default 0.4; the mix's own 0.17)")
     ap.add_argument("--binds", type=positive(), default=4)
@@ -85,6 +94,10 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.campaign_share > 1:
         ap.error(f"--campaign-share {a.campaign_share:g}: a share, 0 to 1")
+    edge = growth_edge(a.seconds, a.edge)
+    if edge is None:
+        ap.error(f"--seconds {a.seconds:g} --edge {a.edge:g}: the first and the last --edge seconds overlap (the growth "
+                 "would compare the same seconds): give --edge at most half of --seconds")
     codes = [str(Path(c).resolve()) for c in (a.code or [os.getcwd()])]
     from .traffic import seed_data
     tmp = Path(tempfile.mkdtemp(prefix="tf-check-"))
@@ -93,7 +106,7 @@ def main(argv=None) -> int:
     np.save(sample, nums[:: max(1, len(nums) // 10_000)])
     r_port = _free_port()
     resp = subprocess.Popen([sys.executable, "-m", "benchmarks.smpp_peers", "responder", str(r_port)])
-    out = {"seconds": a.seconds, "binds": a.binds, "window": a.window, "campaign_share": a.campaign_share,
+    out = {"seconds": a.seconds, "edge_s": edge, "binds": a.binds, "window": a.window, "campaign_share": a.campaign_share,
            "proxy_local_time": datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%H:%M"), "runs": {}}
     try:
         if not _wait_port(r_port):
@@ -110,7 +123,7 @@ def main(argv=None) -> int:
             throttled = r["error_statuses"].get(THROTTLED, 0)
             judged = r["ok"] + r["errors"] - throttled
             gc_file = tmp / f"gc{k}.json"
-            growth = _growth(r["series"], "proxy", a.edge)
+            growth = _growth(r["series"], "proxy", edge)
             out["runs"][code] = {
                 "cpu_us_per_msg": _per_msg(r, "proxy"), "first_us": growth and growth["first_us"],
                 "last_us": growth and growth["last_us"], "growth": growth and growth["growth"],

@@ -47,6 +47,8 @@ BAD = [
     ("engine.sip_screen.instrbench", "--messages", "/nonexistent", "--cprofile"),
     ("engine.sip_screen.instrbench", "--messages", "README.md", "--cprofile"),
     ("engine.sip_screen.cpubench", "--per-type", "--interleave", "-1"),     # ValueError: negative count
+    # smpp_check: a first and a last --edge seconds that overlap gave a growth of the same seconds (1.0 at --seconds 3)
+    ("benchmarks.smpp_check", "--seconds", "10", "--edge", "6"),
 ]
 
 
@@ -103,3 +105,10 @@ def test_help_names_the_command_to_run_and_ends_its_sentence(mod):
     assert p.stdout.startswith(f"usage: python -m {mod} "), p.stdout.splitlines()[0]
     description = p.stdout.split("\n\n")[1]
     assert description.rstrip().endswith((".", ")", ":")), description
+
+
+def test_smpp_check_growth_edges_never_overlap():
+    # --seconds 3 with the default --edge 10 printed growth 1.0: first and last "10 s" were the same 3 s
+    from benchmarks.smpp_check import growth_edge
+    assert growth_edge(40, None) == 10 and growth_edge(3, None) == 1 and growth_edge(40, 5) == 5
+    assert growth_edge(10, 6) is None
