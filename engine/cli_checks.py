@@ -60,6 +60,12 @@ def arguments_error(args) -> str | None:
                 if "\udc80" <= ch <= "\udcff":
                     return (f"{opt} is not valid UTF-8: byte 0x{ord(ch) - 0xDC00:02x} at character {i + 1} (set the "
                             "terminal or the script to UTF-8)")
+    if args.cmd == "bench":
+        # the suite runs the shipped config/ on data it makes for each run: taken and not used, a --config looked
+        # measured
+        for opt, attr in (("--config", "config"), ("--data-dir", "data_dir")):
+            if getattr(args, attr, None):
+                return f"{opt} is not used: bench measures the shipped config/ on data it makes for each run"
     return config_dir_error(args) or output_error(args)
 
 

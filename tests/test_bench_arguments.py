@@ -112,3 +112,11 @@ def test_smpp_check_growth_edges_never_overlap():
     from benchmarks.smpp_check import growth_edge
     assert growth_edge(40, None) == 10 and growth_edge(3, None) == 1 and growth_edge(40, 5) == 5
     assert growth_edge(10, 6) is None
+
+
+@pytest.mark.parametrize("opt", ["--config", "--data-dir"])
+def test_telfilter_bench_refuses_a_config_or_data_dir_it_would_not_use(opt, tmp_path):
+    # `telfilter bench --config /etc/telfilter` took the option and measured the shipped config without a word
+    p = _run("engine.cli", "bench", "--quick", opt, str(tmp_path), "--out", "/proc/no/such/dir")
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert f"{opt} is not used" in p.stderr, p.stderr
