@@ -83,8 +83,14 @@ def _run(a) -> int:
            "step_seconds": {}}
     marks = [("start", time.time())]
 
+    order = ("pipeline", "lists", "longrun", "smpp", "sip", "sip_flood", "state")
+    to_run = [n for n in order if n not in a.skip]
+
     def step(name):
         # wall time per step (where a run's minutes go), and the machine's load when each began
+        if getattr(prog, "disable", False) and name != "end":   # no bar (stderr not a terminal): a line a step
+            print(f"benchmarks: step {to_run.index(name) + 1}/{len(to_run)}: {name} "
+                  f"({round(time.time() - t_start)} s so far)", file=sys.stderr, flush=True)
         prev, t0 = marks[-1]
         if prev != "start":
             res["step_seconds"][prev] = round(time.time() - t0, 1)
@@ -153,11 +159,11 @@ def _run(a) -> int:
 
     interrupted = None
     try:
-        for name, fn in (("pipeline", pipeline), ("lists", lists), ("longrun", longrun), ("smpp", smpp), ("sip", sip),
-                         ("sip_flood", sip_flood), ("state", state)):
-            if name not in a.skip:
-                step(name)
-                guarded(name, fn)
+        fns = {"pipeline": pipeline, "lists": lists, "longrun": longrun, "smpp": smpp, "sip": sip,
+               "sip_flood": sip_flood, "state": state}
+        for name in to_run:
+            step(name)
+            guarded(name, fns[name])
     except (KeyboardInterrupt, SystemExit) as e:
         # Ctrl-C (SIGINT), or SIGTERM (util.exit_on_sigterm): the step's own `finally` blocks have stopped what it
         # started; the steps done before it are still written below, the interrupted one is said

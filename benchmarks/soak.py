@@ -198,8 +198,7 @@ async def _run(a) -> dict:
             last = s
             with open(a.out / "samples.jsonl", "a") as f:
                 f.write(json.dumps(s) + "\n")
-            print(f"t={s['t']:.0f}s rss={s['rss_mb']:.1f}MB fds={s['fds']} thr={s['threads']} "
-                  f"p99={s.get('lat_p99_ms')} cpu/msg={s.get('cpu_us_per_msg')}", file=sys.stderr, flush=True)
+            print(progress_line(s), file=sys.stderr, flush=True)
         stop.set()
         await asyncio.gather(*loads)
         # the SMSC (its MO) and sipp too: no verdict line is written after the last scrape
@@ -220,6 +219,13 @@ async def _run(a) -> dict:
     bad = [x for x in log if re.search(r" (WARNING|ERROR|CRITICAL) |Traceback", x)]
     return {"samples": samples, "events": events, "stats": {**stats, **accounting}, "serve_exit": rc, "final": s,
             "log_warnings_or_worse": bad, "sip": _sipp_stats(a.out / "sipp" / "stat.csv")}
+
+
+def progress_line(s: dict) -> str:
+    """One sample as the line printed every --sample seconds: each figure with its unit, – when not measured."""
+    p99, cpu = s.get("lat_p99_ms"), s.get("cpu_us_per_msg")
+    return (f"t={s['t']:.0f}s rss={s['rss_mb']:.1f} MB fds={s['fds']} threads={s['threads']} "
+            f"p99={'–' if p99 is None else f'{p99:.2f} ms'} cpu={'–' if cpu is None else f'{cpu:.1f} µs/submit_sm'}")
 
 
 def log_against_metrics(files, metrics: dict) -> dict:
