@@ -150,7 +150,7 @@ def write_report(out: Path, res) -> None:
         ratio = f"{v / b:.2f}×" if v is not None and b else "–"
         value = f"– ({failed})" if v is None and failed else f"{_f(v, nd)} {unit}"
         L.append(f"| {name} | {value} | {_f(b, nd)} {unit if b is not None else ''} | {ratio} | {target} |")
-    row("pipeline verdicts/s, one core", s["pipeline_msgs_per_s"])
+    row("pipeline verdicts/s, one core", s["pipeline_msgs_per_s"], None, "/s")
     row("pipeline p99 per verdict (stage bench)", s["pipeline_p99_us"], None, "µs")
     row("judge p99, in process, long run of the realistic mix (wall)", s.get("judge_p99_us"), None, "µs", "≤ 50 µs")
     row("judge p99, same run, thread CPU time per judge()", s.get("judge_cpu_p99_us"), None, "µs")
@@ -185,7 +185,7 @@ def write_report(out: Path, res) -> None:
         row(f"SIP: a second caller's calls judged through a flood from another address, {what} (shares on vs off)",
             s.get(f"sip_flood_{name}_pct"), s.get(f"sip_flood_{name}_off_pct"), "%")
     row("DNC 10M numbers: RSS", s["dnc_10m_rss_mb"], None, "MB")
-    row("DNC 10M numbers: load time", s["dnc_10m_load_s"], None, "s")
+    row("DNC 10M numbers: load time", s["dnc_10m_load_s"], None, "s", nd=2)
     if s.get("dnc_100m_rss_mb") is not None:
         row("DNC 100M numbers: RSS", s["dnc_100m_rss_mb"], None, "MB", "≤ 300 MB")
         row("DNC 100M numbers: load time", s["dnc_100m_load_s"], None, "s", "≤ 2 s")
