@@ -136,7 +136,19 @@ uvloop.run(main())
 """
 
 
-async def closed_loop(port: int, pdus: list, binds: int, window: int, tls: bool = False) -> tuple[int, int, float]:
+def drops_and_errors(statuses: dict) -> tuple[int, int, dict]:
+    """(policy drops, errors, the errors' statuses) of non-zero submit_sm_resp statuses {status: count}: a drop
+    (ESME_RSUBMITFAIL, ESME_RINVSRCADR: the shipped rules' answers) is the filter at work, not a failure."""
+    from .report import POLICY_DROP_STATUSES
+    named = {f"0x{k:02X}": v for k, v in statuses.items()}
+    drops = sum(v for k, v in named.items() if k in POLICY_DROP_STATUSES)
+    others = {k: v for k, v in named.items() if k not in POLICY_DROP_STATUSES}
+    return drops, sum(others.values()), others
+
+
+async def closed_loop(port: int, pdus: list, binds: int, window: int, tls: bool = False,
+                      statuses: dict | None = None) -> tuple[int, int, float]:
+    """(answered 0, answered another status, wall seconds); `statuses` gets the count of each other status."""
     loop = asyncio.get_running_loop()
     bs = []
     ctx = None
@@ -170,6 +182,9 @@ async def closed_loop(port: int, pdus: list, binds: int, window: int, tls: bool 
     wall = time.perf_counter() - t0
     for b in bs:
         b.t.close()
+        if statuses is not None:
+            for k, v in b.statuses.items():
+                statuses[k] = statuses.get(k, 0) + v
     return sum(b.ok for b in bs), sum(b.err for b in bs), wall
 
 
@@ -206,7 +221,8 @@ def measure(mode: str, sim_port: int, pdus: list, binds: int, window: int, split
         tls = mode.endswith("+tls")
         uvloop.run(closed_loop(port, pdus[:2000], binds, window, tls))         # warm-up
         c0, io0, j0, us0 = cpu_seconds(p.pid), _io(p.pid), _judge_time(p), _user_sys(p.pid)
-        ok, err, wall = uvloop.run(closed_loop(port, pdus[2000:], binds, window, tls))
+        statuses: dict = {}
+        ok, err, wall = uvloop.run(closed_loop(port, pdus[2000:], binds, window, tls, statuses))
         cpu = cpu_seconds(p.pid) - c0
         io1, j1, us1 = _io(p.pid), _judge_time(p), _user_sys(p.pid)
     finally:
@@ -214,7 +230,9 @@ def measure(mode: str, sim_port: int, pdus: list, binds: int, window: int, split
         p.wait()
         work.cleanup()
     n = ok + err
-    return {"mode": mode + (f"@{tree}" if tree else ""), "answered": n, "errors": err, "cpu_us_per_msg": round(cpu / max(n, 1) * 1e6, 1),
+    drops, errors, error_statuses = drops_and_errors(statuses)
+    return {"mode": mode + (f"@{tree}" if tree else ""), "answered": n, "policy_drops": drops, "errors": errors,
+            "error_statuses": error_statuses, "cpu_us_per_msg": round(cpu / max(n, 1) * 1e6, 1),
             "msgs_per_s": round(n / wall),
             # CPU inside pipeline.judge (thread time; None for the forwarder) and the rest: the proxy's own
             "judge_us_per_msg": round((j1 - j0) / max(n, 1) * 1e6, 1) if j0 is not None else None,

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from .smpp_bench import _free_port, _wait_port
-from .smpp_cpu import closed_loop
+from .smpp_cpu import closed_loop, drops_and_errors
 from .traffic import pdus as _pdus
 from .util import cpu_seconds, out_file, positive, tree_cpu_seconds
 
@@ -116,7 +116,8 @@ def smpp_step(tmp, sim_port, pdus, binds, window, extra, redis_pid=None, redis_p
         c0 = tree_cpu_seconds(p.pid)
         r0 = cpu_seconds(redis_pid) if redis_pid else 0.0
         k0 = _commands(redis_port) if redis_port else 0
-        ok, err, wall = uvloop.run(closed_loop(port, pdus[2000:], binds, window))
+        statuses: dict = {}
+        ok, err, wall = uvloop.run(closed_loop(port, pdus[2000:], binds, window, statuses=statuses))
         cpu = tree_cpu_seconds(p.pid) - c0
         rcpu = (cpu_seconds(redis_pid) - r0) if redis_pid else 0.0
         calls = (_commands(redis_port) - k0) if redis_port else 0
@@ -128,7 +129,9 @@ def smpp_step(tmp, sim_port, pdus, binds, window, extra, redis_pid=None, redis_p
             p.kill()
             p.wait()
     n = max(ok + err, 1)
-    out = {"answered": ok + err, "errors": err, "msgs_per_s": round((ok + err) / wall),
+    drops, errors, error_statuses = drops_and_errors(statuses)
+    out = {"answered": ok + err, "policy_drops": drops, "errors": errors, "error_statuses": error_statuses,
+           "msgs_per_s": round((ok + err) / wall),
            "cpu_us_per_msg_serve": round(cpu / n * 1e6, 1)}
     if redis_pid:
         out["cpu_us_per_msg_redis"] = round(rcpu / n * 1e6, 1)
