@@ -249,7 +249,7 @@ def run(tree: str, pdu_file: str, a, direct: bool = False) -> dict:
                "1" if direct else "0", prof, f"{work}/data"]
         out_dir = tempfile.mkdtemp(prefix="smpp_instr_cg_") if a.callgrind else ""
         if a.callgrind:
-            cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/cg.%p",
+            cmd = ["valgrind", "--tool=callgrind", "--vgdb=no", f"--callgrind-out-file={out_dir}/cg.%p",
                    "--zero-before=os_getloadavg", "--dump-before=os_ctermid", "--dump-instr=no",
                    "--separate-threads=yes"] + (a.valgrind_arg or []) + cmd
         p = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)

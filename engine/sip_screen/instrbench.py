@@ -129,7 +129,9 @@ def child(cap_file: str, warm: int, calls: int, so: str, counted: int) -> None:
     handling (6: only the hop's own cost, a no-op through the same trampoline)."""
     import ctypes
     cap = json.loads(Path(cap_file).read_text())
-    tmp = Path(tempfile.mkdtemp(prefix="tf-sipinstr-"))
+    # inside the parent's directory, which the parent removes: a child killed (the parent stopped) removes nothing
+    tmp = Path(cap_file).parent / f"child.{counted}"
+    tmp.mkdir()
     screen, on, stub = screen_for(cap, tmp)
     for call in calls_of(cap, warm):
         for m, a in call:
@@ -170,17 +172,22 @@ def callgrind(cap: dict, warm: int, calls: int) -> dict:
     cap_file.write_text(json.dumps(cap))
     env = dict(os.environ, PYTHONHASHSEED="0")       # the same dict layouts every run
     got, sent = [], None
-    for k in range(len(HOPS)):
-        r = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/callgrind.out.{k}",
-                            "--instr-atstart=no", "--collect-atstart=no",
-                            sys.executable, "-m", "engine.sip_screen.instrbench", "--child", str(cap_file),
-                            "--warm", str(warm), "--calls", str(calls), "--so", str(so), "--counted", str(k)],
-                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
-        m = re.search(r"Collected : (\d+)", r.stderr)
-        if r.returncode != 0 or not m:
-            raise SystemExit(f"the child failed ({r.returncode}):\n{r.stderr[-3000:]}")
-        got.append(int(m.group(1)) / calls)
-        sent = json.loads(r.stdout.strip().splitlines()[-1])
+    try:    # (subprocess.run kills the child on any exception: Ctrl-C, SIGTERM's SystemExit, the timeout)
+        for k in range(len(HOPS)):
+            # --vgdb=no: no gdbserver FIFOs in $TMPDIR (a valgrind killed at a stop leaves them there)
+            r = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/callgrind.out.{k}",
+                                "--vgdb=no", "--instr-atstart=no", "--collect-atstart=no",
+                                sys.executable, "-m", "engine.sip_screen.instrbench", "--child", str(cap_file),
+                                "--warm", str(warm), "--calls", str(calls), "--so", str(so), "--counted", str(k)],
+                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
+            m = re.search(r"Collected : (\d+)", r.stderr)
+            if r.returncode != 0 or not m:
+                raise SystemExit(f"the child failed ({r.returncode}):\n{r.stderr[-3000:]}")
+            got.append(int(m.group(1)) / calls)
+            sent = json.loads(r.stdout.strip().splitlines()[-1])
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)      # kept only with a result that names its outputs
+        raise
     res = {t: round(x - got[6]) for t, x in zip(TYPES, got)}
     res["call"] = sum(res[t] for t in TYPES)
     res["hop"] = round(got[6])
@@ -243,5 +250,13 @@ def main(argv=None) -> int:
     return 0
 
 
+def _exit_on_sigterm(signum, _frame):
+    # SIGTERM as SystemExit, so that the callgrind child is stopped and the scratch dir removed (by default Python
+    # dies at once: valgrind ran on, reparented to init)
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
+    import signal
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     sys.exit(main())

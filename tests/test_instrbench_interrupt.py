@@ -1,0 +1,69 @@
+"""`python -m engine.sip_screen.instrbench` stopped with SIGTERM (timeout(1), a CI job cancelled, kill PID) while
+its callgrind child runs: the child is stopped and no scratch dir is left. Before, Python died at once: valgrind
+ran on, reparented to init, for the rest of its calls, and /tmp kept the run's tf-sipinstr-* directory and the
+child's own (a verdict log with its 8 MiB crash spool). Needs sipp (one call captured) and valgrind."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.skipif(not (shutil.which("sipp") and shutil.which("valgrind")), reason="needs sipp and valgrind")
+
+
+def _children(pid):
+    out = []
+    for d in Path("/proc").iterdir():
+        try:
+            stat = (d / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        if d.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append(int(d.name))
+    return out
+
+
+def _alive(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sigterm_stops_the_callgrind_child_and_leaves_no_scratch_dir(tmp_path):
+    call = tmp_path / "call.json"
+    p = subprocess.run([sys.executable, "-m", "engine.sip_screen.instrbench", "--cprofile", "--calls", "1", "--warm",
+                        "0", "--save", str(call)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    p = subprocess.Popen([sys.executable, "-m", "engine.sip_screen.instrbench", "--messages", str(call), "--calls",
+                          "100000", "--warm", "10"], cwd=ROOT, env={**os.environ, "TMPDIR": str(scratch)},
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kids = []
+    try:
+        end = time.monotonic() + 60
+        while not kids and time.monotonic() < end:
+            kids = [k for k in _children(p.pid) if b"valgrind" in Path(f"/proc/{k}/cmdline").read_bytes()]
+            time.sleep(0.05)
+        assert kids, "no callgrind child"
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(60) != 0
+        end = time.monotonic() + 15
+        while any(_alive(k) for k in kids) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert not any(_alive(k) for k in kids), "the callgrind child outlived instrbench"
+        assert sorted(x.name for x in scratch.iterdir()) == []
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        for k in kids:
+            if _alive(k):
+                os.kill(k, signal.SIGKILL)
