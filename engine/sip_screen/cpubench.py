@@ -350,5 +350,12 @@ def main(argv=None) -> int:
     return 0
 
 
+def _exit_on_sigterm(signum, _frame):
+    # SIGTERM as SystemExit, so that the `finally` blocks stop serve, sipp, the relay and Kamailio and remove the
+    # scratch dir (by default Python dies at once and they run on, reparented to init)
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     sys.exit(main())

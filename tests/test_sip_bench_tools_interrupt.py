@@ -1,4 +1,4 @@
-"""`python -m engine.sip_screen.instrbench` stopped with SIGTERM (timeout(1), a CI job cancelled, kill PID) while
+"""`python -m engine.sip_screen.instrbench` (and `cpubench`, below) stopped with SIGTERM (timeout(1), a CI job cancelled, kill PID) while
 its callgrind child runs: the child is stopped and no scratch dir is left. Before, Python died at once: valgrind
 ran on, reparented to init, for the rest of its calls, and /tmp kept the run's tf-sipinstr-* directory and the
 child's own (a verdict log with its 8 MiB crash spool). Needs sipp (one call captured) and valgrind."""
@@ -59,6 +59,36 @@ def test_sigterm_stops_the_callgrind_child_and_leaves_no_scratch_dir(tmp_path):
         while any(_alive(k) for k in kids) and time.monotonic() < end:
             time.sleep(0.05)
         assert not any(_alive(k) for k in kids), "the callgrind child outlived instrbench"
+        assert sorted(x.name for x in scratch.iterdir()) == []
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        for k in kids:
+            if _alive(k):
+                os.kill(k, signal.SIGKILL)
+
+
+def test_sigterm_to_cpubench_stops_serve_and_sipp_and_leaves_no_scratch_dir(tmp_path):
+    # Python died at once: serve and both sipps ran on, reparented to init, and /tmp kept tf-sipcpu-*
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    p = subprocess.Popen([sys.executable, "-m", "engine.sip_screen.cpubench", "--rate", "20", "--seconds", "60",
+                          "--no-relay", "--no-kamailio"], cwd=ROOT, env={**os.environ, "TMPDIR": str(scratch)},
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kids = []
+    try:
+        end = time.monotonic() + 60
+        while len(kids) < 3 and time.monotonic() < end:     # serve, the sipp UAS, the sipp UAC
+            kids = _children(p.pid)
+            time.sleep(0.05)
+        assert len(kids) >= 3, kids
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(60) != 0
+        end = time.monotonic() + 15
+        while any(_alive(k) for k in kids) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert not any(_alive(k) for k in kids), "serve or sipp outlived cpubench"
         assert sorted(x.name for x in scratch.iterdir()) == []
     finally:
         if p.poll() is None:
