@@ -79,6 +79,9 @@ def capacity(res) -> dict:
     sm = res.get("smpp") or {}
     plan_us, where = sms_plan_us(sm)
     sat_us = sm.get("proxy_cpu_us_per_msg")
+    sp = res.get("sip")
+    r = sip_pick(sp["steps"]) if sp and sp.get("steps") else None
+    call_us = r and r["allowed"]["cpu_us_per_call"]
     out = {"assumptions": [
         "one serve process is one core (one event loop); a core is planned at "
         f"{UTILISATION:.0%} of its time (the latency each measured rate saw is in the SMPP and SIP sections)",
@@ -86,7 +89,9 @@ def capacity(res) -> dict:
         f"{UTILISATION:.0%} busy (the cost per message falls with the rate, as more messages share each wake-up): "
         + (f"{plan_us:,.1f} µs, from {where} (the saturating run's {sat_us:,.1f} µs)" if plan_us
            else "not measured in this run"),
-        f"calls: the SIP screen's process CPU per call (INVITE..BYE, 6 messages, all allowed) at {SIP_AT} calls/s",
+        "calls: the SIP screen's process CPU per call (INVITE..BYE, 6 messages, all allowed) at "
+        + (f"{r['offered_cps']:,} calls/s: {call_us:,.1f} µs" if call_us
+           else f"{SIP_AT} calls/s: not measured in this run"),
         "SMS and calls in separate processes (SMS nodes with `serve --sip-listen off`, call nodes whose SMPP listener "
         "gets no binds), so their cores add up",
         "more than one process per role: with the embedded store each keeps its own counters, so split ESME accounts "
@@ -99,11 +104,18 @@ def capacity(res) -> dict:
         out["sms_cpu_us_per_msg"], out["sms_cpu_source"] = round(plan_us, 1), where
         out["sms_per_core"] = round(UTILISATION / (plan_us / 1e6))
         out["sms"] = [{"sms_per_s": n, "cores": cores(n, 0, out)} for n in SMS_LOADS]
-    sp = res.get("sip")
-    r = sip_pick(sp["steps"]) if sp and sp.get("steps") else None
-    if r and r["allowed"]["cpu_us_per_call"]:
-        out["cps_per_core"] = round(UTILISATION / (r["allowed"]["cpu_us_per_call"] / 1e6))
+        # the same run's baseline beside each per-core figure: on a slow or loaded host both rise together
+        fwd = sm.get("forwarder_cpu_us_per_msg")
+        if fwd:
+            out["sms_baseline"] = {"what": "the raw SMPP forwarder", "cpu_us_per_msg": round(fwd, 1),
+                                   "ratio": round(plan_us / fwd, 2)}
+    if call_us:
+        out["cps_per_core"] = round(UTILISATION / (call_us / 1e6))
+        out["cps_cpu_us_per_call"], out["cps_cpu_at"] = round(call_us, 1), r["offered_cps"]
         out["calls"] = [{"cps": n, "cores": cores(0, n, out)} for n in CPS_LOADS]
+        out["cps_baselines"] = [{"what": what, "cpu_us_per_call": round(b, 1), "ratio": round(call_us / b, 2)}
+                                for what, k in (("Kamailio -x tlsf", "kamailio"), ("a trivial UDP relay", "relay"))
+                                if (b := (r.get(k) or {}).get("cpu_us_per_call"))]
     if out.get("sms_per_core") and out.get("cps_per_core"):
         out["mixed"] = [{"sms_per_s": n, "cps": m, "cores": cores(n, m, out)} for n, m in MIXED_LOADS]
     return out
@@ -128,7 +140,9 @@ def main(argv=None) -> int:
     if n is None:
         ap.error(f"{f}: that run did not measure " + ("SMS" if a.sms and not c.get("sms_per_core") else "calls"))
     print(json.dumps({"sms_per_s": a.sms, "cps": a.cps, "cores": n, "sms_per_core": c.get("sms_per_core"),
-                      "cps_per_core": c.get("cps_per_core"), "assumptions": c["assumptions"]}, indent=2))
+                      "sms_cpu_us_per_msg": c.get("sms_cpu_us_per_msg"), "sms_baseline": c.get("sms_baseline"),
+                      "cps_per_core": c.get("cps_per_core"), "cps_cpu_us_per_call": c.get("cps_cpu_us_per_call"),
+                      "cps_baselines": c.get("cps_baselines"), "assumptions": c["assumptions"]}, indent=2))
     return 0
 
 

@@ -350,11 +350,18 @@ def write_report(out: Path, res) -> None:
     c = res.get("capacity", {})
     L += ["", "## Capacity model", "", "Assumptions:", ""] + [f"- {a}" for a in c.get("assumptions", [])] + [""]
     if c.get("sms"):
+        b = c.get("sms_baseline")
+        base = (f"; same-run baseline: {b['what']} {_f(b['cpu_us_per_msg'])} µs per submit_sm ({b['ratio']:.2f}×)"
+                if b else "; no same-run baseline (the SMPP forwarder not measured)")
         L += [f"Per core: about {c['sms_per_core']:,} submit_sm/s ({_f(c.get('sms_cpu_us_per_msg'))} µs per submit_sm, "
-              f"from {c.get('sms_cpu_source', '–')}).", "", "| SMS/s | cores |", "|---|---|"]
+              f"from {c.get('sms_cpu_source', '–')}{base}).", "", "| SMS/s | cores |", "|---|---|"]
         L += [f"| {r['sms_per_s']:,} | {r['cores']} |" for r in c["sms"]]
     if c.get("calls"):
-        L += ["", f"Per core: about {c['cps_per_core']:,} calls/s.", "", "| calls/s | cores |", "|---|---|"]
+        bs = c.get("cps_baselines") or []
+        base = ("; same-run baselines: " + ", ".join(f"{b['what']} {_f(b['cpu_us_per_call'])} µs ({b['ratio']:.2f}×)"
+                                                    for b in bs)) if bs else "; no same-run baseline measured"
+        L += ["", f"Per core: about {c['cps_per_core']:,} calls/s ({_f(c.get('cps_cpu_us_per_call'))} µs per call at "
+                  f"{_f(c.get('cps_cpu_at'), 0)} calls/s{base}).", "", "| calls/s | cores |", "|---|---|"]
         L += [f"| {r['cps']:,} | {r['cores']} |" for r in c["calls"]]
     if c.get("mixed"):
         L += ["", "SMS and calls together (each role its own processes; `python -m benchmarks.capacity "

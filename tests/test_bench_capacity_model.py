@@ -69,3 +69,34 @@ def test_the_command_answers_for_a_load_from_a_runs_summary(tmp_path):
         p = subprocess.run([sys.executable, "-m", "benchmarks.capacity", *bad], capture_output=True, text=True,
                            cwd=ROOT, timeout=60)
         assert p.returncode == 2 and "Traceback" not in p.stderr, (bad, p.stderr)
+
+
+def test_each_per_core_figure_comes_with_its_same_run_baseline(tmp_path, monkeypatch):
+    # the capacity section (report.md, summary.json, the command) gave "about 6,918 submit_sm/s" and "about 2,138
+    # calls/s" a core with no baseline beside them, the one thing that says whether this run's host was slow; the
+    # calls figure did not even say its µs per call
+    res = _run()
+    res["smpp"]["forwarder_cpu_us_per_msg"] = 3.0
+    step = res["sip"]["steps"][0]
+    step["kamailio"], step["relay"] = {"cpu_us_per_call": 70.0}, {"cpu_us_per_call": 50.0}
+    c = capacity(res)
+    assert c["sms_baseline"] == {"what": "the raw SMPP forwarder", "cpu_us_per_msg": 3.0, "ratio": 50.0}
+    assert c["cps_cpu_us_per_call"] == 350.0 and c["cps_cpu_at"] == 500
+    assert c["cps_baselines"] == [{"what": "Kamailio -x tlsf", "cpu_us_per_call": 70.0, "ratio": 5.0},
+                                  {"what": "a trivial UDP relay", "cpu_us_per_call": 50.0, "ratio": 7.0}]
+    monkeypatch.setattr("benchmarks.report._plots", lambda out, res: [])
+    from benchmarks.__main__ import summarise
+    from benchmarks.report import write_report
+    full = {"mode": "quick", "started": "20261201T000000Z", "duration_s": 1.0, "step_seconds": {},
+            "machine": {"cores": 2, "cpu_model": "x", "python": "3.11", "platform": "linux"}, "capacity": c,
+            "summary": summarise({})}
+    write_report(tmp_path, full)
+    md = (tmp_path / "report.md").read_text()
+    assert "same-run baseline: the raw SMPP forwarder 3.0 µs per submit_sm (50.00×)" in md
+    assert "350.0 µs per call at 500 calls/s; same-run baselines: Kamailio -x tlsf 70.0 µs (5.00×), " \
+           "a trivial UDP relay 50.0 µs (7.00×)" in md
+    (tmp_path / "summary.json").write_text(json.dumps({"capacity": c}))
+    p = subprocess.run([sys.executable, "-m", "benchmarks.capacity", str(tmp_path), "--sms", "1000", "--cps", "10"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=60)
+    out = json.loads(p.stdout)
+    assert out["sms_baseline"]["cpu_us_per_msg"] == 3.0 and out["cps_baselines"][0]["what"] == "Kamailio -x tlsf"
