@@ -179,4 +179,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .util import run_main
+    sys.exit(run_main(main, "python -m benchmarks.sip_flood"))     # SIGTERM, Ctrl-C: what it started is stopped

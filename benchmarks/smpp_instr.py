@@ -344,6 +344,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from .util import exit_on_sigterm
-    exit_on_sigterm()       # its scratch dir and PDU file are removed on SIGTERM too (the child is killed)
-    sys.exit(main())
+    from .util import run_main
+    sys.exit(run_main(main, "python -m benchmarks.smpp_instr"))     # SIGTERM, Ctrl-C: what it started is stopped

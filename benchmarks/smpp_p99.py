@@ -110,6 +110,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from .util import exit_on_sigterm
-    exit_on_sigterm()       # the servers it started are stopped in its finally blocks
-    sys.exit(main())
+    from .util import run_main
+    sys.exit(run_main(main, "python -m benchmarks.smpp_p99"))     # SIGTERM, Ctrl-C: what it started is stopped

@@ -340,6 +340,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from .util import exit_on_sigterm
-    exit_on_sigterm()
-    sys.exit(main())
+    from .util import run_main
+    sys.exit(run_main(main, "python -m benchmarks.soak"))     # SIGTERM, Ctrl-C: what it started is stopped

@@ -83,6 +83,18 @@ def exit_on_sigterm():
     return signal.signal(signal.SIGTERM, stop)
 
 
+def run_main(main, name: str) -> int:
+    """A benchmark tool's `main()` as its command runs it: SIGTERM as SystemExit (exit_on_sigterm), and Ctrl-C said
+    in one line with exit 130 instead of a KeyboardInterrupt traceback; either way the `finally` blocks have stopped
+    what it started and removed its scratch files."""
+    exit_on_sigterm()
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted (Ctrl-C): what it started is stopped; no figures", file=sys.stderr)
+        return 130
+
+
 def machine() -> dict:
     import platform
     model = ""

@@ -358,4 +358,8 @@ def _exit_on_sigterm(signum, _frame):
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:   # (its children are stopped and its files removed on the way out)
+        print("python -m engine.sip_screen.cpubench: interrupted (Ctrl-C): what it started is stopped; no figures", file=sys.stderr)
+        sys.exit(130)
