@@ -87,6 +87,10 @@ def _start_smsc(a, first):
                             cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
 
 
+class ServeDidNotStart(RuntimeError):
+    """serve stopped at its start (a port of --port-base..+5 in use, ...): said in one line, not a traceback."""
+
+
 async def _run(a) -> dict:
     from .traffic import records
     P = a.port_base
@@ -119,7 +123,8 @@ async def _run(a) -> dict:
         while not (a.out / "ready").exists() and time.time() < end and serve.poll() is None:
             await asyncio.sleep(0.1)
         if not (a.out / "ready").exists():
-            raise RuntimeError("serve did not start; see serve.log")
+            log = (a.out / "serve.log").read_text(errors="replace").strip().splitlines()
+            raise ServeDidNotStart(f"serve did not start; see {a.out / 'serve.log'}" + (f": {log[-1]}" if log else ""))
         await asyncio.sleep(1.0)
         seconds = a.minutes * 60
         calls = int(a.cps * seconds)
@@ -326,7 +331,11 @@ def main(argv=None) -> int:
     # statistics, serve's ready file (taken for this serve's) and samples
     for name in ("samples.jsonl", "smsc.log", "ready", "sipp/stat.csv", "summary.json", "soak.png"):
         (a.out / name).unlink(missing_ok=True)
-    res = asyncio.run(_run(a))
+    try:
+        res = asyncio.run(_run(a))
+    except ServeDidNotStart as e:
+        print(f"python -m benchmarks.soak: {e}", file=sys.stderr)
+        return 1
     summ = {k: v for k, v in res.items() if k != "samples"}
     for key in ("rss_mb", "fds", "threads", "lat_p99_ms", "cpu_us_per_msg"):
         summ[f"slope_per_hour_{key}"] = _slope(res["samples"], key)

@@ -20,3 +20,26 @@ def test_an_earlier_runs_files_are_gone_before_the_run(tmp_path, monkeypatch):
     monkeypatch.setattr(soak, "_plot", lambda res, out: None)
     assert soak.main(["--minutes", "0.1", "--port-base", "20900", "--out", str(tmp_path)]) == 0
     assert seen["files"] == ["notes.txt"], seen["files"]
+
+
+def test_a_serve_that_cannot_start_is_said_in_one_line(tmp_path):
+    # a port of --port-base..+5 in use (another soak, a serve): serve stops at start, naming the port, and the soak
+    # ended in a RuntimeError traceback
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from benchmarks.ports import free_port
+    base = free_port()
+    busy = socket.socket()
+    try:
+        busy.bind(("127.0.0.1", base + 1))          # serve's SMPP port
+        busy.listen()
+        p = subprocess.run([sys.executable, "-m", "benchmarks.soak", "--minutes", "0.1", "--port-base", str(base),
+                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=120,
+                           cwd=Path(__file__).resolve().parent.parent)
+    finally:
+        busy.close()
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert f"serve did not start; see {tmp_path / 'serve.log'}" in p.stderr, p.stderr
