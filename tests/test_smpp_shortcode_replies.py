@@ -8,6 +8,7 @@ import pytest
 
 from engine.lists import ListStore
 from engine.smpp_proxy.accounts import DEFAULT_REPLIES
+from engine.smpp_proxy.codec import pdu as P
 from tests.test_smpp_mo_concat import answers, confirmations, deliver, mo, proxy, verdicts  # noqa: F401 (proxy: fixture)
 from tests.test_smpp_proxy import pipe, wait  # noqa: F401 (pipe: fixture)
 
@@ -135,3 +136,17 @@ def test_a_reply_longer_than_short_message_holds_reaches_the_subscriber_whole(pr
     cancelled = DEFAULT_REPLIES["DNC_CANCELLED"].replace("{channel}", "tin nhan va cuoc goi")
     assert _command(h, src, b"HUY DNC") == cancelled
     assert [p.short_message != b"" for p in h.sim.submits() if p.destination_addr == src] == [False, True]
+
+
+@pytest.mark.parametrize("src, ton", [("", 1), ("VCB", 5)])
+def test_a_command_from_no_reachable_address_is_carried_out_unconfirmed(proxy, pipe, src, ton):
+    """Found by the 5656 intake walkthrough: a command whose MO came from an empty or an alphanumeric (TON 5) address
+    had its confirmation sent there, which no SMS reaches and an SMSC refuses (a warning in the log each time). It
+    is acknowledged and judged as before, its reply counted `shortcode_replies_unaddressable`, not sent."""
+    h, buf = proxy()
+    seq = deliver(h, P.replace(mo(b"S 0987000123 lua dao", src=src, dc=0, esm_class=0), source_addr_ton=ton))
+    assert wait(lambda: h.proxy.stats["shortcode_replies_unaddressable"] == 1)
+    time.sleep(0.3)
+    assert answers(h) == {seq: [0]}
+    assert h.sim.submits() == []
+    assert len(verdicts(buf)) == 1

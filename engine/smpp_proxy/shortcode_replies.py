@@ -23,6 +23,7 @@ log = logging.getLogger("telfilter.smpp")
 MAX_REPLIES_WAITING = 10_000
 REPLY_TRIES = 3
 REPLY_RETRY = 0.25      # seconds between attempts to send waiting replies
+TON_ALPHANUMERIC = 5    # SMPP 3.4 §5.2.5 type_of_number
 _REPLY_TEMPORARY = (C.ESME_RTHROTTLED, C.ESME_RMSGQFUL, C.ESME_RSYSERR, C.ESME_RX_T_APPN)
 
 
@@ -43,6 +44,11 @@ class ShortcodeReplies:
             return
         if "{channel}" in reply:        # (a DNC reply only: config_checks.py) named as its hit names it
             reply = reply.replace("{channel}", REPLY_CHANNEL[detail_channel(hit.detail) or "SV"])
+        if not mo.source_addr.strip() or mo.source_addr_ton == TON_ALPHANUMERIC:
+            # nobody to answer: no address, or an alphanumeric one (a brandname) no SMS can reach, which an SMSC
+            # refuses with a warning each time; the command is carried out, unconfirmed, counted
+            self.stats["shortcode_replies_unaddressable"] += 1
+            return
         if not self._reply_cap().allow(mo.source_addr, time.monotonic()):
             return self._reply_capped(mo.source_addr)
         dc, body = encode_text(reply)
