@@ -386,17 +386,22 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
     def unbind_answered(self, sess: EsmeSession) -> None:
         sess.send_pdu(P.UnbindResp(sequence_number=sess.unbind_seq))
         sess.unbind_seq = None
+        self.bind_ended(sess)       # SMPP 3.4 §4.2: the session ends here, not when the connection is gone
         asyncio.get_running_loop().call_later(0.05, sess.close)
 
-    def session_gone(self, sess: EsmeSession):
-        self.caps.release(sess)
-        self.sessions.discard(sess)
+    def bind_ended(self, sess: EsmeSession) -> None:
+        """`sess` no longer holds a place among its account's binds (max_binds, here and across a pool)."""
         if sess.account is not None:
             lst = self.binds.get(sess.account.system_id, [])
             if sess in lst:
                 lst.remove(sess)
                 if self.bind_released is not None:
                     self.bind_released(sess.account.system_id)
+
+    def session_gone(self, sess: EsmeSession):
+        self.caps.release(sess)
+        self.sessions.discard(sess)
+        self.bind_ended(sess)
         for seq, (cb, *_) in list(sess.window.items()):
             cb(None)
         sess.window.clear()
