@@ -108,8 +108,13 @@ class BindHandling:
             log.warning("bind %s as %r from %s refused: %s", kind, pdu.system_id, sess.peer[0], why)
             self.stats["binds_refused_tls_client"] += 1
             return sess.send_pdu(resp_cls(sequence_number=pdu.sequence_number, command_status=C.ESME_RBINDFAIL))
-        if kind not in acct.bind_types or len(self.binds[acct.system_id]) >= acct.max_binds:
-            log.info("bind %s as %r from %s refused: bind type or max_binds", kind, pdu.system_id, sess.peer[0])
+        # (each refusal says its own reason: "bind type or max_binds" left the carrier unable to tell the ESME which)
+        if kind not in acct.bind_types:
+            why = f"bind type {kind} not allowed for this account ({', '.join(acct.bind_types)})"
+        elif len(self.binds[acct.system_id]) >= acct.max_binds:
+            why = f"max_binds {acct.max_binds} reached"
+        if why:
+            log.info("bind %s as %r from %s refused: %s", kind, pdu.system_id, sess.peer[0], why)
             return sess.send_pdu(resp_cls(sequence_number=pdu.sequence_number, command_status=C.ESME_RBINDFAIL))
         if self.bind_gate is not None:          # max_binds across processes (engine/state/pool.py)
             sess.bind_pending = True            # a second bind on this connection waits its turn
