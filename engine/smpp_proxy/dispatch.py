@@ -22,6 +22,7 @@ _FROM_ESME = FROM_ESME
 # unbind out of turn, a response to nothing -- takes a token of the bind's bucket for other requests
 # ([server] other_requests_*)
 _PAID = frozenset((C.SUBMIT_SM, C.DATA_SM, C.SUBMIT_MULTI, C.REPLACE_SM, C.QUERY_SM, C.CANCEL_SM, C.UNBIND, *BIND_NAMES))
+_ABOUT_A_MESSAGE = (C.QUERY_SM, C.CANCEL_SM)      # answered here for a local id (local_ids.py)
 _RESPONSES = (C.DELIVER_SM_RESP, C.DATA_SM_RESP, C.ENQUIRE_LINK_RESP, C.UNBIND_RESP, C.GENERIC_NACK)
 log = logging.getLogger("telfilter.smpp")
 
@@ -43,6 +44,10 @@ class EsmeDispatch:
             self.stats["throttled"] += 1
             return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
                                                                  command_status=C.ESME_RTHROTTLED))
+        if pdu.command_id in _ABOUT_A_MESSAGE:
+            local = self.local_ids.answer(pdu, acct)        # an id we gave out ourselves: a silent drop's
+            if local is not None:
+                return sess.send_pdu(local)
         return self._submit(sess, pdu) if path is None else path(sess, pdu)
 
     def _query(self, sess: EsmeSession, pdu):

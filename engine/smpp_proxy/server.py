@@ -65,6 +65,7 @@ from .esme import WRITE_STALL, EsmeSession
 from .held import HeldReceipts
 from .multi import MultiSubmit
 from .inbox import Inbox, WriteBatch
+from .local_ids import LocalIds
 from .mo import MoPath
 from .msgids import MessageIds, RecentlyAnswered
 from .routing import RECEIPT_AFTER_RESP, DeliveryRouting
@@ -128,8 +129,7 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
         self.shared_mo = None                                  # engine/state/mo_parts.py, with a shared store
         self.commands = None                                   # 5656 commands' writer thread (engine/groupcommit.py)
         self._rr = itertools.count()
-        self._local_ids = itertools.count(1)
-        self.local_id_prefix = local_id_prefix()            # never the ids of an earlier process (submit.py)
+        self.local_ids = LocalIds(local_id_prefix())          # silent drops' ids: never an earlier process's (submit.py)
         self.rejected_receipts_waiting: dict = {}   # silent drops' REJECTD receipts for a receiver bind (submit.py)
         self.server = self.tls_server = None             # the plain and the TLS listener (tls.py)
         self.link_tls: dict = {}                         # SMSC address -> (SSL context, server name): tls = true

@@ -335,7 +335,7 @@ class SubmitPath(ForwardPath, GraceSlots):
                 sess.send_raw(_error_resp(pdu.command_id, pdu.sequence_number, v.smpp_status))
                 continue
             resp = P.response_class(pdu.command_id)
-            mid = f"{self.local_id_prefix}{next(self._local_ids):06d}"
+            mid = self.local_ids.issue(sess.account.system_id, self.clock())    # (its query_sm answered: local_ids.py)
             sess.send_pdu(resp(sequence_number=pdu.sequence_number, message_id=mid))
             if self.settings.rejected_receipt and getattr(pdu, "registered_delivery", 0) & 0x03:
                 self._rejected_receipt(sess, pdu, mid)
