@@ -173,18 +173,25 @@ class UpstreamMixin:
         s = self.settings
         for link in list(self.links):
             probes = link.probes
+            lost = []           # (one warning for them all: a hung SMSC's window of 200 was 200 lines at once)
             for seq, on_resp in link.window.expired(now):
-                log.warning("SMSC %s did not answer seq %d within %.1fs", link.where, seq, link.response_timeout)
                 self.stats["smsc_timeouts"] += 1
                 if on_resp is _keepalive:
+                    log.warning("SMSC %s did not answer enquire_link seq %d within %.1fs", link.where, seq,
+                                link.response_timeout)
                     probes.discard(seq)
                     continue
+                lost.append(seq)
                 link.timed_out[seq] = on_resp
                 if len(link.timed_out) > MAX_LATE:
                     link.timed_out.popitem(last=False)
                 link.last_timeout = now
                 link.timeouts_in_row += 1
                 on_resp(None, C.ESME_RSYSERR)
+            if lost:
+                log.warning("SMSC %s did not answer %d request(s) within %.1fs (seq %s): answered ESME_RSYSERR, "
+                            "outcome unknown (a late answer is logged)", link.where, len(lost),
+                            link.response_timeout, lost[0] if len(lost) == 1 else f"{lost[0]} … {lost[-1]}")
             if link.retire_by:
                 if not link.window.pending or now >= link.retire_by:
                     link.transport.abort()          # what is still owed: ESME_RSYSERR (connection_lost)
