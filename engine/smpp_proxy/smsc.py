@@ -104,8 +104,10 @@ class UpstreamMixin:
                 if not suspect and (link.proven or up >= min(STABLE_LINK, self.settings.reconnect_max)):
                     delay = self.settings.reconnect_min
                 if not self.stopping:
-                    log.warning("SMSC %s: link lost after %.1fs bound; binding again in %.1fs", where,
-                                up, delay)
+                    owed = link.unanswered_at_loss
+                    log.warning("SMSC %s: link lost after %.1fs bound%s; binding again in %.1fs", where, up,
+                                f" with {owed} request(s) unanswered (answered ESME_RSYSERR, outcome unknown)"
+                                if owed else "", delay)
             except (OSError, ConnectionError, asyncio.TimeoutError) as e:
                 log.warning("SMSC %s: %s; retrying in %.1fs", where, e, delay)
             except Exception:

@@ -84,6 +84,7 @@ class SmscLink(CoalescedStream):
         self.id_space = over.get("id_space", "")      # message_ids unique within (msgids.py)
         self.bind_waiter: asyncio.Future | None = None
         self.lost = asyncio.get_event_loop().create_future()
+        self.unanswered_at_loss = 0                        # requests in flight when the connection was lost
         self.last_rx = self.last_probe = self.last_answer = time.monotonic()
         self.stalled = False
         self.proven = False                                # a request other than enquire_link answered yet
@@ -193,6 +194,7 @@ class SmscLink(CoalescedStream):
         self.probes.clear()
         for seq, (_, on_resp) in list(self.window.pending.items()):
             self.window.pending.pop(seq, None)
+            self.unanswered_at_loss += on_resp is not _keepalive      # (said in the link's "link lost" warning)
             on_resp(None, C.ESME_RSYSERR)
         if self.bind_waiter and not self.bind_waiter.done():
             self.bind_waiter.set_exception(ConnectionError("connection lost during bind"))
