@@ -25,3 +25,15 @@ def test_compare_and_eval_before_a_first_promote_measure_the_bundled_model(tmp_p
         served = out["models"][0]["model"] if args[1] == "compare" else out["model"]
         assert served == str(BUNDLED), args
         assert f"nothing is installed at [ml] model {tmp_path / 'model'} yet" in r.stderr
+
+
+def test_the_bundled_model_note_names_the_command_it_comes_from(tmp_path):
+    # it said `telfilter ml: note:` whichever of eval, predict, compare the user ran; every other line of theirs
+    # on stderr names the command as argparse does (`telfilter ml eval: ...`)
+    cfg = tmp_path / "config"
+    shutil.copytree(CONFIG, cfg)
+    toml = (cfg / "telfilter.toml").read_text()
+    (cfg / "telfilter.toml").write_text(toml.replace('model = ""', f'model = "{tmp_path / "model"}"'))
+    r = run_cli("ml", "predict", "--text", "WIN a prize now", "--config", cfg, "--data-dir", tmp_path / "d")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.startswith("telfilter ml predict: note: nothing is installed at [ml] model"), r.stderr

@@ -162,13 +162,14 @@ def serving_scorer(args, first_install: bool = False):
     s = _settings(args)
     d = Path(s.ml_model) if s.ml_model and not (first_install and _nothing_at(Path(s.ml_model))) \
         else default_model_dir()
+    who = f"telfilter ml {getattr(args, 'mcmd', '')}".rstrip()    # the command run, as its other lines say
     if s.ml_model and d != Path(s.ml_model):
-        print(f"telfilter ml: note: nothing is installed at [ml] model {s.ml_model} yet (`telfilter ml promote` "
+        print(f"{who}: note: nothing is installed at [ml] model {s.ml_model} yet (`telfilter ml promote` "
               f"puts a model there): measuring the bundled model, {d}, which it replaces", file=sys.stderr)
     sc = load_scorer(d)
     if not s.ml_enabled:
         # measured all the same (the model it loads once enabled), but said: serve judges with no model now
-        print(f"telfilter ml: warning: {s.config_dir / 'telfilter.toml'}: [ml] enabled = false, so serve judges "
+        print(f"{who}: warning: {s.config_dir / 'telfilter.toml'}: [ml] enabled = false, so serve judges "
               f"without a model; these figures are for {d}, which it loads once [ml] enabled = true",
               file=sys.stderr)
     from ..app import threshold_pair_error
