@@ -162,3 +162,12 @@ def test_a_text_with_half_a_surrogate_pair_is_a_bad_line_not_a_failed_training(t
     r = run_cli("ml", "train", "--data", f, "--out", tmp_path / "m")
     assert r.returncode == 1 and "Traceback" not in r.stderr and (tmp_path / "m" / "card.json").exists(), r.stderr
     assert "train.jsonl:1: not valid Unicode" in r.stderr
+
+
+def test_bad_lines_are_named_in_file_order(tmp_path):
+    # lines that are not UTF-8 were named before every other bad line, wherever they were: `spam` alone on line 2
+    # came after line 4's bad byte, and the first 1,000 shown were not the file's first 1,000
+    p = tmp_path / "mixed.tsv"
+    p.write_bytes(b"ham\thello\nspam\nham\tok\nspam\t\xff win\nspam\n")
+    ds = read_dataset(p)
+    assert [e[len(f"{p}:"):].split(":")[0] for e in ds.errors] == ["2", "4", "5"], ds.errors

@@ -300,6 +300,11 @@ def _tsv(ds: Dataset, p: Path, text: str):
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")        # what surrogateescape makes of a byte that is not UTF-8
 
 
+def _line_of(error: str, p: Path) -> int:
+    n = error[len(f"{p}:"):].split(":", 1)[0] if error.startswith(f"{p}:") else ""
+    return int(n) if n.isdigit() else 0
+
+
 def read_dataset(path) -> Dataset:
     """All labelled rows of one file, with `info` (sha256, counts) and per-line errors."""
     p = Path(path)
@@ -335,7 +340,8 @@ def read_dataset(path) -> Dataset:
         _csv(ds, p, text)
     else:
         _tsv(ds, p, text)
-    ds.errors[:0] = not_utf8
+    # named in file order, so the first 1,000 shown are the file's first (the UTF-8 pass ran before the rest)
+    ds.errors = sorted(not_utf8 + ds.errors, key=lambda e: _line_of(e, p))
     spam = sum(ds.labels)
     ds.info = {"path": str(p), "sha256": hashlib.sha256(raw).hexdigest(), "rows": len(ds.texts),
                "spam": spam, "ham": len(ds.labels) - spam, **counts, "bad_lines": len(ds.errors)}
