@@ -32,3 +32,25 @@ def test_the_cli_names_the_missing_store_exit_2(tmp_path):
     assert p.returncode == 2
     assert p.stderr == f"telfilter report: error: {tmp_path / 'nope.jsonl'}: No such file or directory\n"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["summary.json", "totals.csv", "report.html"])
+def test_a_log_that_is_a_file_the_report_writes_is_refused_and_kept(tmp_path, name):
+    # `--log report/summary.json --out report` read the log, then wrote the report over it: the verdict log, the
+    # only record, gone without a word (check, reports export and ml compare refuse an output that is their input)
+    out = tmp_path / "report"
+    out.mkdir()
+    log = out / name
+    log.write_text(rec("2026-12-01T10:00:00+07:00"))
+    before = log.read_bytes()
+    p = run_cli("report", "--log", log, "--out", out, "--no-progress", "--data-dir", tmp_path / "d")
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.startswith(f"telfilter report: error: --out {out}: "), p.stderr
+    assert log.read_bytes() == before
+    assert sorted(x.name for x in out.iterdir()) == [name]
+
+
+def test_every_file_a_report_writes_is_one_the_input_check_knows(tmp_path):
+    (tmp_path / "v.log").write_text(rec("2026-12-01T10:00:00+07:00"))
+    s = make_report([tmp_path / "v.log"], tmp_path / "out", HANOI, progress=False, with_plots=True)
+    assert set(s["inputs"]["files"]) <= set(report.OUTPUTS)

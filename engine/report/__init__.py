@@ -34,9 +34,9 @@ from pathlib import Path
 
 from .aggregate import Aggregator
 from .reader import Malformed, distinct_logs, read_reports, read_verdicts
-from .render import clear_outputs, plots, tables, write_csvs, write_html, write_pdf, write_summary
+from .render import OUTPUTS, clear_outputs, plots, tables, write_csvs, write_html, write_pdf, write_summary
 
-__all__ = ["make_report", "cmd_report", "Aggregator"]
+__all__ = ["make_report", "cmd_report", "Aggregator", "OUTPUTS"]
 
 
 def make_report(logs, out: Path, tz, reports: str | None = None, start: date | None = None,
@@ -53,6 +53,7 @@ def make_report(logs, out: Path, tz, reports: str | None = None, start: date | N
         if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
             with open(p, "rb"):         # (a directory: IsADirectoryError)
                 pass
+    _refuse_inputs_in_out([*read, *([reports] if reports is not None else [])], out)
     out.mkdir(parents=True, exist_ok=True)
     bad = Malformed()
     agg = Aggregator(tz, period, start, end, lists=lists, reports_from_log=reports is None)
@@ -80,6 +81,20 @@ def make_report(logs, out: Path, tz, reports: str | None = None, start: date | N
     inputs["files"] = ["summary.json", "report.html"] + (["report.pdf"] if pdf else []) + files + pngs
     write_summary(out, summary)
     return summary
+
+
+def _refuse_inputs_in_out(inputs, out: Path) -> None:
+    """A log or store that is one of the files the report writes (`--log report/summary.json --out report`) was
+    read, then replaced by the report: refused before anything is read, as `check --out` refuses its input."""
+    for p in inputs:
+        for name in OUTPUTS:
+            try:
+                same = p != "-" and os.path.samefile(p, out / name)
+            except OSError:         # (not there: nothing to replace)
+                same = False
+            if same:
+                raise OSError(f"--out {out}: its {name} is {p}, which this command only reads; nothing written "
+                              "(give another --out, or move the file)")
 
 
 def _date(v: str | None, flag: str) -> date | None:

@@ -59,6 +59,11 @@ def write_csvs(out: Path, tabs) -> list[str]:
 
 
 PLOTS = ("volume_by_action.png", "top_symbols.png", "dnc_by_period.png", "reports_by_kind.png")
+# every name a report writes into --out (one CSV per table of tables()): an input there under one of them would be
+# replaced by the report it is read for
+TABLES = ("totals", "symbols", "dnc", "reports", "volume_by_period", "dnc_by_period", "reports_by_period",
+          "top_senders_by_drops", "top_owners_by_drops", "advertising_by_owner", "models")
+OUTPUTS = ("summary.json", "report.html", "report.pdf", *PLOTS, *(f"{t}.csv" for t in TABLES))
 
 
 def clear_outputs(out: Path, tabs) -> None:
