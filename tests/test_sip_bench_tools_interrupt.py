@@ -12,28 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from .test_bench_ctrl_c import _alive, _children
+
 ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.skipif(not (shutil.which("sipp") and shutil.which("valgrind")), reason="needs sipp and valgrind")
-
-
-def _children(pid):
-    out = []
-    for d in Path("/proc").iterdir():
-        try:
-            stat = (d / "stat").read_text()
-        except (OSError, ValueError):
-            continue
-        if d.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            out.append(int(d.name))
-    return out
-
-
-def _alive(pid):
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_sigterm_stops_the_callgrind_child_and_leaves_no_scratch_dir(tmp_path):

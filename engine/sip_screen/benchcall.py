@@ -1,10 +1,13 @@
 """What the SIP benchmarks share (cpubench.py, instrbench.py): a free UDP port, one sipp call through a screen on
-loopback captured datagram by datagram (`capture_call`; TYPES names them in order), and a stand-in for the
-screen's UDP socket that counts what is sent (`stub_socket`), so the captured call can be replayed in process."""
+loopback captured datagram by datagram (`capture_call`; TYPES names them in order), a stand-in for the
+screen's UDP socket that counts what is sent (`stub_socket`), so the captured call can be replayed in process, and
+how a tool's command runs its `main` (`run_tool`)."""
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 SC = Path(__file__).resolve().parents[2] / "benchmarks" / "sipp"      # sipp's scenarios
@@ -60,3 +63,19 @@ def capture_call(h, uas_port: int, cwd: Path, peer: str = "127.0.0.1") -> tuple[
                    cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
     uas.wait(25)
     return got, real
+
+
+def _exit_on_sigterm(signum, _frame):
+    raise SystemExit(128 + signum)
+
+
+def run_tool(main, name: str) -> None:
+    """`python -m NAME`: SIGTERM as SystemExit, so that the tool's `finally` blocks stop what it started (serve,
+    sipp, the relay, Kamailio, a callgrind child) and remove its scratch dir (by default Python dies at once and they
+    ran on, reparented to init); Ctrl-C one line and exit 130, not a KeyboardInterrupt traceback."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:   # (its children are stopped and its files removed on the way out)
+        print(f"python -m {name}: interrupted (Ctrl-C): what it started is stopped; no figures", file=sys.stderr)
+        sys.exit(130)

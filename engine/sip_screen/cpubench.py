@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .benchcall import SC, TYPES, capture_call, free_udp, stub_socket
+from .benchcall import SC, TYPES, capture_call, free_udp, run_tool, stub_socket
 
 MESSAGES_PER_CALL = 6
 
@@ -350,16 +350,5 @@ def main(argv=None) -> int:
     return 0
 
 
-def _exit_on_sigterm(signum, _frame):
-    # SIGTERM as SystemExit, so that the `finally` blocks stop serve, sipp, the relay and Kamailio and remove the
-    # scratch dir (by default Python dies at once and they run on, reparented to init)
-    raise SystemExit(128 + signum)
-
-
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:   # (its children are stopped and its files removed on the way out)
-        print("python -m engine.sip_screen.cpubench: interrupted (Ctrl-C): what it started is stopped; no figures", file=sys.stderr)
-        sys.exit(130)
+    run_tool(main, "engine.sip_screen.cpubench")

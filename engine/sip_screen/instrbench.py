@@ -39,7 +39,7 @@ import tempfile
 from pathlib import Path
 
 from ..listen import host_ref
-from .benchcall import TYPES, capture_call, free_udp, stub_socket
+from .benchcall import TYPES, capture_call, free_udp, run_tool, stub_socket
 
 ROOT = Path(__file__).resolve().parents[2]
 HOPS = ("INVITE", "180", "200/INVITE", "ACK", "BYE", "200/BYE", "hop")     # TYPES, then the hop's own cost
@@ -250,17 +250,5 @@ def main(argv=None) -> int:
     return 0
 
 
-def _exit_on_sigterm(signum, _frame):
-    # SIGTERM as SystemExit, so that the callgrind child is stopped and the scratch dir removed (by default Python
-    # dies at once: valgrind ran on, reparented to init)
-    raise SystemExit(128 + signum)
-
-
 if __name__ == "__main__":
-    import signal
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:   # (its children are stopped and its files removed on the way out)
-        print("python -m engine.sip_screen.instrbench: interrupted (Ctrl-C): what it started is stopped; no figures", file=sys.stderr)
-        sys.exit(130)
+    run_tool(main, "engine.sip_screen.instrbench")
