@@ -296,6 +296,8 @@ async def run_serve(args, ready=None):
     await asyncio.wait([drain, forced], return_when=asyncio.FIRST_COMPLETED)
     if not drain.done():
         log.warning("second stop signal: drain cut short, submits still in flight get no answer")
+        # its CancelledError taken here: left alone, asyncio logged it at the exit as an ERROR with a traceback
+        drain.add_done_callback(lambda f: f.cancelled() or f.exception())
         drain.cancel()
     forced.cancel()
     # a command under way (a reload) is answered, a reload under way let finish, within what is left of the budget;
