@@ -20,6 +20,10 @@ shared" (or an outage) and then let every message through fail-open for as long 
   the sorted-set commands and TTL/PTTL were not tried and a renamed TIME was taken for an outage (fail-open for as
   long as serve ran). Memory full (OOM, `noeviction`) is not: writes fail until memory is freed, which is an outage
   (`on_error` decides meanwhile), said as a warning.
+- a server that cannot be reached over TCP is asked once in the other protocol (`_other_protocol`): a plain port
+  that answers PING without TLS (given as `rediss://`), or a port that completes a TLS handshake (given as
+  `redis://`: the server's `tls-port`), is a start-up error naming the scheme to use; before, each was an outage
+  ("unreachable (TimeoutError: )") and serve failed open for as long as it ran.
 
 The key `tf:keyspace` (no TTL) marks the keyspace the counters live in, its value the keyspace's epoch: the check
 sets it when gone (redis_script.MARK) and the store learns the epoch; every batch script call (redis_script.py) and a
@@ -32,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import ssl
 
 from ..aiowait import wait_for
 from .redis_script import MARK
@@ -237,12 +242,47 @@ def _memory_full(bad) -> list:
     return oom
 
 
+async def _other_protocol(cfg: dict, timeout: float) -> str | None:
+    """After the server could not be reached over TCP: why, if its port speaks the other protocol than the URL's
+    scheme (a plain Redis given as rediss://, a TLS port given as redis://), else None (an outage)."""
+    host, port = cfg.get("host"), cfg.get("port")
+    if cfg.get("sentinels") or cfg.get("unix_socket_path") or not host:
+        return None
+    w = None
+    try:
+        if cfg.get("ssl"):              # a plain Redis waits for the end of a line the TLS hello never sends
+            r, w = await wait_for(asyncio.open_connection(host, port), timeout)
+            w.write(b"PING\r\n")
+            line = await wait_for(r.readline(), timeout)
+            if line[:1] in (b"+", b"-"):
+                return (f"{host}:{port} is a plain (not TLS) Redis port: it answered {_text(line.strip())[:60]!r} "
+                        "without TLS; use redis:// for it, or rediss:// with the server's tls-port")
+            return None
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE      # (a probe: nothing is sent over it)
+        _r, w = await wait_for(asyncio.open_connection(host, port, ssl=ctx), timeout)
+        return f"{host}:{port} is a TLS port (it completed a TLS handshake): use rediss:// for it"
+    except Exception:                   # (asyncio.TimeoutError included: a hung server is an outage)
+        return None
+    finally:
+        if w is not None:
+            w.close()
+
+
 async def check_store(cfg: dict, client, reader=None, timeout: float = 1.0) -> dict:
     """check_server; through Sentinel first what the sentinels say of the service (sentinel.check_sentinels: an
     unknown service, their password refused: ServerRefused; their warnings and notes first). A replica where the
     sentinels name the primary is an outage, not a refusal: a failover under way, the sentinels not yet told."""
     if not cfg.get("sentinels"):
-        return await check_server(client, reader, timeout)
+        try:
+            return await check_server(client, reader, timeout)
+        except ServerRefused:
+            raise
+        except Exception:
+            why = await _other_protocol(cfg, timeout)
+            if why:
+                raise ServerRefused(why) from None
+            raise
     from .sentinel import check_sentinels
     via = await check_sentinels(cfg, timeout)
     try:
