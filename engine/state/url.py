@@ -51,6 +51,9 @@ def parse_url(url: str) -> dict:
         raise StateError(f"--state {shown!r}: expected redis://HOST:PORT/DB, unix:///PATH?db=DB or "
                          "redis+sentinel://HOST:26379,HOST:26379,…/SERVICE/DB (or no --state for the embedded store)")
     q = urllib.parse.parse_qs(u.query)
+    twice = sorted(k for k, v in q.items() if len(v) > 1)
+    if twice:       # (the last was taken without a word: `on_error=closed&on_error=open` ran fail-open)
+        raise StateError(f"--state {shown!r}: option {twice[0]!r} is given twice")
     socket_path = sentinels = service = None
     if u.scheme in SENTINEL_SCHEMES:
         sentinels, service, db = _sentinel_parts(u, shown)
