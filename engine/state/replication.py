@@ -134,6 +134,7 @@ class DncReplicator(_Unpublished, _Published, _Follower):
         self._pub_task = None
         self._backoff = 0.1
         self._last_log = 0.0
+        self._failures = 0              # failed calls since the server last answered (_works_again says the end)
         self._last_drop_log = -5.0
         self._recent: deque = deque(maxlen=RECENT)    # (id, fields[b"t"]) applied last, oldest first (_rejoin)
         self._latest = OrderedDict()    # (number, channel) -> time of the newest change applied (_newer)
@@ -232,6 +233,7 @@ class DncReplicator(_Unpublished, _Published, _Follower):
             self._pub_task = asyncio.ensure_future(self._publish_all())
 
     async def _publish_all(self) -> None:
+        done = (self.stats["published"], self.stats["reports_published"])
         while self.out or self.out_reports:
             batch, self.out = self.out, []
             reports, self.out_reports = self.out_reports, deque()
@@ -249,6 +251,8 @@ class DncReplicator(_Unpublished, _Published, _Follower):
                 self._backoff = 0.1
                 if not self.out and not self.out_reports:
                     self.published_all()
+                    self._works_again(f"{self.stats['published'] - done[0]} numbers and "
+                                      f"{self.stats['reports_published'] - done[1]} reports that waited are published")
             except BaseException as e:
                 # what is not out yet is kept, in order, for the retry (a segment partly out goes again whole:
                 # applying DNC changes is idempotent; a report is never sent twice); a cancel too (close: what
@@ -271,12 +275,20 @@ class DncReplicator(_Unpublished, _Published, _Follower):
 
     def _error(self, what, e) -> None:
         self.stats["errors"] += 1
+        self._failures += 1
         now = time.monotonic()
         if now - self._last_log >= 5.0:
             self._last_log = now
             log.error("DNC replication (%s) via %s failed: %s: %s (%d numbers and %d reports waiting to be "
                       "published; retrying)", what, self.url, type(e).__name__, e, self.pending(),
                       len(self.out_reports))
+
+    def _works_again(self, what: str) -> None:
+        """The server answered after failures: said once (before, the last word in the log was the failure)."""
+        if self._failures:
+            log.warning("DNC replication via %s works again (%d failed calls before): %s", self.url, self._failures,
+                        what)
+            self._failures = 0
 
     async def close(self) -> bool:
         """Publish what waits (2 s at most); what is still unpublished then (Redis away) is saved in the data dir

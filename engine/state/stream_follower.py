@@ -92,6 +92,8 @@ class _Follower:
             try:
                 got = await self.reader.xread({STREAM: self.last_id}, count=200, block=BLOCK_MS)
                 backoff = 0.1
+                if not (self.out or self.out_reports):      # (else the publication says it, with what waited)
+                    self._works_again("following the other nodes' changes")
                 if not got:                 # (idle, or past the stream's end: one XREVRANGE a BLOCK_MS while idle)
                     await self._rejoin()
                 for _name, entries in got or ():
