@@ -224,14 +224,23 @@ def _load_frozen(fresh, kinds):
 
 def catch_up_journal(pipe) -> None:
     """Apply the DNC journal lines appended since the lists in force last read it (on the loop: a
-    few lines a second, read under the journal lock held only for each append)."""
+    few lines a second, read under the journal lock held only for each append). With replication, the lines
+    that change the lists in force -- another process's (`telfilter check` of a 5656 command on this data dir):
+    this process's own lines and the other nodes' are in force when read again -- are published as this
+    node's changes (before, they reached this node only)."""
+    rep = getattr(pipe, "replicator", None)
+    changed = [] if rep is not None and rep.writer else None
     try:
-        pipe.store.catch_up(pipe.lists)
+        pipe.store.catch_up(pipe.lists, changed)
     except OSError as e:
         log.error("DNC journal not read (the lists in force may miss changes another process made): %s", e)
         return
     for w in pipe.store.warnings:
         log.warning("%s", w)
+    for op, number, channels in changed or ():
+        rep.publish(op, number, channels)
+    if changed:
+        log.info("DNC replication: %d changes another process journalled here published", len(changed))
 
 
 async def compact_journal(pipe) -> None:
