@@ -97,25 +97,28 @@ class _HandOver:
             return
         items = [q.popleft() for _ in range(min(len(q), PUSH_BATCH))]
         p.held_total -= len(items)
-        n, answered, token = 0, False, secrets.token_hex(8)
+        n, answered, token, failure = 0, False, secrets.token_hex(8), None
         try:
             raws = [r.raw if getattr(r, "raw", b"") else encode(r) for r in items]
             n = int(await wait_for(
                 self._push(keys=[queue_key(acct), push_token_key(acct, token)],
                            args=[p.settings.max_held_receipts, *raws]), self.timeout * 2))
             answered, self._backoff = True, 0.1
+            self._answered()
             for r in items[:n]:
                 p._held_gone(r)         # in the server now: not offered again by this process's next start
         except Exception as e:
             # it may have run (a timeout: the server paused, the call queued): held here again, and asked about
             # before they are offered again (_resolve), else each would be on the list and here, delivered twice
             self._in_doubt[acct] = (token, items)
-            self._failed("hand-over", e)
+            failure = e
         finally:                        # (a cancel too) what the list refused or never got: first in the queue again
             rest = items[n:]
             if rest:
                 p.held[acct].extendleft(reversed(rest))
                 p.held_total += len(rest)
+        if failure is not None:         # (said once they are back: "held N" counts them)
+            self._failed("hand-over", failure)
         self.stats["receipts_handed_over"] += n
         if answered and rest:           # the list is at max_held_receipts: held here
             self.stats["receipts_handover_full"] += len(rest)
@@ -134,6 +137,7 @@ class _HandOver:
             n = int(await wait_for(self._resolve_script(keys=[push_token_key(acct, token)]), self.timeout * 2))
         except Exception as e:
             return self._failed("hand-over", e)
+        self._answered()
         del self._in_doubt[acct]
         if n <= 0:
             return
@@ -167,6 +171,7 @@ class _HandOver:
             except Exception as e:                  # what the scripts claimed is given again at the next pull
                 self.stats["receipts_pull_errors"] += 1
                 return self._failed("pull", e)
+            self._answered()
             full = []
             for (a, r), (again, raws) in zip(want.items(), got):
                 if raws:
@@ -198,6 +203,7 @@ class _HandOver:
             await wait_for(pl.execute(), self.timeout * 4)
         except Exception as e:
             return self._failed("acknowledge", e)
+        self._answered()
         for a, seq in done:
             if self._received.get(a) == seq:
                 del self._received[a]

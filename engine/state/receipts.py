@@ -171,6 +171,7 @@ class SharedReceipts(_HandOver):
         self._down_until = 0.0
         self._backoff = 0.1
         self._last_log = 0.0
+        self._failures = 0              # failed calls since the server last answered (_answered says the end)
         self.stats = proxy.stats        # SmppProxy.stats: in `ctl stats` and /metrics (telfilter_smpp_events)
 
     # ------------------------------------------------------------ message ids: a rider of the batch script
@@ -243,11 +244,19 @@ class SharedReceipts(_HandOver):
 
     def _error(self, what, e) -> None:
         self.stats["receipts_shared_errors"] += 1
+        self._failures += 1
         now = time.monotonic()
         if now - self._last_log >= 5.0:
             self._last_log = now
             log.error("shared receipts (%s) via %s failed: %s: %s; receipts stay held here (held %d)",
                       what, self.url, type(e).__name__, e, self.proxy.held_total)
+
+    def _answered(self) -> None:
+        """A call answered after failures: said once (before, the last word in the log was the failure)."""
+        if self._failures:
+            log.warning("shared receipts via %s work again (%d failed calls before); held here %d", self.url,
+                        self._failures, self.proxy.held_total)
+            self._failures = 0
 
     async def close(self) -> None:
         """After the proxy stopped, before its held receipts are saved: a job under way ends first (it
