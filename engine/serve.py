@@ -36,8 +36,9 @@ from .listen import bind_error_text
 from .serve_config import load_serve_config, open_verdict_log
 from .serve_files import lock_serve_files, note_model_serve, stop_wait, take_over
 # the reloads live in serve_reload.py; control.py, control_reload.py and tests import them from here too
-from .serve_reload import (_reload_all, _reload_model, catch_up_journal, compact_journal,  # noqa: F401
-                           model_stamp, reload_lists, reload_rules, say_lists_at_start)
+from .serve_journal import catch_up_journal, compact_journal  # noqa: F401
+from .serve_reload import (_reload_all, _reload_model, model_stamp, reload_lists, reload_rules,  # noqa: F401
+                           say_lists_at_start)
 from .serve_signals import OneAtATime, _announced, ignore_from_here
 from .serve_stop import Opened
 from .serve_watch import watch_files

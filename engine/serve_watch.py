@@ -14,7 +14,8 @@ import asyncio
 import logging
 import time
 
-from .serve_reload import catch_up_journal, compact_journal, reload_lists, reload_rules
+from .serve_journal import catch_up_journal, compact_journal
+from .serve_reload import reload_lists, reload_rules
 
 log = logging.getLogger("telfilter")
 

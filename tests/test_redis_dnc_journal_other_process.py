@@ -6,7 +6,7 @@ accepted). Now the lines a catch-up finds changing the lists in force are publis
 own lines, read again at every catch-up, change nothing and are not published again."""
 import asyncio
 
-from engine.serve_reload import catch_up_journal
+from engine.serve_journal import catch_up_journal
 from engine.state.replication import STREAM, DncReplicator
 
 from .redis_helpers import redis_server  # noqa: F401  (the url fixture's)
