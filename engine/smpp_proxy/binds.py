@@ -111,8 +111,10 @@ class BindHandling:
         # (each refusal says its own reason: "bind type or max_binds" left the carrier unable to tell the ESME which)
         if kind not in acct.bind_types:
             why = f"bind type {kind} not allowed for this account ({', '.join(acct.bind_types)})"
+            self.stats["binds_refused_bind_type"] += 1
         elif len(self.binds[acct.system_id]) >= acct.max_binds:
             why = f"max_binds {acct.max_binds} reached"
+            self.stats["binds_refused_max_binds"] += 1
         if why:
             log.info("bind %s as %r from %s refused: %s", kind, pdu.system_id, sess.peer[0], why)
             return sess.send_pdu(resp_cls(sequence_number=pdu.sequence_number, command_status=C.ESME_RBINDFAIL))
@@ -124,6 +126,7 @@ class BindHandling:
                     return
                 if not ok:
                     log.info("bind %s as %r from %s refused: max_binds across the pool", kind, pdu.system_id, sess.peer[0])
+                    self.stats["binds_refused_max_binds"] += 1
                     return sess.send_pdu(resp_cls(sequence_number=pdu.sequence_number, command_status=C.ESME_RBINDFAIL))
                 self._bound(sess, pdu, acct, kind, resp_cls)
                 if sess.eof:
@@ -134,6 +137,7 @@ class BindHandling:
     def _bound(self, sess, pdu, acct, kind, resp_cls) -> None:
         sess.account = acct
         sess.state.bound(pdu.command_id)
+        self.stats["binds"] += 1            # (an ESME that binds and closes in a loop shows here)
         self.caps.bound(sess)
         self.binds[acct.system_id].append(sess)
         sess.interface_version = version = pdu.interface_version
