@@ -188,6 +188,25 @@ def test_tcp_idle_and_unfinished_connections_are_closed(pipe):
         idle.close()
 
 
+def test_a_tcp_connection_that_sends_nothing_is_closed_as_an_unfinished_one(pipe):
+    """Found by the adversarial probe: an inbound connection that sent no byte was closed only at tcp_idle_timeout
+    (300 s), so idle connections from max_tcp_connections / max_tcp_per_source addresses held every slot and every
+    other TCP caller was refused meanwhile. Its first message is now due within tcp_incomplete_timeout; a peer that
+    sent one (or a CRLFCRLF keep-alive) is idle by tcp_idle_timeout as before."""
+    s = SipSettings(listen="127.0.0.1:0", allow_networks=["127.0.0.0/8"], tcp_idle_timeout=300.0,
+                    tcp_incomplete_timeout=0.3)
+    with SipHarness(pipe, s) as h:
+        silent = socket.create_connection(("127.0.0.1", h.port))
+        pinged = socket.create_connection(("127.0.0.1", h.port))
+        pinged.sendall(b"\r\n\r\n")
+        assert pinged.recv(10) == b"\r\n"                          # the pong: the keep-alive was read
+        assert _closed_within(silent, 2)
+        assert not _closed_within(pinged, 1)
+        assert h.screen.stats["tcp_timed_out"] == 1
+        silent.close()
+        pinged.close()
+
+
 def test_tcp_connections_capped_per_source(pipe):
     s = SipSettings(listen="127.0.0.1:0", allow_networks=["127.0.0.0/8"], max_tcp_per_source=2)
     with SipHarness(pipe, s) as h:

@@ -173,6 +173,11 @@ class TcpConnection(asyncio.BufferedProtocol):
             self.discard = True
             transport.abort()
             return
+        if self.key is None:
+            # inbound: its first message (or keep-alive) is due within tcp_incomplete_timeout, as the rest of a
+            # started one is: connections that sent nothing held their slots for tcp_idle_timeout (300 s), and
+            # max_tcp_connections of them from a few addresses refused every other TCP peer meanwhile
+            self.partial_since = self.last_rx
         transport.set_write_buffer_limits(high=WRITE_HIGH)
         if self.key is not None:
             self.screen.tcp_out_opened(self)
