@@ -115,11 +115,15 @@ class RuleSet:
 
 def rel_source(path: Path, base: Path | None = None) -> str:
     """How a rule file is named in errors and hit sources: relative to the working
-    directory when it is below it (`config/rules/ads.toml`), else absolute."""
+    directory when it is below it (`config/rules/ads.toml`), else absolute. Run from the root (serve under
+    systemd), absolute: `etc/telfilter/rules/ads.toml` would name nothing from anywhere else."""
     import os
     path = Path(path).resolve()
+    cwd = Path(os.getcwd()).resolve()
+    if cwd == Path(cwd.anchor):
+        return str(path)
     try:
-        return str(path.relative_to(Path(os.getcwd()).resolve()))
+        return str(path.relative_to(cwd))
     except ValueError:
         return str(path)
 
