@@ -19,6 +19,17 @@ def _common(p: argparse.ArgumentParser, top=False):
                    help="log more")
 
 
+class _Version(argparse.Action):
+    """`--version`: the version, then whether the optional C extensions were built (a pip install without a compiler
+    falls back to pure Python and says so only under pip -v)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from . import __version__
+        from .compiled import summary
+        print(f"telfilter {__version__}\n{summary()}")
+        parser.exit()
+
+
 def _sub(subs, name, help, **kw):
     p = subs.add_parser(name, help=help, description=help, **kw)
     _common(p)
@@ -99,7 +110,8 @@ def parser() -> argparse.ArgumentParser:
                                  "Do-Not-Call lists, brandname registry, Decree 91 rules and an ML spam classifier.")
     _common(ap, top=True)
     from . import __version__
-    ap.add_argument("--version", action="version", version=f"telfilter {__version__}", help="print the version and exit")
+    ap.add_argument("--version", action=_Version, nargs=0, default=argparse.SUPPRESS,
+                    help=f"print the version ({__version__}) and which compiled paths are not built, and exit")
     subs = ap.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
 
     p = _sub(subs, "check", "judge messages and calls; print one JSON verdict per input")
