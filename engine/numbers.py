@@ -102,7 +102,7 @@ def _bare_digits(raw: str) -> int | None:
 
 
 bare_digits = _bare_digits
-if not os.environ.get("TELFILTER_NUMBERS_PURE"):
+if os.environ.get("TELFILTER_NUMBERS_PURE") != "1":
     try:
         from ._numbers import bare_digits          # noqa: F811
     except ImportError:

@@ -24,7 +24,7 @@ posix = methodcaller("timestamp")   # posix(t): t.timestamp() (a subclass's own 
                                     # datetime.timestamp(t) would skip it)
 second_key = _second_key            # second_key(t): equal for two datetimes whose isoformat() differs at most
                                     # in the microseconds (the same fields down to the second, fold and zone)
-if not os.environ.get("TELFILTER_STAMPS_PURE"):
+if os.environ.get("TELFILTER_STAMPS_PURE") != "1":
     try:
         from ._stamps import posix, second_key, utc_now          # noqa: F811
     except ImportError:

@@ -288,7 +288,7 @@ def _template_words(text: str) -> str | None:
 # without the collapsed string, find_hosts' runs, fold of non-ASCII text (~40x); absent, or with
 # TELFILTER_TEXT_PURE=1, the Python paths are used (tests check both agree).
 _C = None
-if not os.environ.get("TELFILTER_TEXT_PURE"):
+if os.environ.get("TELFILTER_TEXT_PURE") != "1":
     try:
         from . import _textnorm as _C
     except ImportError:

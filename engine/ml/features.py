@@ -249,7 +249,7 @@ def feature_ids_numpy(text: str) -> np.ndarray:
 # The compiled accelerator (engine/ml/_fastfeat.c, built by `pip install -e .` or
 # `python setup.py build_ext --inplace`) computes the same ids; TELFILTER_ML_PURE=1 forces numpy.
 try:
-    if os.environ.get("TELFILTER_ML_PURE"):
+    if os.environ.get("TELFILTER_ML_PURE") == "1":
         raise ImportError("pure Python requested")
     from . import _fastfeat as _C
     if (_C.RAW_MIN, _C.RAW_MAX) != (RAW_NGRAMS[0], RAW_NGRAMS[-1]):
