@@ -17,7 +17,8 @@ def test_version_names_the_compiled_paths_not_built():
     assert r.returncode == 0, r.stderr
     first, second = r.stdout.splitlines()
     assert first.startswith("telfilter 0.")
-    assert second.startswith("compiled paths: 2 of 6 not built (engine._textnorm, engine._numbers)"), r.stdout
+    assert second.startswith("compiled paths: ") and " of 6 not built (" in second, r.stdout
+    assert "engine._textnorm" in second and "engine._numbers" in second and "pure-Python fallbacks run" in second
 
 
 def test_version_says_all_compiled_paths_are_built_in_a_built_tree():
