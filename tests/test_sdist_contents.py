@@ -15,7 +15,7 @@ def test_the_sdist_holds_contrib_and_what_its_tests_import_and_no_build_leftover
     with tarfile.open(sdist) as t:
         names = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
     for want in ("contrib/telfilter.service", "contrib/logrotate.conf", "contrib/Containerfile", "contrib/acceptance.py",
-                 "tests/conftest.py", "tests/__init__.py", "tests/sip_helpers.py", "engine/ml/_fastfeat.c",
+                 ".dockerignore", "tests/conftest.py", "tests/__init__.py", "tests/sip_helpers.py", "engine/ml/_fastfeat.c",
                  "engine/_blake2b.h", "engine/ml/default_model/weights.npz", "config/rules/20-advertising-sms.toml"):
         assert want in names, want
     assert any(n.startswith("tests/vectors/") for n in names)
