@@ -12,3 +12,10 @@ def test_the_container_build_leaves_out_build_leftovers_and_the_history():
     for want in (".git", "build", "dist", "*.egg-info", "**/*.so", "**/__pycache__", "benchmarks/results",
                  ".hypothesis", ".pytest_cache"):
         assert want in patterns, want
+
+
+def test_the_compiler_is_installed_and_purged_in_one_layer():
+    # installed in one RUN and purged in the next, gcc and libc6-dev stayed in the image's first layer
+    text = (ROOT / "contrib" / "Containerfile").read_text()
+    runs = [r for r in text.replace("\\\n", " ").split("\nRUN ")[1:] if "gcc" in r]
+    assert len(runs) == 1 and "install" in runs[0] and "purge" in runs[0], runs
