@@ -5,10 +5,12 @@ with the unbind_resp. Before, the place was freed only when the connection was g
 after the unbind_resp, the ESME may close it later still), so an ESME allowed one bind that unbound and bound
 again on a new connection at once was refused ESME_RBINDFAIL ("bind type or max_binds")."""
 import socket
+import time
 
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import encode
 from engine.smpp_proxy.codec import pdu as P
+from engine.smpp_proxy.accounts import SmppSettings
 from engine.smpp_proxy.harness import ProxyHarness
 from tests.test_smpp_proxy import pipe, raw_session, read_raw  # noqa: F401  (pipe: fixture)
 
@@ -50,3 +52,30 @@ def test_a_refused_bind_is_logged_with_its_one_reason(pipe, caplog):
         assert "refused: max_binds 1 reached" in caplog.text
         first.close()
         second.close()
+
+
+def test_an_idle_bind_is_probed_one_interval_after_it_last_spoke(pipe):
+    """Found by the ESME engineer's walkthrough: idle ESMEs were probed on one tick of `enquire_link_interval` for all
+    binds, so one quiet since just after a tick got its first enquire_link up to twice the interval later (40 s at
+    30 s). Each bind now has its own clock, as each SMSC link has: probed one interval after it last spoke, then one
+    interval after that probe while it stays quiet."""
+    st = SmppSettings(enquire_link_interval=30.0, idle_timeout=3600.0)
+    with ProxyHarness(pipe, settings=st) as h:
+        s, r = raw_session(h)
+        assert r.command_status == 0
+        (sess,) = [x for x in h.proxy.sessions if x.account is not None]
+        probes = []
+        send = h.proxy._send_to_esme
+
+        def counted(x, pdu, cb):
+            if x is sess and pdu.command_id == C.ENQUIRE_LINK:
+                probes.append(pdu)
+            return send(x, pdu, cb)
+        h.proxy._send_to_esme = counted
+        base = sess.last_rx = sess.probed_at = h.run(time.monotonic)
+
+        def probes_at(dt):
+            h.run(lambda: h.proxy._housekeeping_tick(base + dt))
+            return len(probes)
+        assert [probes_at(dt) for dt in (29.0, 30.0, 45.0, 59.5, 60.5)] == [0, 1, 1, 1, 2]
+        s.close()

@@ -51,6 +51,7 @@ class EsmeSession(CoalescedStream):
         # seqs of ours that timed out, the last LATE_SEQS (insertion order) -> None, or a receipt's held copy (held.py)
         self.timed_out: dict = {}
         self.last_rx = self.connected_at = time.monotonic()
+        self.probed_at = self.connected_at  # when we last sent it an enquire_link (housekeeping)
         # when a request of ours to it last timed out (housekeeping; 0: never). Later than last_rx: it stalled
         # (sent nothing since), and is offered one deliver_sm at a time (routing._receiving) until it sends anything
         self.last_timeout = 0.0

@@ -296,15 +296,14 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
 
     async def _housekeeping(self):
         """Window expiry, enquire_link to idle ESMEs and upstream, idle and bind timeouts."""
-        last_probe = time.monotonic()
         while True:
             await asyncio.sleep(0.25)
             try:
-                last_probe = self._housekeeping_tick(time.monotonic(), last_probe)
+                self._housekeeping_tick(time.monotonic())
             except Exception:            # a bug here must not stop timeouts for good
                 log.exception("housekeeping")
 
-    def _housekeeping_tick(self, now: float, last_probe: float) -> float:
+    def _housekeeping_tick(self, now: float) -> None:
         s = self.settings
         self.coarse_now = now
         seen = self.upstream_seen
@@ -344,12 +343,11 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
                             sess.account and sess.account.system_id, sess.peer[0], WRITE_STALL)
                 self.stats["write_stalled"] += 1
                 sess.abort()
-        if now - last_probe >= s.enquire_link_interval:
-            last_probe = now
-            for sess in list(self.sessions):
-                if sess.state.state != "OPEN" and now - sess.last_rx >= s.enquire_link_interval:
-                    self._send_to_esme(sess, P.EnquireLink(), lambda r: None)
-        return last_probe
+            elif sess.state.state != "OPEN" and now - max(sess.last_rx, sess.probed_at) >= s.enquire_link_interval:
+                # each bind its own clock, as each SMSC link's (smsc.py): one probe tick for them all left an ESME
+                # quiet since just after a tick unprobed for up to twice the interval
+                sess.probed_at = now
+                self._send_to_esme(sess, P.EnquireLink(), lambda r: None)
 
     def esme_eof(self, sess: EsmeSession) -> None:
         """The ESME half-closed its socket: it sends nothing more but still reads. What it sent is handled
