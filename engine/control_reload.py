@@ -85,13 +85,14 @@ class ReloadCommands:
             extra = esme_accounts(self.args, errors, warn=False, mutual_tls=mutual)
         else:                            # no command line known: keep what did not come from smpp.toml
             extra = [a for a in self.proxy.accounts.values() if not a.origin.startswith(str(cdir / "smpp.toml"))]
-        count_reload(self.pipe, "accounts", not errors)
         if errors:
             log.error("accounts reload refused, the old accounts stay in force: %s", "; ".join(errors))
+            count_reload(self.pipe, "accounts", False)
             return {"ok": False, "errors": errors}
         from .credentials import merge_accounts
         merge_accounts(new, extra)       # as at start: the command line, file and environment win (said)
         ans = {"ok": True, **apply_accounts(self.proxy, new)}
+        count_reload(self.pipe, "accounts", True)
         running = self.proxy.settings
         overridden = {"accounts"}        # settings the command line decides are not the file's to change
         if self.args is None:

@@ -1,5 +1,4 @@
-"""The DNC journal of a running serve: its catch-up (lines another process appended, applied and, with replication,
-published) and its compaction into the snapshot. Called by serve's file watcher (serve_watch.py) and after a lists
+"""The DNC journal of a running serve: its catch-up (lines another process appended, applied) and its compaction into the snapshot. Called by serve's file watcher (serve_watch.py) and after a lists
 reload; moved here from serve_reload.py (its role: the journal, not reloading)."""
 from __future__ import annotations
 
@@ -11,23 +10,17 @@ log = logging.getLogger("telfilter")
 
 def catch_up_journal(pipe) -> None:
     """Apply the DNC journal lines appended since the lists in force last read it (on the loop: a
-    few lines a second, read under the journal lock held only for each append). With replication, the lines
-    that change the lists in force -- another process's (`telfilter check` of a 5656 command on this data dir):
-    this process's own lines and the other nodes' are in force when read again -- are published as this
-    node's changes (before, they reached this node only)."""
-    rep = getattr(pipe, "replicator", None)
-    changed = [] if rep is not None and rep.writer else None
+    few lines a second, read under the journal lock held only for each append). Not published to the other nodes
+    (README Known limits): told from this process's own lines only by the lists in force, a catch-up republished
+    its own changes made twice within a tick, or a 5656 command journalled and not yet put in force, with a newer
+    time than another node's change to that number (a confirmed DK DNC undone on every node)."""
     try:
-        pipe.store.catch_up(pipe.lists, changed)
+        pipe.store.catch_up(pipe.lists)
     except OSError as e:
         log.error("DNC journal not read (the lists in force may miss changes another process made): %s", e)
         return
     for w in pipe.store.warnings:
         log.warning("%s", w)
-    for op, number, channels in changed or ():
-        rep.publish(op, number, channels)
-    if changed:
-        log.info("DNC replication: %d changes another process journalled here published", len(changed))
 
 
 async def compact_journal(pipe) -> None:

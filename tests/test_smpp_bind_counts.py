@@ -34,7 +34,7 @@ def test_binds_accepted_and_refused_for_max_binds_or_bind_type_are_counted(pipe)
         with pytest.raises(smpplib.exceptions.PDUError):
             _bind(h.port, password="wrong")
         stats = dict(h.proxy.stats)
-    assert stats.get("binds") == 2
+    assert stats.get("binds_accepted") == 2
     assert stats.get("binds_refused_max_binds") == 1
     assert stats.get("binds_refused_bind_type") == 1
     assert stats.get("binds_refused") == 1              # the wrong password, as before

@@ -169,12 +169,8 @@ class ListStore:
             self.warnings.append(msg)
             return extra
 
-    def _apply(self, L: Lists, j, changed: list | None = None) -> None:
+    def _apply(self, L: Lists, j) -> None:
         for op, n, ch in j.ops:
-            if changed is not None:     # the channels this line changes in `L` (a line `L` has applied: none)
-                now = "".join(c for c in ch if L.in_dnc(n, c) != (op == "add"))
-                if now:
-                    changed.append((op, n, now))
             (L.add_dnc if op == "add" else L.remove_dnc)(n, ch)
         for lineno, _ in j.bad:
             self.warnings.append(f"{self.delta_path}:{lineno}: unreadable DNC journal line "
@@ -182,11 +178,10 @@ class ListStore:
         L.journal_mark = (j.gen, j.end)
         L.journal_bad = list(L.journal_bad) + j.bad
 
-    def catch_up(self, L: Lists, changed: list | None = None) -> None:
-        """Apply journal lines appended since `L` was loaded (serve, after a background reload); `changed` gets
-        the (op, number, channels) that changed `L`, in journal order."""
+    def catch_up(self, L: Lists) -> None:
+        """Apply journal lines appended since `L` was loaded (serve, after a background reload)."""
         self.warnings = []
-        self._apply(L, self._read_journal(L.journal_mark), changed)
+        self._apply(L, self._read_journal(L.journal_mark))
 
     def append_delta(self, op: str, number: int, channel: str) -> None:
         """Journal one DNC change (5656 command, `ctl lists`) durably; folded into the snapshot

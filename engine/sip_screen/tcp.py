@@ -338,7 +338,8 @@ class TcpConnection(asyncio.BufferedProtocol):
             return None                     # we are not reading: neither clock is the peer's doing (held back for
                                             # the total: its unfinished message may be what holds the others)
         if self.partial_since is not None and now - self.partial_since > s.tcp_incomplete_timeout:
-            return "unfinished message"
+            # (nothing pending: the clock an inbound connection starts with at its accept, no message sent yet)
+            return "unfinished message" if self.parser.pending() else "no message since it was accepted"
         if now - self.last_rx > s.tcp_idle_timeout and not self._ringing(now):
             return "idle"
         return None

@@ -137,7 +137,8 @@ class BindHandling:
     def _bound(self, sess, pdu, acct, kind, resp_cls) -> None:
         sess.account = acct
         sess.state.bound(pdu.command_id)
-        self.stats["binds"] += 1            # (an ESME that binds and closes in a loop shows here)
+        self.stats["binds_accepted"] += 1   # (an ESME that binds and closes in a loop shows here; not "binds":
+                                            # ctl stats names the binds per account so)
         self.caps.bound(sess)
         self.binds[acct.system_id].append(sess)
         sess.interface_version = version = pdu.interface_version
