@@ -44,11 +44,13 @@ class EsmeDispatch:
             self.stats["throttled"] += 1
             return sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
                                                                  command_status=C.ESME_RTHROTTLED))
-        if pdu.command_id in _ABOUT_A_MESSAGE:
+        if path is None:
+            return self._submit(sess, pdu)
+        if pdu.command_id in _ABOUT_A_MESSAGE:          # (not on the submit path: a query_sm / cancel_sm only)
             local = self.local_ids.answer(pdu, acct)        # an id we gave out ourselves: a silent drop's
             if local is not None:
                 return sess.send_pdu(local)
-        return self._submit(sess, pdu) if path is None else path(sess, pdu)
+        return path(sess, pdu)
 
     def _query(self, sess: EsmeSession, pdu):
         return self._relay(sess, pdu, unknown=C.ESME_RQUERYFAIL if self.settings.cancel_unverified == "refuse" else None)
