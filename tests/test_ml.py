@@ -143,8 +143,8 @@ def test_pipeline_hot_swap_refuses_bad_model(trained, tmp_path):
     ("vi\u200bsit\u200c now", "visit now"),
     ("goi 0912.345.678 ngay", "goi _phone10_ 0912.345.678 ngay"),
     ("tang 500k", "tang _money_"),
-    ("vao https://x.vn/a?b=1 nhe", "vao _url_ _urlpath_ nhe"),
-    ("xac nhan tai vtb-baove.example ngay", "xac nhan tai _url_ _urlhy_ ngay"),
+    ("vao https://x.vn/a?b=1 nhe", "vao _url_ _urlpath_ x nhe"),
+    ("xac nhan tai vtb-baove.example ngay", "xac nhan tai _url_ _urlhy_ vtb baove ngay"),
     ("ma 482913", "ma _num6_ 482913"),
     # shape tokens go at the end, from the text before numbers become tokens
     ("TK 0912 xxx 318 LH 1900 545413", "tk _num4_ 0912 xxx 318 lh _phone10_ 1900 545413 _masked_ _hotline_"),

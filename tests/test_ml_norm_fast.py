@@ -253,8 +253,10 @@ def test_generated_texts_reach_every_branch():
 
 
 @pytest.mark.parametrize("text,want", [
-    ("Visit www.abc-xyz.com/nhanqua now", "visit  _url_ _urlhy_ _urlpath_  now"),
-    ("x.comb y.com-z a.co.uk", "x.comb  _url_ -z  _url_ "),
+    ("Visit www.abc-xyz.com/nhanqua now", "visit  _url_ _urlhy_ _urlpath_ abc xyz  now"),
+    ("x.comb y.com-z a.co.uk", "x.comb  _url_ y -z  _url_ a co "),
+    # the domain's words: empty pieces and www left out, the last piece (the top-level domain) too
+    ("http://www.a--b.c.d:80/x y", " _url_ _urlhy_ _urlpath_ _urldig_ a b c  y"),
     ("-abc.com ok", "-abc.com ok"),
     ("Gia 50.000 vnd, 5tr hoac 100k", "gia  _money_ ,  _money_  hoac  _money_ "),
     ("call +84 912 345 678.", "call  _phone11_ +84 912 345 678 ."),

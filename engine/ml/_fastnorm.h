@@ -85,7 +85,7 @@ static Py_ssize_t url_at(const Py_UCS4 *s, Py_ssize_t n, Py_ssize_t i, Py_ssize_
 }
 
 /* _url(): " _url_ " and the _urlhy_/_urlpath_/_urldig_ shape tokens of the domain part
- * (after the first "://", up to the first '/'). */
+ * (after the first "://", up to the first '/'), then the domain's words. */
 static int url_token(ubuf *o, const Py_UCS4 *s, Py_ssize_t i, Py_ssize_t end) {
     static const lit_t SEP = LIT("://");
     Py_ssize_t d = i;
@@ -98,8 +98,18 @@ static int url_token(ubuf *o, const Py_UCS4 *s, Py_ssize_t i, Py_ssize_t end) {
         hy |= s[p] == '-';
         dig |= !!IS_DEC(s[p]);
     }
-    return ub_ascii(o, " _url_ ") || (hy && ub_ascii(o, "_urlhy_ ")) || (de + 1 < end && ub_ascii(o, "_urlpath_ "))
-           || (dig && ub_ascii(o, "_urldig_ "));
+    if (ub_ascii(o, " _url_ ") || (hy && ub_ascii(o, "_urlhy_ ")) || (de + 1 < end && ub_ascii(o, "_urlpath_ "))
+        || (dig && ub_ascii(o, "_urldig_ ")))
+        return -1;
+    /* the domain's words: its pieces between '-' and '.' but the last, none empty or "www" */
+    for (Py_ssize_t a = d, p = d; p < de; p++) {
+        if (s[p] != '-' && s[p] != '.') continue;
+        int www = p - a == 3 && s[a] == 'w' && s[a + 1] == 'w' && s[a + 2] == 'w';
+        if (p > a && !www && (ub_put(o, s + a, p - a) || ub_ascii(o, " ")))
+            return -1;
+        a = p + 1;
+    }
+    return 0;
 }
 
 /* ---- features._NUMS and features._tok ------------------------------------------------ */

@@ -35,7 +35,7 @@ from .normpasses import (_DIGIT, _KWCTA, _LEETWORD, _LOWER3, _NUMS, _SHOUT, _SPA
 # (re-exported: tests compare the passes one by one with these names)
 from .normpasses import _CHAT, _CTA, _HANDLE, _HOTLINE, _MASKED, _PERMSG  # noqa: F401
 
-FEATURE_VERSION = "hash-fc345-rm345-w12-f-s-vi-v7"
+FEATURE_VERSION = "hash-fc345-rm345-w12-f-s-vi-v8"
 DIM_BITS = 20
 DIM = 1 << DIM_BITS
 CHAR_NGRAMS = (3, 4, 5)
