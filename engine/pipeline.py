@@ -46,13 +46,16 @@ HITS_KEPT = 4096            # the Hits a rule set keeps for reuse (Pipeline.judg
 @dataclass(slots=True)
 class Command:
     """The durable effect of one 5656 command (`Pipeline.judge_mo`): a DNC change (op, E.164 number,
-    channel) or a spam report record (with the number it counts against, or None, and when).
-    `journal_at`: where the DNC journal ended once its change was written (set by `write_commands`)."""
+    channel) or a spam report record (with the number it counts against, or None), and when.
+    `journal_at`: where the DNC journal ended once its change was written (set by `write_commands`). `mo`: the
+    digest of the MO it came in (smpp_proxy/mo_redelivery.py), written in its DNC journal line (a report's
+    record carries it as "mo_digest")."""
     dnc: tuple | None = None
     report: dict | None = None
     reported: int | None = None
     ts: float = 0.0
     journal_at: tuple | None = None
+    mo: int | None = None
 
 
 class NotRecorded(Exception):
@@ -208,7 +211,7 @@ class Pipeline(AdCounts):
         src = f"shortcode:{self.settings.shortcode}"
         v = Verdict(Action.ALLOW, 0.0, (Hit(cmd.symbol, 0.0, cmd.detail, src, Action.ALLOW),))
         if cmd.op in ("dnc_add", "dnc_remove"):
-            return v, Command(dnc=("add" if cmd.op == "dnc_add" else "remove", ctx.sender_num, cmd.channel))
+            return v, Command(dnc=("add" if cmd.op == "dnc_add" else "remove", ctx.sender_num, cmd.channel), ts=ctx.ts)
         if cmd.op == "report":
             rec = {"reporter": format_number(ctx.sender_num) if ctx.sender_num is not None else ctx.sender_raw,
                    "reported": format_number(cmd.reported) if cmd.reported is not None else cmd.reported_name,
@@ -233,7 +236,8 @@ class Pipeline(AdCounts):
             idx = [i for i, c in enumerate(cmds) if getattr(c, kind) is not None]
             if idx and target is not None:
                 try:
-                    at = getattr(target, write)([getattr(cmds[i], kind) for i in idx])
+                    at = getattr(target, write)([_journalled(cmds[i]) if kind == "dnc" else cmds[i].report
+                                                 for i in idx])
                 except OSError as e:
                     for i in idx:
                         errs[i] = e
@@ -315,6 +319,14 @@ class Pipeline(AdCounts):
 
     def swap_model(self, model) -> None:
         self.model = model
+
+
+def _journalled(cmd: Command) -> tuple:
+    """A 5656 DNC command's journal change: (op, number, channel), with its MO's digest and time when it has one
+    (smpp_proxy/mo_redelivery.py: a copy the SMSC delivers again after a crash is known by them)."""
+    if cmd.mo is None:
+        return cmd.dnc
+    return (*cmd.dnc, {"mo_digest": f"{cmd.mo:016x}", "at": round(cmd.ts, 3)})
 
 
 def read_rules(d: Path):

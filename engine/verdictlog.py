@@ -174,7 +174,8 @@ class VerdictLog:
         self._emit(line)
 
     def write_sms(self, msg, pdu: str, v, judge_us: float, binary: bool = False, reading: str | None = None,
-                  status: int | None = None, late: bool = False, concat: str | None = None) -> None:
+                  status: int | None = None, late: bool = False, concat: str | None = None,
+                  redelivery: bool = False) -> None:
         """The line `write()` gives for an SMS verdict record, built directly (this is on the
         per-message path). `reading` names how data_coding 0/1 bytes were read when that is not
         the literal reading (e.g. "gsm" for GSM 03.38 bytes sent under data_coding 1). `status`: the
@@ -182,7 +183,10 @@ class VerdictLog:
         `late`: a part of a concatenated message that came after its message was judged (and logged): the
         line says `"late": true`, and readers that count messages (the regulator's report) count its message
         by its own line. `concat`: the identity of a concatenated message that may have late parts
-        (concat.concat_id), on its line and on its late parts' (`"concat": "…"`): how a reader ties them."""
+        (concat.concat_id), on its line and on its late parts' (`"concat": "…"`): how a reader ties them.
+        `redelivery`: a 5656 command the SMSC delivered again, applied by its first delivery's line and not again
+        (smpp_proxy/mo_redelivery.py): the line says `"redelivery": true`, and the regulator's report counts it no
+        second time."""
         try:
             score, hits = v.score, v.hits
             # a scheduled message: "ts" is when it was submitted (and judged), "delivery" the time it was judged at
@@ -210,7 +214,9 @@ class VerdictLog:
                         + (', "delivery": "%s"' % msg.time.isoformat() if sub is not None else "")
                         + (', "status": %d' % status if status is not None else "")
                         + (', "late": true' if late else "") + (', "concat": %s' % _jstr(concat) if concat else "")
-                        if binary or reading or sub is not None or status is not None or late or concat else "")
+                        + (', "redelivery": true' if redelivery else "")
+                        if binary or reading or sub is not None or status is not None or late or concat or redelivery
+                        else "")
                        + read))
         except Exception as e:
             return self._failed(e)
@@ -262,15 +268,18 @@ class VerdictLog:
         self._emit(line)
 
     def write_refusal(self, when, pdu: str, account: str, sender: str, recipient: str, status: int,
-                      reason: str, late: bool = False, concat: str | None = None) -> None:
-        """A message answered with an error without a verdict (it could not be judged). `late`, `concat`: as
-        `write_sms`'s (a 5656 command put together from parts that the journal could not record)."""
+                      reason: str, late: bool = False, concat: str | None = None, redelivery: bool = False) -> None:
+        """A message answered with an error without a verdict (it could not be judged). `late`, `concat`,
+        `redelivery`: as `write_sms`'s (a 5656 command put together from parts that the journal could not record;
+        a copy of one still being written)."""
         rec = {"ts": when.isoformat(), "kind": "sms", "pdu": pdu, "account": account, "sender": sender,
                "recipient": recipient, "action": "refuse", "status": status, "reason": reason}
         if late:
             rec["late"] = True
         if concat:
             rec["concat"] = concat
+        if redelivery:
+            rec["redelivery"] = True
         self.write(rec)
 
     def write_cancel(self, when, account: str, sender: str, recipient: str, message_id: str, delivery, status: int,

@@ -148,9 +148,11 @@ def append_line(path: Path, lock: Path, op: str, number: int, channel: str) -> N
 def append_lines(path: Path, lock: Path, changes) -> tuple | None:
     """Append changes [(op, number, channel)] durably with one write and one fsync (a batch
     replicated from another node), under the journal lock. Returns where the journal then ends,
-    (generation, offset): a reader whose mark is there has read these lines (Lists.journal_mark)."""
-    line = "".join(json.dumps({"op": op, "number": number, "channel": channel}) + "\n"
-                   for op, number, channel in changes).encode()
+    (generation, offset): a reader whose mark is there has read these lines (Lists.journal_mark).
+    A change may carry a fourth item, a dict of fields its line holds too (a 5656 command's MO digest
+    and time: smpp_proxy/mo_redelivery.py); `read_journal` reads op, number and channel alone."""
+    line = "".join(json.dumps({"op": c[0], "number": c[1], "channel": c[2], **(c[3] if len(c) > 3 else {})}) + "\n"
+                   for c in changes).encode()
     if not line:
         return None
     with flocked(lock):

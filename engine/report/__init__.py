@@ -13,6 +13,8 @@ is never in memory) and writes into DIR:
                    advertising_by_owner, models, period, inputs (files, malformed lines),
                    late_parts and late_parts_untied (lines of late parts of concatenated messages: each
                    counted with its message, the one its `"concat"` names; aggregate.py, late.py),
+                   shortcode_redeliveries (lines of 5656 commands the SMSC delivered again, `"redelivery":
+                   true`: counted by their first delivery's line, smpp_proxy/mo_redelivery.py),
                    scheduled_ads_cancelled {cancelled, refused_by_smsc} (ads scheduled ahead whose
                    recipient registered DK DNC before their delivery: the `"kind": "cancel"` lines)
                    calls_unsent and calls_unsent_untied (calls let through that never left, the

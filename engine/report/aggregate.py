@@ -29,6 +29,9 @@ judging made it, late or not (a late part that got a command recorded: its messa
 late line tied to no message (forgotten, or its message's line before `--from` or in a log not read) counts
 toward `late_parts_untied` and its DNC change or report only.
 
+A 5656 command's line that says `"redelivery": true` (the SMSC delivered it again; it applied nothing:
+smpp_proxy/mo_redelivery.py) is no message either: counted in `shortcode_redeliveries` alone.
+
 A call let through whose `call_unsent` line says it never left (the SIP screen answered it 503 or 487 itself, its
 counts given back) is counted under call/refuse and out of its owner's advertising volume (unsent.py): its caller's
 retry is the call.
@@ -124,6 +127,7 @@ class Aggregator(UnsentCalls):
         self.records = 0
         self.outside = 0
         self.late_parts = 0         # lines of late parts of concatenated messages: their message counted once
+        self.redeliveries = 0       # lines of 5656 commands the SMSC delivered again: counted by their first line
         self.late_untied = 0        # ... naming no message (no "concat")
         self.late = LateParts()     # the messages late parts may come for (late.py)
         self.first: datetime | None = None
@@ -154,6 +158,11 @@ class Aggregator(UnsentCalls):
             # an ad scheduled ahead that the proxy asked the SMSC to cancel, its recipient having registered DK DNC
             # before its delivery (smpp_proxy/dnc_cancel.py): no message (its own line counted it), a DNC measure
             self.scheduled_cancels["cancelled" if rec["status"] == 0 else "refused_by_smsc"] += 1
+            return
+        if rec.get("redelivery") is True:
+            # a 5656 command the SMSC delivered again (smpp_proxy/mo_redelivery.py): its first delivery's line counted
+            # the message and its DNC change or report; this one applied nothing
+            self.redeliveries += 1
             return
         if rec.get("late") is True:
             # a part that came after its concatenated message was judged: that message has its line (and was
@@ -384,5 +393,6 @@ class Aggregator(UnsentCalls):
             "outside_period": self.outside,
             "late_parts": self.late_parts,
             "late_parts_untied": self.late_untied + self.late.untied_lines(),
+            "shortcode_redeliveries": self.redeliveries,
             "calls_unsent": self.unsent, "calls_unsent_untied": self.unsent_untied_lines(),
         }

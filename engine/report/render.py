@@ -201,6 +201,8 @@ def write_html(out: Path, summary: dict, tabs, pngs: list[str], inputs: dict) ->
                            summary.get("late_parts", 0)],
                           ["... whose message was not found (their DNC changes and reports counted only)",
                            summary.get("late_parts_untied", 0)],
+                          ["5656 commands the SMSC delivered again (counted by their first delivery)",
+                           summary.get("shortcode_redeliveries", 0)],
                           ["malformed lines (skipped)", inputs["malformed"]]]),
     ]
     if inputs["malformed_lines"]:

@@ -55,7 +55,9 @@ A 5656 command is written off the event loop (engine/groupcommit.py: one writer 
 that arrives while one fsync runs in the next) and only then put in force, logged and answered; the
 other traffic goes on meanwhile. While it is being written its message is remembered as WRITING: a
 part of it that comes again then is answered ESME_RX_T_APPN (asked for again, by when the command is
-recorded or not).
+recorded or not). A 5656 command the SMSC delivers again (serve killed before its answer, an answer lost or late)
+is known by its digest before it is written, answered as its first delivery was and not applied again
+(mo_redelivery.py).
 
 With a shared state store (`--state redis://`: a pool of workers or several nodes, each with its own
 binds, so an SMSC may send a message's parts to different processes), parts for the short code are
@@ -78,6 +80,7 @@ from .concat import concat_id, joined, reading_of
 from .mo_restore import made_no_command, mo_origin
 from .mo_journal import (_ANSWERED, _BINARY, _LINK, _PDU, _PID, _READING, _TEXT, NOT_RECORDED_KEEP, RECORDED,
                          MoPartsJournal, _answer)
+from .mo_redelivery import MoRedeliveryPath, _open
 from .submit import Refusal, message_content
 
 log = logging.getLogger("telfilter.smpp")
@@ -95,12 +98,7 @@ WRITING = object()              # the verdict of a short-code message whose comm
 NO_ESME = object()              # _mo_outcome: for an ESME, and no receiver bind could take it
 
 
-def _open(link) -> bool:
-    t = link.transport
-    return t is not None and not t.is_closing()
-
-
-class MoPath(MoPartsJournal):
+class MoPath(MoRedeliveryPath, MoPartsJournal):
     """Mixin of `SmppProxy`: mobile-originated messages from the SMSC."""
 
     def handle_mo(self, link, pdu, ack):
@@ -119,10 +117,10 @@ class MoPath(MoPartsJournal):
             if ci is not None and ci[1] > 1 and 1 <= ci[2] <= ci[1]:
                 return self._mo_part(link, pdu, ci, text, binary, reading)
         self._judge_mo(pdu, text, type(pdu).__name__ + " MO", binary, reading,
-                       lambda v: self._mo_outcome(v, link, ((pdu, ack),), binary))
+                       lambda v: self._mo_outcome(v, link, ((pdu, ack),), binary), pdus=(pdu,), link=link)
 
     def _judge_mo(self, pdu, text, what, binary, reading, then, parts_id: str = "", late: bool = False,
-                  concat: str | None = None) -> None:
+                  concat: str | None = None, pdus=None, link=None) -> None:
         """Judge and log one MO message (`pdu`: its first part), then `then(verdict)`; the verdict is None
         when it is a 5656 command the journal could not take (logged as a refusal: the SMSC is to deliver
         it again). A 5656 command is written off the loop (engine/groupcommit.py), several in one fsync,
@@ -131,7 +129,9 @@ class MoPath(MoPartsJournal):
         together from (mo_journal.py), named in its report. `late`: a part after its message was judged (and
         logged): its line says so, also when it got a 5656 command the journal could not record recorded.
         `concat`: the identity of a concatenated message that may have late parts, or of a late part's message
-        (concat.concat_id), named on its line (the report ties the two)."""
+        (concat.concat_id), named on its line (the report ties the two). `pdus`: the message's parts, in part
+        order, when a 5656 command it makes is to be known again if the SMSC delivers it again (mo_redelivery.py;
+        None: not looked up, e.g. a late part), `link` the one it came on (None: its parts came on several)."""
         dest = pdu.destination_addr
         msg = Message(sender=pdu.source_addr, recipient=dest, text=text, time=self.clock(), account="", direction="mo",
                       sender_ton=pdu.source_addr_ton, recipient_ton=pdu.dest_addr_ton)
@@ -154,6 +154,8 @@ class MoPath(MoPartsJournal):
             return None
         if parts_id and cmd.report is not None:
             cmd.report["parts_id"] = parts_id
+        if pdus and self._redelivered(pdus, link, msg, what, v, cmd, us, binary, reading, then, late, concat):
+            return
         done = partial(self._command_written, msg, what, v, cmd, us, binary, reading, then, late, concat)
         w = self.commands
         if w is not None and w.submit(cmd, done):
@@ -172,11 +174,14 @@ class MoPath(MoPartsJournal):
             trouble("shortcode").failed(err, f"a 5656 command (MO from {msg.sender!r} to {msg.recipient}) not "
                                              "recorded: answered ESME_RX_T_APPN, the SMSC delivers it again")
             self.stats["shortcode_not_recorded"] += 1
+            self._redelivery_settled(cmd, v, None, err)
             self.vlog.write_refusal(self.clock(), what, "", msg.sender, msg.recipient, C.ESME_RX_T_APPN, str(e),
                                     late, concat)
             return then(None)
         trouble("shortcode").ok()
-        v = self.pipeline.apply_command(cmd, v)          # (a HUY DNC: what it removed)
+        applied = self.pipeline.apply_command(cmd, v)    # (a HUY DNC: what it removed)
+        self._redelivery_settled(cmd, v, applied, None)
+        v = applied
         self.stats["shortcode_recorded"] += 1
         # a command completed by a late part (its message's first line was a refusal: not recorded) says `late`:
         # one message, counted once (its DNC change or report counted by this line, which made it)
@@ -326,7 +331,7 @@ class MoPath(MoPartsJournal):
         # a message remembered for its late parts (then) names itself on its line, as they will on theirs
         cid = concat_id(key) if sc or len(live) + len(answered) < c.total else None
         self._judge_mo(pdu0, text, f"{type(pdu0).__name__} MO x{len(parts)}/{c.total}", binary, reading, then, pid,
-                       concat=cid)
+                       concat=cid, pdus=tuple(x[_PDU] for x in parts))
 
     def _mo_late(self, link, pdu, ci, late, binary, reading, key):
         """A part after its message was judged: judged on the whole text known now; never let

@@ -153,6 +153,7 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
         host, port = parse_addr(listen or self.settings.listen or "0.0.0.0:0")
         self.loop = asyncio.get_running_loop()
         self.commands = GroupCommit(self.pipeline.write_commands, self.loop)
+        self._restore_redeliveries()                # 5656 commands of the last minutes (mo_redelivery.py)
         await self._restore_mo_parts_on_disk()      # 5656 message parts the last run acknowledged (mo_journal.py)
         # reuse_port: `serve --workers N` runs N processes on one port (SO_REUSEPORT)
         if listen or self.settings.listen:          # "" with tls_listen: TLS only

@@ -1,0 +1,319 @@
+"""5656 messages the SMSC delivers again: known by a digest of what a redelivery keeps, applied once, answered as
+the first delivery was.
+
+Theory of operation. An SMSC delivers a deliver_sm again when it had no deliver_sm_resp for it: serve was killed
+after the command was on disk and before its answer went out, the answer was lost on the link, or it came after the
+SMSC's response timeout. The copy has a new sequence_number and may come on another bind, and SMPP 3.4 gives no
+field that says "delivered before". So a copy is known by `digest` (64 bits of BLAKE2b) of what an SMSC sends
+again unchanged: source_addr_ton/npi/source_addr, dest_addr_ton/npi/destination_addr, data_coding, the message
+octets (short_message with its UDH, message_payload), the SAR TLVs and user_message_reference (SMPP 3.4 §5.3.2.17:
+the handset's TP-MR, where the SMSC passes it on: a subscriber's own second message then has another). A
+concatenated message's digest covers its parts in part order (their UDH carries its reference number).
+
+The digest of a 5656 command is in the command's own durable line, written by the same write and fsync (so no
+crash leaves one without the other): `"mo_digest"` in its reports.jsonl line, `"mo_digest"` and `"at"` (epoch
+seconds) in its lists/dnc.delta line; readers ignore fields they do not know, and lines without them (older files,
+`check`, another node's change) are no command of this path. `Redeliveries` keeps the digests of the last WINDOW
+seconds, at most MAX_KEPT (the oldest forgotten first): a ring of flat arrays and a dict of 64-bit ints, O(1) a
+message. The start rebuilds it from the files (`restore`): reports.jsonl read back from its end, dnc.delta and
+dnc.delta.prev (what the last fold of the journal into the DNC snapshot took out of it; an earlier fold within the
+window loses its lines' digests).
+
+A copy of a command in the window is not written or put in force again: answered 0, its subscriber sent the reply
+the first delivery got (in the crash case that reply never left: it goes out after the answer; after a lost answer
+the subscriber gets the same confirmation twice, within the replies' hourly cap), and its verdict line says
+`"redelivery": true` (the regulator's report counts it no second time). A copy that comes while its first delivery
+is being written is asked for again (ESME_RX_T_APPN), and makes the first's answer one the SMSC gave up on.
+
+What is no copy: a message in one part whose first delivery was answered within ANSWERED_IN_TIME on a link still
+open when it comes (no SMSC times out that fast, and an answer written on a live TCP connection arrives; one in parts,
+which may come on several links, is a copy within WINDOW): the subscriber's own repeat, a command again (two HUY DNC V: "removed", then "not on the list"); and a DNC command that is not its
+number's latest 5656 DNC command in the window (a subscriber's DK DNC, HUY DNC, DK DNC leaves them registered; an
+SMSC delivering the first DK DNC again after the HUY DNC was answered registers them again too). A subscriber's own
+repeat within WINDOW after a restart (or after a late answer), through an SMSC that passes no
+user_message_reference, is taken for a copy: nothing is changed again (a DNC command repeated changes nothing; a
+report repeated is the same reporter's same report) and the same reply is sent. After a restart the reply is the
+command's own confirmation: a HUY DNC whose first delivery removed nothing was told DNC_NOT_REGISTERED then,
+DNC_CANCELLED now (what the removal found is not on disk).
+
+Times are the messages' (the wall clock, as the lines'). Per process: with `--workers N` a copy reaching another
+worker than the first delivery, which has not started since, is applied again (as before this); with `--state
+redis://` 5656 messages in parts are put together in Redis and not looked up here.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from array import array
+from datetime import datetime
+from hashlib import blake2b
+
+from .codec import constants as C
+
+log = logging.getLogger("telfilter.smpp")
+
+WINDOW = 600.0          # seconds a 5656 command's digest is kept: an SMSC's response timeout and first retries
+MAX_KEPT = 100_000      # digests kept at most (~170 a second for WINDOW); the oldest go first
+WRITING = "writing"     # a command whose first delivery is being written
+# seconds within which a first delivery answered on a link still open when a copy comes was answered for sure (an
+# SMSC's response timeout is longer): that copy is the subscriber's own repeat
+ANSWERED_IN_TIME = 2.0
+_KEPT_TLVS = (C.TAG_MESSAGE_PAYLOAD, C.TAG_SAR_MSG_REF_NUM, C.TAG_SAR_TOTAL_SEGMENTS, C.TAG_SAR_SEGMENT_SEQNUM,
+              C.TAG_USER_MESSAGE_REFERENCE)
+_BLOCK = 1 << 16        # bytes read at a time from reports.jsonl's end
+_MAX_READ = 64 << 20    # bytes of reports.jsonl read back at most
+
+
+def digest(pdus) -> int:
+    """The digest of one MO message, `pdus` its part(s) in part order (module text)."""
+    h = blake2b(digest_size=8)
+    for p in pdus:
+        h.update(b"%d\x00%d\x00%d\x00%d\x00%d\x00" % (len(pdus), p.source_addr_ton, p.source_addr_npi,
+                                                       p.dest_addr_ton, p.dest_addr_npi))
+        h.update(f"{p.source_addr}\x00{p.destination_addr}\x00".encode("utf-8", "surrogateescape"))
+        sm = getattr(p, "short_message", b"") or b""
+        h.update(b"%d\x00%d\x00" % (p.data_coding, len(sm)) + bytes(sm))
+        for t in sorted((t for t in p.tlvs if t.tag in _KEPT_TLVS), key=lambda t: t.tag):
+            h.update(b"%d\x00%d\x00" % (t.tag, len(t.value)) + bytes(t.value))
+    return int.from_bytes(h.digest(), "big")
+
+
+def hexed(d: int) -> str:
+    """A digest as the files keep it."""
+    return f"{d:016x}"
+
+
+class Redeliveries:
+    """The digests of the 5656 commands of the last `window` seconds, at most `bound` (module text).
+
+    A ring of `bound` slots, oldest first from `_head`: each slot's digest, time and DNC number in flat arrays, what a
+    copy is answered and the link its first delivery was answered on in two lists (None for most), and a dict
+    digest -> slot: ~165 B a command kept, 20.6 MB at MAX_KEPT (measured with half of them DNC commands; 4.2 MB of it
+    the slots, allocated at start). A slot the dict no longer names (a command not recorded,
+    or a digest kept again in a newer slot) is skipped when the head passes it."""
+
+    def __init__(self, window: float = WINDOW, bound: int = MAX_KEPT):
+        self.window, self.bound = window, bound
+        self._slot: dict = {}                   # digest -> its slot
+        self._d = array("Q", bytes(8 * bound))  # a slot's digest
+        self._t = array("d", bytes(8 * bound))  # ... its command's time (epoch seconds)
+        self._n = array("q", bytes(8 * bound))  # ... its DNC number (0: a report)
+        # ... what a copy is answered: WRITING, a Verdict, or None for the command's own verdict
+        self._answer: list = [None] * bound
+        # ... the link its first delivery was answered on in time (None: unknown, late, or before the last start);
+        # while it is written, (that link, the loop time it came)
+        self._link: list = [None] * bound
+        self._head = self._used = 0
+        self._latest: dict = {}                 # DNC number -> the digest of its latest 5656 DNC command kept
+
+    def __len__(self) -> int:
+        return len(self._slot)
+
+    def seen(self, d: int, number: int | None, now: float):
+        """None: a new command. Else (what its first delivery is answered with: WRITING, a Verdict, or None for the
+        command's own verdict; the link the first delivery was answered on in time, or None)."""
+        self._expire(now)
+        i = self._slot.get(d)
+        if i is None or self._t[i] <= now - self.window or number is not None and self._latest.get(number) != d:
+            # (older than the window behind a newer head: the wall clock stepped back; or a later DNC command of that
+            # number came since: a command of its own)
+            return None
+        a = self._answer[i]
+        return a, (None if a is WRITING else self._link[i])
+
+    def writing(self, d: int, number: int | None, now: float, link=None, came: float = 0.0) -> None:
+        self._put(d, now, WRITING, number, (link, came))
+
+    def written(self, d: int, answer, answered: float) -> None:
+        """Its first delivery is in force, answered at loop time `answered`: copies are answered `answer` (None: the
+        command's own verdict)."""
+        i = self._slot.get(d)
+        if i is not None and self._answer[i] is WRITING:
+            link, came = self._link[i]
+            self._answer[i], self._link[i] = answer, link if answered - came <= ANSWERED_IN_TIME else None
+
+    def copied(self, d: int) -> None:
+        """A copy came while its first delivery was being written: the SMSC gave up waiting for that answer, however
+        soon it goes out (a later copy is one too)."""
+        i = self._slot.get(d)
+        if i is not None and self._answer[i] is WRITING:
+            self._link[i] = (None, self._link[i][1])
+
+    def failed(self, d: int) -> None:
+        """Its first delivery could not be written: nothing of it is in force, a copy is a command again."""
+        i = self._slot.get(d)
+        if i is not None and self._answer[i] is WRITING:
+            self._forget(d, i)
+
+    def _put(self, d: int, at: float, answer, number: int | None, link=None) -> None:
+        if d in self._slot:
+            self._forget(d, self._slot[d])
+        if self._used == self.bound:
+            self._pop()
+        i = (self._head + self._used) % self.bound
+        self._used += 1
+        self._slot[d] = i
+        self._d[i], self._t[i], self._n[i], self._answer[i], self._link[i] = d, at, number or 0, answer, link
+        if number is not None:
+            self._latest[number] = d
+
+    def _forget(self, d: int, i: int) -> None:
+        del self._slot[d]
+        n = self._n[i]
+        if n and self._latest.get(n) == d:
+            del self._latest[n]
+        self._answer[i] = self._link[i] = None
+
+    def _pop(self) -> None:
+        """The oldest slot goes (its digest forgotten unless a newer slot holds it)."""
+        i = self._head
+        d = self._d[i]
+        if self._slot.get(d) == i:
+            self._forget(d, i)
+        self._head, self._used = (i + 1) % self.bound, self._used - 1
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self.window
+        while self._used and self._t[self._head] <= horizon:
+            self._pop()
+
+    def restore(self, reports_path, journals, now: float) -> int:
+        """(start) The digests of the commands of the last `window` seconds from the files they were written in:
+        reports.jsonl and the DNC journals `journals` (the older first). Returns how many."""
+        since = now - self.window
+        got = []
+        for path in journals:
+            got += _journal_digests(path, since)
+        got += _report_digests(reports_path, since, self.window)
+        got.sort(key=lambda x: x[0])
+        for at, d, number in got[-self.bound:]:
+            self._put(d, at, None, number)
+        return len(got)
+
+
+def _journal_digests(path, since: float) -> list:
+    """[(time, digest, DNC number)] of the 5656 DNC commands in journal `path` since `since`."""
+    out = []
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return out
+    with f:
+        for line in f:
+            if b'"mo_digest"' not in line:
+                continue
+            try:
+                r = json.loads(line)
+                at, d, number = float(r["at"]), int(r["mo_digest"], 16), r["number"]
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+            if at >= since and type(number) is int:
+                out.append((at, d, number))
+    return out
+
+
+def _report_digests(path, since: float, margin: float) -> list:
+    """[(time, digest, None)] of the 5656 reports in reports.jsonl since `since`, read back from the file's end
+    until a report older than `since - margin` (reports come in about the order of their times), at most
+    _MAX_READ bytes."""
+    out = []
+    try:
+        f = open(path, "rb")
+    except (FileNotFoundError, TypeError):
+        return out
+    with f:
+        pos = f.seek(0, 2)
+        tail, read, older = b"", 0, False
+        while pos > 0 and read < _MAX_READ and not older:
+            n = min(_BLOCK, pos)
+            pos -= n
+            f.seek(pos)
+            lines = (f.read(n) + tail).split(b"\n")
+            read += n
+            tail = lines.pop(0) if pos > 0 else b""          # (perhaps cut: read with the block before)
+            for line in lines:
+                try:
+                    r = json.loads(line)
+                    at = datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp()
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue
+                older = older or at < since - margin
+                if at >= since and isinstance(r.get("mo_digest"), str):
+                    try:
+                        out.append((at, int(r["mo_digest"], 16), None))
+                    except ValueError:
+                        pass
+    return out
+
+
+class MoRedeliveryPath:
+    """Mixin of `SmppProxy` (through mo.MoPath): a 5656 command's digest looked up before it is written."""
+
+    redeliveries: Redeliveries | None = None
+
+    def _restore_redeliveries(self) -> None:
+        """(start, before any link binds) The window rebuilt from the files the commands were written in."""
+        r = self.redeliveries = Redeliveries()
+        p = self.pipeline
+        if not getattr(p, "persist", False):        # (a benchmark's pipeline: no files)
+            return
+        reports = getattr(getattr(p, "reports", None), "path", None)
+        store = getattr(p, "store", None)
+        journal = store.delta_path if store is not None else None
+        try:
+            n = r.restore(reports, (journal.with_name(journal.name + ".prev"), journal) if journal else (),
+                          self.clock().timestamp())
+        except OSError as e:
+            log.error("start: the 5656 commands of the last %.0f s could not be read back (%s): a copy the SMSC "
+                      "delivers again of one of them is applied again", r.window, e)
+            return
+        if n:
+            log.info("%d 5656 command(s) of the last %.0f s remembered: a copy the SMSC delivers again is answered, "
+                     "not applied again", n, r.window)
+
+    def _redelivered(self, pdus, link, msg, what, v, cmd, us, binary, reading, then, late, concat) -> bool:
+        """Before 5656 command `cmd` of MO `pdus` (that came on `link`; None: its parts on several) is written: True
+        when it is a copy of one in the window, answered here (module text); else it is remembered as being written
+        (`cmd.mo`: its digest, written with it)."""
+        r = self.redeliveries
+        if r is None:
+            r = self.redeliveries = Redeliveries()
+        d = digest(pdus)
+        number = cmd.dnc[1] if cmd.dnc is not None else None
+        first = r.seen(d, number, cmd.ts)
+        if first is not None and first[1] is not None and _open(first[1]):
+            first = None                # its first delivery was answered in time on a link still open: no copy
+        if first is None:
+            r.writing(d, number, cmd.ts, link, self.loop.time())
+            cmd.mo = d
+            if cmd.report is not None:
+                cmd.report["mo_digest"] = hexed(d)
+            return False
+        if first[0] is WRITING:
+            r.copied(d)
+            self.stats["shortcode_redelivered_while_writing"] += 1
+            self.vlog.write_refusal(self.clock(), what, "", msg.sender, msg.recipient, C.ESME_RX_T_APPN,
+                                    "a copy of a 5656 command still being written: asked for again", late, concat,
+                                    redelivery=True)
+            then(None)
+            return True
+        self.stats["shortcode_redelivered"] += 1
+        v = first[0] or v
+        self.vlog.write_sms(msg, what, v, us, binary, reading, late=late, concat=concat, redelivery=True)
+        then(v)
+        return True
+
+    def _redelivery_settled(self, cmd, v, applied, err) -> None:
+        """Command `cmd` written (`err` None; `applied`: its verdict as put in force, `v` as judged) or not."""
+        r = self.redeliveries
+        if cmd.mo is None or r is None:
+            return
+        if err is not None:
+            r.failed(cmd.mo)
+        else:
+            r.written(cmd.mo, applied if applied is not v else None, self.loop.time())
+
+
+def _open(link) -> bool:
+    t = getattr(link, "transport", None)
+    return t is not None and not t.is_closing()

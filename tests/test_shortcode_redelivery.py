@@ -1,0 +1,266 @@
+"""A 5656 command the SMSC delivers again (engine/smpp_proxy/mo_redelivery.py): after a crash between its durable
+line and its deliver_sm_resp, or an answer lost on the link, the copy (new sequence_number, maybe another bind) is
+answered 0 and told what the first delivery was, and nothing is recorded or changed a second time. The SMSC is our
+simulator; a restart is a new pipeline and proxy on the same data dir (as serve starts), or a real serve killed."""
+import json
+import time
+from datetime import timezone
+
+from engine.app import build
+from engine.report.aggregate import Aggregator
+from engine.report.reader import parse_ts
+from engine.smpp_proxy.accounts import DEFAULT_REPLIES, SmppSettings
+from engine.smpp_proxy.codec import Tlv
+from engine.smpp_proxy.codec import constants as C
+from engine.smpp_proxy.codec import pdu as P
+from engine.smpp_proxy.harness import ProxyHarness
+from engine.smpp_proxy.mo_redelivery import Redeliveries, digest
+from engine.verdictlog import VerdictLog
+from tests.test_smpp_mo_concat import confirmations, deliver, mo, reports
+from tests.test_report_memory_bound import _NoRegistry
+from tests.test_smpp_proxy import pipe, wait  # noqa: F401  (pipe: fixture)
+
+SUB = "84911000201"
+CANCELLED = DEFAULT_REPLIES["DNC_CANCELLED"].replace("{channel}", "tin nhan va cuoc goi")
+REGISTERED = DEFAULT_REPLIES["DNC_REGISTERED"].replace("{channel}", "tin nhan va cuoc goi")
+REPORT = b"S 0912345678 Vay tien nhanh lai suat 0%, bam vao link de nhan ngay"
+
+
+def sms(text, src=SUB, **kw):
+    return mo(text, src=src, dc=0, esm_class=0, **kw)
+
+
+class Run:
+    """Proxies one after another on one data dir, each with its own verdict log (`lines`)."""
+
+    def __init__(self, pipe):
+        self.dir, self.pipe, self.h, self.buf = pipe.store.dir, pipe, None, []
+
+    def start(self):
+        import io
+        if self.h is not None:
+            self.h.stop()
+            self.pipe = build(data_dir=self.dir)
+        self.buf.append(io.StringIO())
+        self.h = ProxyHarness(self.pipe, accounts=("esme1:secret",), settings=SmppSettings(),
+                              verdict_log=VerdictLog(self.buf[-1])).start()
+        return self.h
+
+    def lines(self):
+        return [json.loads(x) for b in self.buf for x in b.getvalue().splitlines()]
+
+    def stop(self):
+        if self.h is not None:
+            self.h.stop()
+
+
+def command(h, pdu, src=SUB):
+    """Deliver `pdu` (on the newest bind), wait for its answer, 0, and its reply; the reply."""
+    n, a = len(confirmations(h, src)), len(h.sim.mo_responses)
+    s = deliver(h, pdu)
+    assert wait(lambda: [r.command_status for r in h.sim.mo_responses[a:] if r.sequence_number == s] == [0]
+                and len(confirmations(h, src)) > n)
+    return confirmations(h, src)[-1]
+
+
+def dnc_lines(d):
+    p = d / "lists" / "dnc.delta"
+    return [json.loads(x) for x in p.read_text().splitlines() if "\"op\"" in x] if p.exists() else []
+
+
+def test_a_huy_dnc_delivered_again_after_a_restart_is_confirmed_as_the_first_and_removes_once(pipe):
+    """It was answered DNC_NOT_REGISTERED ("not on the list"), just after it had removed the subscriber."""
+    run = Run(pipe)
+    try:
+        h = run.start()
+        assert command(h, sms(b"DK DNC")) == REGISTERED
+        assert command(h, sms(b"HUY DNC")) == CANCELLED
+        h = run.start()                     # its answer lost with the process: the SMSC delivers it again
+        assert command(h, sms(b"HUY DNC")) == CANCELLED
+        time.sleep(0.2)
+        assert [x["op"] for x in dnc_lines(run.dir)] == ["add", "remove"]
+        assert not run.pipe.lists.in_dnc(int(SUB), "S")
+        last = run.lines()[-1]
+        assert last["redelivery"] is True and last["hits"][0]["symbol"] == "DNC_CANCELLED"
+        assert h.proxy.stats["shortcode_redelivered"] == 1
+    finally:
+        run.stop()
+
+
+def test_a_report_delivered_again_after_a_restart_is_stored_once(pipe):
+    run = Run(pipe)
+    try:
+        h = run.start()
+        thanks = command(h, sms(REPORT))
+        h = run.start()
+        assert command(h, sms(REPORT)) == thanks == DEFAULT_REPLIES["SPAM_REPORTED"]
+        time.sleep(0.2)
+        [rep] = reports(run.pipe)
+        assert rep["reported"] == "+84912345678" and len(rep["mo_digest"]) == 16
+        # the regulator's report (from the verdict logs): one report and one message; the copy's line apart
+        first, copy = run.lines()
+        assert "redelivery" not in first and copy["redelivery"] is True
+        agg = Aggregator(timezone.utc, lists=_NoRegistry())
+        for x in (first, copy):
+            agg.add_verdict(parse_ts(x["ts"]), x)
+        s = agg.summary()
+        assert s["reports"]["S"] == 1 and s["totals"]["sms"]["allow"] == 1 and s["shortcode_redeliveries"] == 1
+    finally:
+        run.stop()
+
+
+def test_a_copy_after_the_answer_was_lost_on_the_link_is_not_applied_again(pipe):
+    """The SMSC never read the answer (its session deaf, then closed): it delivers the HUY DNC again on its new
+    bind, without any restart of ours."""
+    run = Run(pipe)
+    try:
+        h = run.start()
+        assert command(h, sms(b"DK DNC")) == REGISTERED
+        h.sim.hang()
+        s = deliver(h, sms(b"HUY DNC"))
+        assert wait(lambda: len(dnc_lines(run.dir)) == 2)
+        assert wait(lambda: any(getattr(e, "command_id", 0) == C.DELIVER_SM_RESP and e.sequence_number == s
+                                for e in list(h.sim.ignored)))
+        old = list(h.sim.sessions)
+        h.run(lambda: [x.transport.close() for x in old])
+        assert wait(lambda: any(x.bound and not any(x is o for o in old) for x in list(h.sim.sessions)), 10)
+        assert command(h, sms(b"HUY DNC")) == CANCELLED
+        time.sleep(0.2)
+        assert [x["op"] for x in dnc_lines(run.dir)] == ["add", "remove"]
+    finally:
+        run.stop()
+
+
+def test_the_subscribers_own_commands_stay_commands(pipe):
+    """A copy is a copy only while it is its number's latest DNC command (DK DNC, HUY DNC, DK DNC leaves the
+    subscriber registered), and a repeat answered in time on a link still open is a command of its own."""
+    run = Run(pipe)
+    try:
+        h = run.start()
+        assert command(h, sms(b"DK DNC")) == REGISTERED
+        h = run.start()
+        assert command(h, sms(b"HUY DNC")) == CANCELLED
+        assert command(h, sms(b"DK DNC")) == REGISTERED
+        time.sleep(0.2)
+        assert [x["op"] for x in dnc_lines(run.dir)] == ["add", "remove", "add"]
+        assert run.pipe.lists.in_dnc(int(SUB), "S")
+        assert command(h, sms(b"HUY DNC V")).startswith("Ban da huy")
+        assert command(h, sms(b"HUY DNC V")).startswith("So cua ban khong co")        # its own: nothing to remove
+        assert not any(x.get("redelivery") for x in run.lines())
+    finally:
+        run.stop()
+
+
+def test_the_digest_keeps_what_a_redelivery_keeps():
+    a = sms(b"DK DNC", sequence_number=1)
+    assert digest((a,)) == digest((P.replace(a, sequence_number=77),))
+    # (user_message_reference: the handset's TP-MR, another for each message it sends)
+    umr = (Tlv(C.TAG_USER_MESSAGE_REFERENCE, b"\x00\x07"),)
+    for other in (sms(b"DK DNC", src="84911000202"), sms(b"DK DNC V"), P.replace(a, data_coding=8),
+                  P.replace(a, source_addr_ton=0), P.replace(a, tlvs=umr)):
+        assert digest((other,)) != digest((a,))
+
+
+def test_the_window_is_bounded_in_time_and_entries(tmp_path):
+    r = Redeliveries(window=600, bound=3)
+    for d in (1, 2, 3, 4):
+        r.writing(d, None, 1000.0 + d)
+        r.written(d, None, 0.0)
+    assert len(r) == 3 and r.seen(1, None, 1010) is None and r.seen(2, None, 1010) == (None, None)
+    assert r.seen(4, None, 1603.9) == (None, None) and r.seen(4, None, 1604.0) is None and len(r) == 0
+    # rebuilt from the lines the commands were written in; lines without a digest (older, `check`) are none
+    (tmp_path / "dnc.delta").write_text(
+        '{"gen": "x"}\n{"op": "add", "number": 84911000201, "channel": "SV"}\n'
+        '{"op": "add", "number": 84911000201, "channel": "SV", "mo_digest": "00000000000000aa", "at": 1000.5}\n'
+        '{"op": "add", "number": 84911000202, "channel": "SV", "mo_digest": "00000000000000bb", "at": 100.0}\n')
+    (tmp_path / "reports.jsonl").write_text(
+        '{"reporter": "+84911000201", "time": "1970-01-01T00:16:40+00:00", "mo_digest": "00000000000000cc"}\n'
+        '{"reporter": "+84911000201", "time": "1970-01-01T00:16:41+00:00"}\n')
+    r = Redeliveries(window=600)
+    assert r.restore(tmp_path / "reports.jsonl", (tmp_path / "dnc.delta.prev", tmp_path / "dnc.delta"), 1100.0) == 2
+    assert r.seen(0xaa, 84911000201, 1100.0) == (None, None) and r.seen(0xcc, None, 1100.0) == (None, None)
+    assert r.seen(0xbb, 84911000202, 1100.0) is None
+
+
+def test_commands_on_disk_when_serve_is_killed_before_their_answers_are_applied_once(tmp_path):
+    """A real serve, kill -9 after a HUY DNC and a report are written and before the SMSC had their answers (its
+    session deaf to them): the next serve answers the SMSC's copies 0, confirms them as the first delivery was
+    confirmed, and neither removes nor stores anything a second time."""
+    from tests.test_smpp_receipts import ServeBeside
+    run = ServeBeside(tmp_path)
+    try:
+        proc, _ = run.start(1)
+        assert command(run.sim, sms(b"DK DNC")) == REGISTERED
+        run.sim.sim.hang()
+        deliver(run.sim, sms(b"HUY DNC"))
+        deliver(run.sim, sms(REPORT))
+        assert wait(lambda: len(dnc_lines(run.data)) == 2 and (run.data / "reports.jsonl").exists(), 10)
+        proc.kill()                                     # kill -9
+        proc.wait(10)
+        run.start(2)
+        assert command(run.sim, sms(b"HUY DNC")) == CANCELLED
+        assert command(run.sim, sms(REPORT)) == DEFAULT_REPLIES["SPAM_REPORTED"]
+        time.sleep(0.3)
+        assert [x["op"] for x in dnc_lines(run.data)] == ["add", "remove"]
+        assert len((run.data / "reports.jsonl").read_text(encoding="utf-8").splitlines()) == 1
+        assert wait(lambda: sum('"redelivery": true' in x for x in (tmp_path / "v.log").read_text().splitlines())
+                    == 2, 5)
+    finally:
+        run.close()
+
+
+def test_a_copy_while_the_first_is_being_written_is_asked_for_again_and_the_next_is_a_copy(pipe):
+    """The SMSC's response timeout is shorter than a slow disk: its copy, while the first delivery's line is being
+    written, is answered ESME_RX_T_APPN (nothing of it known yet); the copy after that is answered 0, not applied."""
+    real = pipe.write_commands
+
+    def slow(cmds):
+        time.sleep(0.5)
+        return real(cmds)
+    pipe.write_commands = slow                  # (the proxy's writer thread calls it: GroupCommit)
+    run = Run(pipe)
+    try:
+        h = run.start()
+        a = len(h.sim.mo_responses)
+        s1 = deliver(h, sms(REPORT))
+        s2 = deliver(h, sms(REPORT))
+        assert wait(lambda: len(h.sim.mo_responses) - a == 2)
+        got = {r.sequence_number: r.command_status for r in h.sim.mo_responses[a:]}
+        assert got == {s1: 0, s2: C.ESME_RX_T_APPN}
+        assert command(h, sms(REPORT)) == DEFAULT_REPLIES["SPAM_REPORTED"]
+        time.sleep(0.7)
+        assert len(reports(run.pipe)) == 1
+        # the copy asked for again and the copy answered say so: the regulator's report counts the message once
+        assert [(x["action"], x.get("redelivery")) for x in run.lines()] == \
+            [("refuse", True), ("allow", None), ("allow", True)]
+    finally:
+        run.stop()
+
+
+def test_a_huy_dnc_in_parts_caught_between_its_journal_line_and_its_done_marker_removes_once(pipe, tmp_path):
+    """The parts journal (mo_journal.py) puts part 1 back after the crash; the SMSC's copy of part 2 completes the
+    message again: it is known by its digest, confirmed as the first time (it removed the subscriber a second time,
+    told "not registered")."""
+    import shutil
+    from tests.test_mo_parts_journal import _journalled
+    from tests.test_mo_parts_journal_restarts import _restarted
+    from tests.test_smpp_mo_concat import gsm_parts
+    crash = tmp_path / "crash.journal"
+    p1, p2 = gsm_parts(["HUY ", "DNC"], ref=0x31)
+    h, path = _journalled(pipe, tmp_path, concat_timeout=0.5)
+    try:
+        assert command(h, sms(b"DK DNC")) == REGISTERED
+        s = deliver(h, mo(p1, src=SUB, dc=0))
+        assert wait(lambda: [r.command_status for r in h.sim.mo_responses if r.sequence_number == s] == [0])
+        shutil.copyfile(path, crash)            # the disk as a kill -9 after the command's line leaves it (below)
+        assert command(h, mo(p2, src=SUB, dc=0)) == CANCELLED
+    finally:
+        h.stop()
+    pipe2, h2 = _restarted(pipe, crash, path)
+    try:
+        assert command(h2, mo(p2, src=SUB, dc=0)) == CANCELLED
+        time.sleep(0.3)
+        assert [x["op"] for x in dnc_lines(pipe2.store.dir)] == ["add", "remove"]
+        assert h2.proxy.stats["shortcode_redelivered"] == 1
+    finally:
+        h2.stop()
