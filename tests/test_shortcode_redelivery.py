@@ -264,3 +264,28 @@ def test_a_huy_dnc_in_parts_caught_between_its_journal_line_and_its_done_marker_
         assert h2.proxy.stats["shortcode_redelivered"] == 1
     finally:
         h2.stop()
+
+
+def test_a_copy_reaching_another_worker_is_known_there(pipe):
+    """Two processes on one data dir, as `serve --workers 2`: the SMSC's copy of a HUY DNC and a report the first
+    wrote (then killed before its answers) comes on the other's bind. That one reads what the other wrote (within a
+    second) and answers the copies as their first delivery was, applying nothing again."""
+    one = Run(pipe)
+    two = Run(build(data_dir=pipe.store.dir))
+    try:
+        h1, h2 = one.start(), two.start()
+        assert command(h1, sms(b"DK DNC")) == REGISTERED
+        assert command(h1, sms(b"HUY DNC")) == CANCELLED
+        command(h1, sms(REPORT))
+        wait(lambda: len(h2.proxy.redeliveries) == 3)      # (its next look at the files)
+        h1.stop()
+        one.h = None
+        assert command(h2, sms(b"HUY DNC")) == CANCELLED
+        assert command(h2, sms(REPORT)) == DEFAULT_REPLIES["SPAM_REPORTED"]
+        time.sleep(0.2)
+        assert [x["op"] for x in dnc_lines(two.dir)] == ["add", "remove"]
+        assert len(reports(two.pipe)) == 1
+        assert h2.proxy.stats["shortcode_redelivered"] == 2
+    finally:
+        one.stop()
+        two.stop()

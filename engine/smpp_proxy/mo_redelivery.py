@@ -36,14 +36,19 @@ report repeated is the same reporter's same report) and the same reply is sent. 
 command's own confirmation: a HUY DNC whose first delivery removed nothing was told DNC_NOT_REGISTERED then,
 DNC_CANCELLED now (what the removal found is not on disk).
 
-Times are the messages' (the wall clock, as the lines'). Per process: with `--workers N` a copy reaching another
-worker than the first delivery, which has not started since, is applied again (as before this); with `--state
-redis://` 5656 messages in parts are put together in Redis and not looked up here.
+Times are the messages' (the wall clock, as the lines'). Every FOLLOW_EVERY seconds each process reads the lines
+appended to the two files since it last looked (`_follow_redeliveries`: its own are skipped by their digest,
+unparsed) and keeps the digests other processes wrote: the workers of `serve --workers N` (a copy of a command a
+worker killed -9 had written comes on another worker's bind), and, with `--state redis://`, the reports other nodes
+took (replication appends them to reports.jsonl with their digest; a DNC change replicated carries none: a copy
+reaching another node than its first delivery's is a DNC command again there). 5656 messages in parts put together
+in Redis (`--state`, engine/state/mo_parts.py) are not looked up here.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 from array import array
 from datetime import datetime
 from hashlib import blake2b
@@ -60,6 +65,7 @@ WRITING = "writing"     # a command whose first delivery is being written
 ANSWERED_IN_TIME = 2.0
 _KEPT_TLVS = (C.TAG_MESSAGE_PAYLOAD, C.TAG_SAR_MSG_REF_NUM, C.TAG_SAR_TOTAL_SEGMENTS, C.TAG_SAR_SEGMENT_SEQNUM,
               C.TAG_USER_MESSAGE_REFERENCE)
+FOLLOW_EVERY = 1.0      # seconds between two looks at the lines other processes wrote
 _BLOCK = 1 << 16        # bytes read at a time from reports.jsonl's end
 _MAX_READ = 64 << 20    # bytes of reports.jsonl read back at most
 
@@ -145,6 +151,19 @@ class Redeliveries:
         if i is not None and self._answer[i] is WRITING:
             self._forget(d, i)
 
+    def knows(self, hexed: bytes) -> bool:
+        """Whether the digest a line names (16 hex digits) is kept."""
+        try:
+            return int(hexed, 16) in self._slot
+        except ValueError:
+            return False
+
+    def learn(self, d: int, at: float, number: int | None, now: float) -> None:
+        """A command another process wrote (a worker of the pool, on this data dir): kept unless known already (this
+        process's own, read back) or out of the window."""
+        if d not in self._slot and at > now - self.window:
+            self._put(d, at, None, number)
+
     def _put(self, d: int, at: float, answer, number: int | None, link=None) -> None:
         if d in self._slot:
             self._forget(d, self._slot[d])
@@ -191,25 +210,38 @@ class Redeliveries:
         return len(got)
 
 
+def _journal_line(line: bytes):
+    """(time, digest, DNC number) of a DNC journal line a 5656 command wrote, else None."""
+    if b'"mo_digest"' not in line:
+        return None
+    try:
+        r = json.loads(line)
+        at, d, number = float(r["at"]), int(r["mo_digest"], 16), r["number"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return (at, d, number) if type(number) is int else None
+
+
+def _report_line(line: bytes):
+    """(time, digest, None) of a reports.jsonl line a 5656 command wrote; (time, None, None) of another report line;
+    None for a line that is no report."""
+    try:
+        r = json.loads(line)
+        at = datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp()
+        d = r.get("mo_digest")
+        return at, int(d, 16) if isinstance(d, str) else None, None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def _journal_digests(path, since: float) -> list:
     """[(time, digest, DNC number)] of the 5656 DNC commands in journal `path` since `since`."""
-    out = []
     try:
         f = open(path, "rb")
     except FileNotFoundError:
-        return out
+        return []
     with f:
-        for line in f:
-            if b'"mo_digest"' not in line:
-                continue
-            try:
-                r = json.loads(line)
-                at, d, number = float(r["at"]), int(r["mo_digest"], 16), r["number"]
-            except (ValueError, KeyError, TypeError, AttributeError):
-                continue
-            if at >= since and type(number) is int:
-                out.append((at, d, number))
-    return out
+        return [x for x in map(_journal_line, f) if x is not None and x[0] >= since]
 
 
 def _report_digests(path, since: float, margin: float) -> list:
@@ -231,25 +263,48 @@ def _report_digests(path, since: float, margin: float) -> list:
             lines = (f.read(n) + tail).split(b"\n")
             read += n
             tail = lines.pop(0) if pos > 0 else b""          # (perhaps cut: read with the block before)
-            for line in lines:
-                try:
-                    r = json.loads(line)
-                    at = datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp()
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    continue
-                older = older or at < since - margin
-                if at >= since and isinstance(r.get("mo_digest"), str):
-                    try:
-                        out.append((at, int(r["mo_digest"], 16), None))
-                    except ValueError:
-                        pass
+            for x in map(_report_line, lines):
+                if x is not None:
+                    older = older or x[0] < since - margin
+                    if x[0] >= since and x[1] is not None:
+                        out.append(x)
     return out
+
+
+class _Tail:
+    """The lines appended to a file since it was last read (a file replaced, as a fold of the DNC journal replaces
+    it, is read from its start)."""
+
+    def __init__(self, path):
+        self.path, self.ino, self.off = path, None, 0
+        try:
+            st = path.stat()
+            self.ino, self.off = st.st_ino, st.st_size
+        except (OSError, AttributeError):
+            pass
+
+    def lines(self, most: int = 1 << 20) -> list:
+        try:
+            f = open(self.path, "rb")
+        except (OSError, TypeError):
+            return []
+        with f:
+            st = os.fstat(f.fileno())
+            if st.st_ino != self.ino or st.st_size < self.off:
+                self.ino, self.off = st.st_ino, 0
+            f.seek(self.off)
+            data = f.read(most)
+        end = data.rfind(b"\n") + 1             # (a line being written is read once whole)
+        self.off += end
+        return data[:end].splitlines()
 
 
 class MoRedeliveryPath:
     """Mixin of `SmppProxy` (through mo.MoPath): a 5656 command's digest looked up before it is written."""
 
     redeliveries: Redeliveries | None = None
+    _tails: tuple = ()                  # (reports.jsonl, dnc.delta) as last read (`_follow_redeliveries`)
+    _follow_at = 0.0
 
     def _restore_redeliveries(self) -> None:
         """(start, before any link binds) The window rebuilt from the files the commands were written in."""
@@ -260,6 +315,8 @@ class MoRedeliveryPath:
         reports = getattr(getattr(p, "reports", None), "path", None)
         store = getattr(p, "store", None)
         journal = store.delta_path if store is not None else None
+        # (from where they end now: a line written meanwhile is read by both, and kept once)
+        self._tails = (_Tail(reports), _Tail(journal)) if reports is not None and journal is not None else ()
         try:
             n = r.restore(reports, (journal.with_name(journal.name + ".prev"), journal) if journal else (),
                           self.clock().timestamp())
@@ -270,6 +327,23 @@ class MoRedeliveryPath:
         if n:
             log.info("%d 5656 command(s) of the last %.0f s remembered: a copy the SMSC delivers again is answered, "
                      "not applied again", n, r.window)
+
+    def _follow_redeliveries(self, now: float) -> None:
+        """(housekeeping, every FOLLOW_EVERY s) The commands other processes wrote in this data dir since the last
+        look (the workers of a pool: an SMSC's copy of a command a worker killed -9 had written comes on another
+        worker's bind); this process's own are known already."""
+        if not self._tails or now < self._follow_at:
+            return
+        self._follow_at = now + FOLLOW_EVERY
+        r, wall = self.redeliveries, self.clock().timestamp()
+        for tail, read in zip(self._tails, (_report_line, _journal_line)):
+            for line in tail.lines():
+                i = line.find(b'"mo_digest": "')
+                if i < 0 or r.knows(line[i + 14:i + 30]):
+                    continue                # (this process's own, the most: not parsed again)
+                x = read(line)
+                if x is not None and x[1] is not None:
+                    r.learn(x[1], x[0], x[2], wall)
 
     def _redelivered(self, pdus, link, msg, what, v, cmd, us, binary, reading, then, late, concat) -> bool:
         """Before 5656 command `cmd` of MO `pdus` (that came on `link`; None: its parts on several) is written: True

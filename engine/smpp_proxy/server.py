@@ -328,6 +328,7 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
             r.rotate(now)
         self._retry_held(now)
         self._mo_expire(self.loop.time())          # 5656 parts' markers and records (mo_journal.py)
+        self._follow_redeliveries(now)             # 5656 commands the pool's other workers wrote (mo_redelivery.py)
         self._scheduled_tick(now)                  # ads scheduled ahead to a number now on DNC (dnc_cancel.py)
         for sess in list(self.sessions):
             for seq, (cb, exp, _) in list(sess.window.items()):
