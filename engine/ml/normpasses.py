@@ -61,12 +61,11 @@ _PERMSG = re.compile(r"(?:/|\bper )(?:msg|sms|tin|min|phut|phút)\b")
 _PENCE = re.compile(r"p\b(?<=\dp)")
 # The words of a link's domain, its labels and their hyphenated parts but the last (the top-level domain)
 # and "www": "ghn-tracking.example" -> ghn tracking. Without them a link was its shape alone, and the
-# Vietnamese set's scam links (159 of its 162 hyphenated domains) made every hyphenated link a scam's:
-# a courier's "ghn-tracking.example" notice was blocked on all 11 of 48 repeated 75/25 splits that held it
-# out. Over those splits (the analyst's retrain) English false blocks 26 -> 21 and spam missed 387 -> 373,
-# Vietnamese spam missed 9.1% -> 8.2%; confirmed on splits 48-95 (English 14 -> 18 and 409 -> 383,
-# Vietnamese 8.1% -> 7.6%, false blocks 19 either way); the bundled recipe on 0-47: Vietnamese false blocks
-# 12 -> 7, spam missed 6.2% -> 5.6%, English 23 -> 19 and 346 -> 348 (README "Stop 63").
+# Vietnamese set's scam links (159 of its 162 hyphenated domains) made every hyphenated link a scam's.
+# Over 48 repeated 75/25 splits (the analyst's retrain) English false blocks 26 -> 21 and spam missed
+# 387 -> 373, Vietnamese false blocks 22 -> 24 and spam missed 9.1% -> 8.2%; confirmed on splits 48-95
+# (English 14 -> 18 and 409 -> 383, Vietnamese 19 -> 19 and 8.1% -> 7.6%); the bundled recipe on 0-47:
+# Vietnamese false blocks 12 -> 7, spam missed 6.2% -> 5.6%, English 23 -> 19 and 346 -> 348 (README "Stop 63").
 _DOMSEP = re.compile(r"[-.]")            # 150p: a literal first, so the engine skips to each 'p'
 
 
