@@ -289,3 +289,26 @@ def test_a_copy_reaching_another_worker_is_known_there(pipe):
     finally:
         one.stop()
         two.stop()
+
+
+def test_a_dk_dnc_again_after_the_operator_removed_the_number_registers_it_again(pipe):
+    """DK DNC, then the operator takes the number off the list (`ctl lists remove dnc`), then the subscriber sends DK
+    DNC again within the window, after a restart: the same text, the same digest, but no copy while the number is
+    not on the list. It was answered "registered" and left off the list (a confirmed registration not in force)."""
+    run = Run(pipe)
+    try:
+        h = run.start()
+        assert command(h, sms(b"DK DNC")) == REGISTERED
+        h = run.start()
+
+        def operator_removes():
+            run.pipe.store.append_delta("remove", int(SUB), "SV")
+            run.pipe.lists.remove_dnc(int(SUB), "SV")
+        h.run(operator_removes)
+        assert not run.pipe.lists.in_dnc(int(SUB), "S")
+        assert command(h, sms(b"DK DNC")) == REGISTERED
+        assert wait(lambda: run.pipe.lists.in_dnc(int(SUB), "S") and run.pipe.lists.in_dnc(int(SUB), "V"), 5)
+        assert [x["op"] for x in dnc_lines(run.dir)] == ["add", "remove", "add"]
+        assert not any(x.get("redelivery") for x in run.lines())
+    finally:
+        run.stop()

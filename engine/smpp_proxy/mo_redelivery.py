@@ -29,7 +29,9 @@ What is no copy: a message in one part whose first delivery was answered within 
 open when it comes (no SMSC times out that fast, and an answer written on a live TCP connection arrives; one in parts,
 which may come on several links, is a copy within WINDOW): the subscriber's own repeat, a command again (two HUY DNC V: "removed", then "not on the list"); and a DNC command that is not its
 number's latest 5656 DNC command in the window (a subscriber's DK DNC, HUY DNC, DK DNC leaves them registered; an
-SMSC delivering the first DK DNC again after the HUY DNC was answered registers them again too). A subscriber's own
+SMSC delivering the first DK DNC again after the HUY DNC was answered registers them again too); and a DK DNC whose
+number is not on the list for its channels now (an operator's `lists remove dnc` since, another node's HUY DNC): it is
+put in force again (adding changes nothing else), never confirmed while not in force. A subscriber's own
 repeat within WINDOW after a restart (or after a late answer), through an SMSC that passes no
 user_message_reference, is taken for a copy: nothing is changed again (a DNC command repeated changes nothing; a
 report repeated is the same reporter's same report) and the same reply is sent. After a restart the reply is the
@@ -357,6 +359,11 @@ class MoRedeliveryPath:
         first = r.seen(d, number, cmd.ts)
         if first is not None and first[1] is not None and _open(first[1]):
             first = None                # its first delivery was answered in time on a link still open: no copy
+        elif first is not None and first[0] is not WRITING and cmd.dnc is not None and cmd.dnc[0] == "add" and \
+                not all(self.pipeline.lists.in_dnc(number, c) for c in cmd.dnc[2]):
+            # a DK DNC whose number is not (all) on the list now (an operator took it off since, or another node's
+            # HUY DNC): its first delivery is not in force, so it is put in force again, never confirmed unapplied
+            first = None
         if first is None:
             r.writing(d, number, cmd.ts, link, self.loop.time())
             cmd.mo = d
