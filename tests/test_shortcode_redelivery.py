@@ -312,3 +312,22 @@ def test_a_dk_dnc_again_after_the_operator_removed_the_number_registers_it_again
         assert not any(x.get("redelivery") for x in run.lines())
     finally:
         run.stop()
+
+
+def test_lines_whose_digest_or_number_cannot_be_kept_are_ignored(tmp_path):
+    """A line of dnc.delta or reports.jsonl (edited by hand, another version's, damaged) whose "mo_digest" is no 64-bit
+    digest, whose number is beyond 64 bits or whose "at" is not finite: skipped. Its OverflowError escaped the start's
+    read-back (serve did not start) and a housekeeping tick's follow of the files."""
+    (tmp_path / "dnc.delta").write_text(
+        '{"op": "add", "number": 84911000201, "channel": "SV", "mo_digest": "-1", "at": 1000.5}\n'
+        '{"op": "add", "number": 84911000201, "channel": "SV", "mo_digest": "1ffffffffffffffff", "at": 1000.5}\n'
+        '{"op": "add", "number": 99999999999999999999, "channel": "SV", "mo_digest": "00000000000000aa", "at": 1000}\n'
+        '{"op": "add", "number": 84911000201, "channel": "SV", "mo_digest": "00000000000000ab", "at": 1e999}\n'
+        '{"op": "add", "number": 84911000201, "channel": "SV", "mo_digest": "00000000000000ac", "at": 1000.5}\n')
+    (tmp_path / "reports.jsonl").write_text(
+        '{"reporter": "+84911000201", "time": "1970-01-01T00:16:40+00:00", "mo_digest": "-0cc"}\n'
+        '{"reporter": "+84911000201", "time": "1970-01-01T00:16:40+00:00", "mo_digest": "100000000000000cc"}\n'
+        '{"reporter": "+84911000201", "time": "1970-01-01T00:16:40+00:00", "mo_digest": "00000000000000cd"}\n')
+    r = Redeliveries(window=600)
+    assert r.restore(tmp_path / "reports.jsonl", (tmp_path / "dnc.delta",), 1100.0) == 2
+    assert len(r) == 2 and r.seen(0xac, 84911000201, 1100.0) == (None, None) and r.seen(0xab, None, 1100.0) is None

@@ -54,6 +54,7 @@ import os
 from array import array
 from datetime import datetime
 from hashlib import blake2b
+from math import isfinite
 
 from .codec import constants as C
 
@@ -221,7 +222,9 @@ def _journal_line(line: bytes):
         at, d, number = float(r["at"]), int(r["mo_digest"], 16), r["number"]
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    return (at, d, number) if type(number) is int else None
+    # (what the ring's arrays hold: a 64-bit digest, a number below 2**63, a finite time; else a damaged line)
+    return (at, d, number) if type(number) is int and 0 < number < 1 << 63 and 0 <= d < 1 << 64 and isfinite(at) \
+        else None
 
 
 def _report_line(line: bytes):
@@ -231,7 +234,8 @@ def _report_line(line: bytes):
         r = json.loads(line)
         at = datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp()
         d = r.get("mo_digest")
-        return at, int(d, 16) if isinstance(d, str) else None, None
+        d = int(d, 16) if isinstance(d, str) else None
+        return at, d if d is not None and 0 <= d < 1 << 64 else None, None
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
