@@ -9,6 +9,7 @@ from datetime import timezone
 from engine.app import build
 from engine.report.aggregate import Aggregator
 from engine.report.reader import parse_ts
+from engine.serve_journal import catch_up_journal
 from engine.smpp_proxy.accounts import DEFAULT_REPLIES, SmppSettings
 from engine.smpp_proxy.codec import Tlv
 from engine.smpp_proxy.codec import constants as C
@@ -331,3 +332,27 @@ def test_lines_whose_digest_or_number_cannot_be_kept_are_ignored(tmp_path):
     r = Redeliveries(window=600)
     assert r.restore(tmp_path / "reports.jsonl", (tmp_path / "dnc.delta",), 1100.0) == 2
     assert len(r) == 2 and r.seen(0xac, 84911000201, 1100.0) == (None, None) and r.seen(0xab, None, 1100.0) is None
+
+
+def test_a_workers_own_command_again_after_another_worker_repeated_an_earlier_one_is_applied(pipe):
+    """`serve --workers 2`: DK DNC on one worker, HUY DNC then DK DNC on the other (its DK the same text as the first:
+    the same digest), then HUY DNC on the first. The first worker skipped the other's DK line as its own (known
+    digest), kept HUY DNC as the number's latest and took the subscriber's HUY DNC for a copy: told "cancelled" and
+    left on the list."""
+    one = Run(pipe)
+    two = Run(build(data_dir=pipe.store.dir))
+    try:
+        h1, h2 = one.start(), two.start()
+        assert command(h1, sms(b"DK DNC")) == REGISTERED
+        h2.run(lambda: catch_up_journal(two.pipe))      # (serve's file watcher: the other's lines in force)
+        assert command(h2, sms(b"HUY DNC")) == CANCELLED
+        assert command(h2, sms(b"DK DNC")) == REGISTERED
+        h1.run(lambda: catch_up_journal(one.pipe))
+        assert one.pipe.lists.in_dnc(int(SUB), "S")
+        h1.run(lambda: h1.proxy._follow_redeliveries(h1.proxy._follow_at))     # (its look at the files, now)
+        assert command(h1, sms(b"HUY DNC")) == CANCELLED
+        assert wait(lambda: not one.pipe.lists.in_dnc(int(SUB), "S"), 5)
+        assert [x["op"] for x in dnc_lines(one.dir)] == ["add", "remove", "add", "remove"]
+    finally:
+        one.stop()
+        two.stop()

@@ -39,8 +39,9 @@ command's own confirmation: a HUY DNC whose first delivery removed nothing was t
 DNC_CANCELLED now (what the removal found is not on disk).
 
 Times are the messages' (the wall clock, as the lines'). Every FOLLOW_EVERY seconds each process reads the lines
-appended to the two files since it last looked (`_follow_redeliveries`: its own are skipped by their digest,
-unparsed) and keeps the digests other processes wrote: the workers of `serve --workers N` (a copy of a command a
+appended to the two files since it last looked (`_follow_redeliveries`: lines without a digest unparsed; its own
+are known with their time) and keeps the digests other processes wrote (a digest known from an earlier time kept
+anew: the same text sent again there): the workers of `serve --workers N` (a copy of a command a
 worker killed -9 had written comes on another worker's bind), and, with `--state redis://`, the reports other nodes
 took (replication appends them to reports.jsonl with their digest; a DNC change replicated carries none: a copy
 reaching another node than its first delivery's is a DNC command again there). 5656 messages in parts put together
@@ -154,17 +155,13 @@ class Redeliveries:
         if i is not None and self._answer[i] is WRITING:
             self._forget(d, i)
 
-    def knows(self, hexed: bytes) -> bool:
-        """Whether the digest a line names (16 hex digits) is kept."""
-        try:
-            return int(hexed, 16) in self._slot
-        except ValueError:
-            return False
-
     def learn(self, d: int, at: float, number: int | None, now: float) -> None:
-        """A command another process wrote (a worker of the pool, on this data dir): kept unless known already (this
-        process's own, read back) or out of the window."""
-        if d not in self._slot and at > now - self.window:
+        """A command another process wrote (a worker of the pool, on this data dir): kept unless out of the window or
+        known already with its time (this process's own, read back). One known from an earlier time is the same text
+        sent again since: kept anew (with a DNC number, that number's latest: DK DNC here, HUY DNC and DK DNC there,
+        then HUY DNC here is no copy)."""
+        i = self._slot.get(d)
+        if (i is None or at > self._t[i] + 0.01) and at > now - self.window:
             self._put(d, at, None, number)
 
     def _put(self, d: int, at: float, answer, number: int | None, link=None) -> None:
@@ -344,9 +341,8 @@ class MoRedeliveryPath:
         r, wall = self.redeliveries, self.clock().timestamp()
         for tail, read in zip(self._tails, (_report_line, _journal_line)):
             for line in tail.lines():
-                i = line.find(b'"mo_digest": "')
-                if i < 0 or r.knows(line[i + 14:i + 30]):
-                    continue                # (this process's own, the most: not parsed again)
+                if b'"mo_digest"' not in line:
+                    continue                # (no 5656 command's line: not parsed)
                 x = read(line)
                 if x is not None and x[1] is not None:
                     r.learn(x[1], x[0], x[2], wall)
