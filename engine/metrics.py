@@ -211,10 +211,11 @@ class MeteredVerdictLog(VerdictLog):
         super().write(rec)
 
     def write_sms(self, msg, pdu: str, v, judge_us: float, binary: bool = False, reading: str | None = None,
-                  status: int | None = None, late: bool = False, concat: str | None = None) -> None:
+                  status: int | None = None, late: bool = False, concat: str | None = None,
+                  redelivery: bool = False) -> None:
         # the SMS hot path builds its line without a record dict: count from the verdict itself
         self.metrics.count("sms", str(v.action), [h.symbol for h in v.hits], judge_us)
-        super().write_sms(msg, pdu, v, judge_us, binary, reading, status, late, concat)
+        super().write_sms(msg, pdu, v, judge_us, binary, reading, status, late, concat, redelivery)
 
     def write_call(self, when, call_id, caller, callee, ingress, v, judge_us) -> None:
         self.metrics.count("call", str(v.action), [h.symbol for h in v.hits], judge_us)

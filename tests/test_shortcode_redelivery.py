@@ -356,3 +356,26 @@ def test_a_workers_own_command_again_after_another_worker_repeated_an_earlier_on
     finally:
         one.stop()
         two.stop()
+
+
+def test_a_copy_is_answered_when_serve_counts_its_verdicts_for_metrics(pipe):
+    """serve --metrics-listen writes its verdict log through MeteredVerdictLog, whose write_sms took no `redelivery`:
+    every copy raised TypeError before its answer (the SMSC had none and delivered it again, for ever)."""
+    import io
+
+    from engine.metrics import MeteredVerdictLog, Metrics
+    m = Metrics(None)
+    out = io.StringIO()
+    h = ProxyHarness(pipe, accounts=("esme1:secret",), settings=SmppSettings(),
+                     verdict_log=MeteredVerdictLog(out, None, m)).start()
+    try:
+        h.sim.hang()                                    # its answer lost on the link: the SMSC delivers it again
+        deliver(h, sms(REPORT))
+        assert wait(lambda: len(reports(pipe)) == 1 and out.getvalue().count("\n") == 1, 5)
+        old = list(h.sim.sessions)
+        h.run(lambda: [x.transport.close() for x in old])
+        assert wait(lambda: any(x.bound and not any(x is o for o in old) for x in list(h.sim.sessions)), 10)
+        assert command(h, sms(REPORT)) == DEFAULT_REPLIES["SPAM_REPORTED"]
+        assert len(reports(pipe)) == 1 and '"redelivery": true' in out.getvalue().splitlines()[-1]
+    finally:
+        h.stop()
