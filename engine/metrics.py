@@ -212,10 +212,10 @@ class MeteredVerdictLog(VerdictLog):
 
     def write_sms(self, msg, pdu: str, v, judge_us: float, binary: bool = False, reading: str | None = None,
                   status: int | None = None, late: bool = False, concat: str | None = None,
-                  redelivery: bool = False) -> None:
+                  redelivery: bool = False, mo: str = "") -> None:
         # the SMS hot path builds its line without a record dict: count from the verdict itself
         self.metrics.count("sms", str(v.action), [h.symbol for h in v.hits], judge_us)
-        super().write_sms(msg, pdu, v, judge_us, binary, reading, status, late, concat, redelivery)
+        super().write_sms(msg, pdu, v, judge_us, binary, reading, status, late, concat, redelivery, mo)
 
     def write_call(self, when, call_id, caller, callee, ingress, v, judge_us) -> None:
         self.metrics.count("call", str(v.action), [h.symbol for h in v.hits], judge_us)

@@ -175,7 +175,7 @@ class VerdictLog:
 
     def write_sms(self, msg, pdu: str, v, judge_us: float, binary: bool = False, reading: str | None = None,
                   status: int | None = None, late: bool = False, concat: str | None = None,
-                  redelivery: bool = False) -> None:
+                  redelivery: bool = False, mo: str = "") -> None:
         """The line `write()` gives for an SMS verdict record, built directly (this is on the
         per-message path). `reading` names how data_coding 0/1 bytes were read when that is not
         the literal reading (e.g. "gsm" for GSM 03.38 bytes sent under data_coding 1). `status`: the
@@ -186,7 +186,9 @@ class VerdictLog:
         (concat.concat_id), on its line and on its late parts' (`"concat": "…"`): how a reader ties them.
         `redelivery`: a 5656 command the SMSC delivered again, applied by its first delivery's line and not again
         (smpp_proxy/mo_redelivery.py): the line says `"redelivery": true`, and the regulator's report counts it no
-        second time."""
+        second time. `mo`: the digest of a 5656 command's MO (16 hex digits; a copy's line needs it to say
+        `redelivery`), `"mo_digest"` on its line: the report ties a copy to its first delivery's line by it, and counts
+        a copy whose first line it never read (serve killed before writing it) as the message."""
         try:
             score, hits = v.score, v.hits
             # a scheduled message: "ts" is when it was submitted (and judged), "delivery" the time it was judged at
@@ -214,8 +216,8 @@ class VerdictLog:
                         + (', "delivery": "%s"' % msg.time.isoformat() if sub is not None else "")
                         + (', "status": %d' % status if status is not None else "")
                         + (', "late": true' if late else "") + (', "concat": %s' % _jstr(concat) if concat else "")
-                        + (', "redelivery": true' if redelivery else "")
-                        if binary or reading or sub is not None or status is not None or late or concat or redelivery
+                        + (', "mo_digest": "%s"' % mo + (', "redelivery": true' if redelivery else "") if mo else "")
+                        if binary or reading or sub is not None or status is not None or late or concat or mo
                         else "")
                        + read))
         except Exception as e:
@@ -268,7 +270,8 @@ class VerdictLog:
         self._emit(line)
 
     def write_refusal(self, when, pdu: str, account: str, sender: str, recipient: str, status: int,
-                      reason: str, late: bool = False, concat: str | None = None, redelivery: bool = False) -> None:
+                      reason: str, late: bool = False, concat: str | None = None, redelivery: bool = False,
+                      mo: str = "") -> None:
         """A message answered with an error without a verdict (it could not be judged). `late`, `concat`,
         `redelivery`: as `write_sms`'s (a 5656 command put together from parts that the journal could not record;
         a copy of one still being written)."""
@@ -278,6 +281,8 @@ class VerdictLog:
             rec["late"] = True
         if concat:
             rec["concat"] = concat
+        if mo:
+            rec["mo_digest"] = mo
         if redelivery:
             rec["redelivery"] = True
         self.write(rec)

@@ -379,3 +379,37 @@ def test_a_copy_is_answered_when_serve_counts_its_verdicts_for_metrics(pipe):
         assert len(reports(pipe)) == 1 and '"redelivery": true' in out.getvalue().splitlines()[-1]
     finally:
         h.stop()
+
+
+def test_a_copy_after_a_crash_before_the_first_line_was_logged_is_counted_by_the_report(pipe, monkeypatch):
+    """serve killed -9 between a command's fsync and the callback that logs and answers it: no first line. The
+    copy's line said `"redelivery": true` and the regulator's report counted no message, DNC change or report for a
+    command in force. Now both lines carry "mo_digest"; a copy tied to no first line is counted as the message, and
+    one whose first line is read (before or after it) as a copy only."""
+    from engine.smpp_proxy.mo import MoPath
+    run = Run(pipe)
+    try:
+        h = run.start()
+        assert command(h, sms(REPORT, src="84911000202"), "84911000202") == DEFAULT_REPLIES["SPAM_REPORTED"]
+        real = MoPath._command_written
+        monkeypatch.setattr(MoPath, "_command_written", lambda self, *a: None)     # killed after the fsync
+        deliver(h, sms(b"DK DNC"))
+        deliver(h, sms(REPORT))
+        assert wait(lambda: len(dnc_lines(run.dir)) == 1 and len(reports(run.pipe)) == 2, 5)
+        monkeypatch.setattr(MoPath, "_command_written", real)
+        h = run.start()
+        assert command(h, sms(b"DK DNC")) == REGISTERED
+        assert command(h, sms(REPORT)) == DEFAULT_REPLIES["SPAM_REPORTED"]
+        assert command(h, sms(REPORT, src="84911000202"), "84911000202") == DEFAULT_REPLIES["SPAM_REPORTED"]
+        time.sleep(0.2)
+        lines = run.lines()
+        assert [x.get("redelivery") for x in lines] == [None, True, True, True] and all("mo_digest" in x for x in lines)
+        for order in (lines, lines[::-1]):                          # (logs given oldest or newest first)
+            agg = Aggregator(timezone.utc, lists=_NoRegistry())
+            for x in order:
+                agg.add_verdict(parse_ts(x["ts"]), x)
+            s = agg.summary()
+            assert s["reports"]["S"] == 2 and s["dnc"] == {"registered": 1, "cancelled": 0} and \
+                s["totals"]["sms"]["allow"] == 3 and s["shortcode_redeliveries"] == 1
+    finally:
+        run.stop()

@@ -30,7 +30,9 @@ late line tied to no message (forgotten, or its message's line before `--from` o
 toward `late_parts_untied` and its DNC change or report only.
 
 A 5656 command's line that says `"redelivery": true` (the SMSC delivered it again; it applied nothing:
-smpp_proxy/mo_redelivery.py) is no message either: counted in `shortcode_redeliveries` alone.
+smpp_proxy/mo_redelivery.py) is no message either: counted in `shortcode_redeliveries` alone, unless no line of
+its first delivery (the same `"mo_digest"`) was read: serve killed before writing it, the copy is counted as the
+message (redelivered.py).
 
 A call let through whose `call_unsent` line says it never left (the SIP screen answered it 503 or 487 itself, its
 counts given back) is counted under call/refuse and out of its owner's advertising volume (unsent.py): its caller's
@@ -51,6 +53,7 @@ from .bounded import MAX_KEY, bounded
 from .late import LateParts, Message, shared
 from .periods import fill, period_start
 from .reader import parse_ts
+from .redelivered import Redelivered
 from .topcounter import TOP_KEEP, TopCounter
 from .unsent import UNREGISTERED, Sent, UnsentCalls
 
@@ -128,6 +131,7 @@ class Aggregator(UnsentCalls):
         self.outside = 0
         self.late_parts = 0         # lines of late parts of concatenated messages: their message counted once
         self.redeliveries = 0       # lines of 5656 commands the SMSC delivered again: counted by their first line
+        self.redelivered = Redelivered()    # ... tied to it by their "mo_digest" (redelivered.py)
         self.late_untied = 0        # ... naming no message (no "concat")
         self.late = LateParts()     # the messages late parts may come for (late.py)
         self.first: datetime | None = None
@@ -151,6 +155,8 @@ class Aggregator(UnsentCalls):
             if self._day(judged) is not None:
                 self._unsent_line(rec, judged)
             return
+        if "mo_digest" in rec and rec.get("redelivery") is not True:
+            self.redelivered.first(rec["mo_digest"])      # (before the period's bounds: it ties its copies)
         d = self._day(ts)
         if d is None:
             return
@@ -161,8 +167,11 @@ class Aggregator(UnsentCalls):
             return
         if rec.get("redelivery") is True:
             # a 5656 command the SMSC delivered again (smpp_proxy/mo_redelivery.py): its first delivery's line counted
-            # the message and its DNC change or report; this one applied nothing
-            self.redeliveries += 1
+            # the message and its DNC change or report; this one applied nothing (unless no first line: redelivered.py)
+            if "mo_digest" in rec:
+                self.redelivered.copy(rec["mo_digest"], ts, rec)
+            else:
+                self.redeliveries += 1
             return
         if rec.get("late") is True:
             # a part that came after its concatenated message was judged: that message has its line (and was
@@ -361,6 +370,8 @@ class Aggregator(UnsentCalls):
         return bound if bound else (pick(t) if t else None)
 
     def summary(self, top: int = 20) -> dict:
+        for ts, rec in self.redelivered.untied():     # (the reading is over: copies of no first line are messages)
+            self.add_verdict(ts, rec)
         def span(d, pick, *ts):
             day = self._span(d, pick, *ts)
             return day.isoformat() if day else None
@@ -393,6 +404,6 @@ class Aggregator(UnsentCalls):
             "outside_period": self.outside,
             "late_parts": self.late_parts,
             "late_parts_untied": self.late_untied + self.late.untied_lines(),
-            "shortcode_redeliveries": self.redeliveries,
+            "shortcode_redeliveries": self.redeliveries + self.redelivered.tied,
             "calls_unsent": self.unsent, "calls_unsent_untied": self.unsent_untied_lines(),
         }

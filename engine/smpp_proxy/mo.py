@@ -80,7 +80,7 @@ from .concat import concat_id, joined, reading_of
 from .mo_restore import made_no_command, mo_origin
 from .mo_journal import (_ANSWERED, _BINARY, _LINK, _PDU, _PID, _READING, _TEXT, NOT_RECORDED_KEEP, RECORDED,
                          MoPartsJournal, _answer)
-from .mo_redelivery import MoRedeliveryPath, _open
+from .mo_redelivery import MoRedeliveryPath, _open, hexed
 from .submit import Refusal, message_content
 
 log = logging.getLogger("telfilter.smpp")
@@ -185,7 +185,8 @@ class MoPath(MoRedeliveryPath, MoPartsJournal):
         self.stats["shortcode_recorded"] += 1
         # a command completed by a late part (its message's first line was a refusal: not recorded) says `late`:
         # one message, counted once (its DNC change or report counted by this line, which made it)
-        self.vlog.write_sms(msg, what, v, us, binary, reading, late=late, concat=concat)
+        self.vlog.write_sms(msg, what, v, us, binary, reading, late=late, concat=concat,
+                            mo=hexed(cmd.mo) if cmd.mo is not None else "")
         then(v)
 
     def _to_shortcode(self, pdu) -> bool:

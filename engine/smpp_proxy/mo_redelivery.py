@@ -375,12 +375,12 @@ class MoRedeliveryPath:
             self.stats["shortcode_redelivered_while_writing"] += 1
             self.vlog.write_refusal(self.clock(), what, "", msg.sender, msg.recipient, C.ESME_RX_T_APPN,
                                     "a copy of a 5656 command still being written: asked for again", late, concat,
-                                    redelivery=True)
+                                    redelivery=True, mo=hexed(d))
             then(None)
             return True
         self.stats["shortcode_redelivered"] += 1
         v = first[0] or v
-        self.vlog.write_sms(msg, what, v, us, binary, reading, late=late, concat=concat, redelivery=True)
+        self.vlog.write_sms(msg, what, v, us, binary, reading, late=late, concat=concat, redelivery=True, mo=hexed(d))
         then(v)
         return True
 
