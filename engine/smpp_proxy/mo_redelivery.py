@@ -22,7 +22,8 @@ window loses its lines' digests).
 A copy of a command in the window is not written or put in force again: answered 0, its subscriber sent the reply
 the first delivery got (in the crash case that reply never left: it goes out after the answer; after a lost answer
 the subscriber gets the same confirmation twice, within the replies' hourly cap), and its verdict line says
-`"redelivery": true` (the regulator's report counts it no second time). A copy that comes while its first delivery
+`"redelivery": true` and, as its first delivery's line, `"mo_digest"` (the regulator's report counts it no second
+time, and as the message when it reads no first line: report/redelivered.py). A copy that comes while its first delivery
 is being written is asked for again (ESME_RX_T_APPN), and makes the first's answer one the SMSC gave up on.
 
 What is no copy: a message in one part whose first delivery was answered within ANSWERED_IN_TIME on a link still
