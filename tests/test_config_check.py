@@ -181,6 +181,13 @@ def test_serve_listens_where_the_files_say(cfg, tmp_path):
       "smsc #2: unknown key 'respone_timeout'", "smsc #3 address must be HOST:PORT",
       "smpp.toml:8:1: [upstream] password is 11 octets, over SMPP 3.4's 8"]),
     ("smpp.toml", "[shortcode.replies]\nDNC_REGISTERD = 'x'\n", ["[shortcode.replies] unknown key 'DNC_REGISTERD'"]),
+    ("smpp.toml", "[shortcode]\nconfirm = true\nlong_replies = 'concat'\n",
+     ["smpp.toml:3:1: [shortcode] long_replies must be \"parts\" (concatenated SMS) or \"payload\""]),
+    ("smpp.toml", "[shortcode.replies]\nlong_replies = 'payload'\n",
+     ["smpp.toml:2:1: [shortcode.replies] unknown key 'long_replies' (it belongs in [shortcode])"]),
+    # a confirmation no concatenated message holds (one octet numbers the parts)
+    ("smpp.toml", "[shortcode.replies]\nSPAM_REPORTED = '" + "x" * 39016 + "'\n",
+     ["smpp.toml:2:1: [shortcode.replies] SPAM_REPORTED is over 255 SMS"]),
     # only a DNC command names a channel: the subscriber would get "{channel}" itself
     ("smpp.toml", "[shortcode.replies]\nSPAM_REPORTED = 'Cam on ({channel})'\n",
      ["smpp.toml:2:1: [shortcode.replies] SPAM_REPORTED: {channel} is replaced in DNC_REGISTERED"]),

@@ -121,10 +121,11 @@ def test_a_no_op_huy_dnc_in_a_check_replay_is_not_a_cancellation(pipe):
 def test_a_reply_longer_than_short_message_holds_reaches_the_subscriber_whole(proxy, pipe):
     """An operator's Vietnamese reply with diacritics (UCS-2) of 150 characters is 300 octets: it was cut to
     short_message's 254 (SMPP 3.4 §5.2.21), the subscriber got 127 characters ending mid-sentence. It goes in
-    message_payload (§5.3.2.32) whole; a reply that fits stays in short_message."""
+    message_payload (§5.3.2.32) whole under `[shortcode] long_replies = "payload"` (parts by default:
+    test_smpp_shortcode_reply_parts.py); a reply that fits stays in short_message."""
     reply = ("Quý khách đã đăng ký thành công dịch vụ chặn tin nhắn quảng cáo (DNC) cho {channel}. Để hủy, "
              "soạn HUY DNC gửi 5656. Chi tiết liên hệ 18001091 (miễn phí).")
-    h, _ = proxy(shortcode_replies={**DEFAULT_REPLIES, "DNC_REGISTERED": reply})
+    h, _ = proxy(shortcode_replies={**DEFAULT_REPLIES, "DNC_REGISTERED": reply}, shortcode_long_replies="payload")
     src = "84911000079"
     deliver(h, mo(b"DK DNC", src=src, dc=0, esm_class=0))
     assert wait(lambda: confirmations(h, src))

@@ -213,6 +213,9 @@ class SmppSettings:
     confirm_shortcode: bool = True
     shortcode_replies_per_hour: int = 20    # 5656 replies one subscriber gets an hour at most (reply_cap.py; 0: no cap)
     shortcode_replies: dict = field(default_factory=lambda: dict(DEFAULT_REPLIES))
+    # a reply over one SMS (shortcode_replies.py): "parts", concatenated SMS with a UDH, as any SMSC takes them; or
+    # "payload", whole in message_payload for the SMSC to split (optional in an SMSC: as parts if it refuses the TLV)
+    shortcode_long_replies: str = "parts"
     accounts: dict = field(default_factory=dict)
     # SMPP over TLS (tls.py): a second listener (listen = "" for TLS only); paths resolved against the config dir
     tls_listen: str = ""
@@ -265,7 +268,7 @@ def _schema() -> dict:
         "submit_multi": {"distribution_lists": (str,)},
         "cancel_sm": {"unverified": (str,), "scheduled_on_dnc": (bool,)},
         "drop": {"silent_symbols": (list,), "rejected_receipt": (bool,)},
-        "shortcode": {"confirm": (bool,), "replies": (dict,), "replies_per_hour": (int,)},
+        "shortcode": {"confirm": (bool,), "replies": (dict,), "replies_per_hour": (int,), "long_replies": (str,)},
     }
 
 
@@ -352,6 +355,7 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
         raise SmppConfigError(f"{p}:{key_line(text, 'shortcode', 'replies_per_hour')}:1: [shortcode] replies_per_hour "
                               f"must be 0 (no cap) or more, got {s.shortcode_replies_per_hour}")
     s.shortcode_replies.update(sc.get("replies", {}))
+    s.shortcode_long_replies = sc.get("long_replies", s.shortcode_long_replies)     # (config_checks.py: its values)
     s.accounts = parse_accounts(p, raw, text)
     server_settings(s, config_dir, srv)          # [server] tls_* (tls.py)
     return s

@@ -8,6 +8,11 @@ import ipaddress
 
 import math
 
+from .codec import encode_text
+from .reply_parts import MAX_PARTS, cuts
+
+LONG_REPLIES = ("parts", "payload")     # [shortcode] long_replies (shortcode_replies.py)
+
 # [server] key -> (lowest, highest or None, unit/why)
 SERVER_RANGES = {
     "max_pdu": (256, 16 << 20, "bytes (a submit_sm with 254 octets of text needs ~300)"),
@@ -141,13 +146,19 @@ def check(p, text: str, raw: dict) -> list[str]:
     if isinstance(syms, list) and not all(isinstance(x, str) for x in syms):
         errors.append(f"{p}:{key_line(text, 'drop', 'silent_symbols')}:1: [drop] silent_symbols must be a list of "
                       "symbol names (strings)")
+    long = raw.get("shortcode", {}).get("long_replies", "parts")
+    if isinstance(long, str) and long not in LONG_REPLIES:
+        errors.append(f"{p}:{key_line(text, 'shortcode', 'long_replies')}:1: [shortcode] long_replies must be "
+                      f"\"parts\" (concatenated SMS) or \"payload\" (message_payload, for the SMSC to split), got {long!r}")
     replies = raw.get("shortcode", {}).get("replies", {})
     if isinstance(replies, dict):
-        from .accounts import DEFAULT_REPLIES, DNC_REPLIES
+        from .accounts import DEFAULT_REPLIES, DNC_REPLIES, REPLY_CHANNEL
         for k, v in replies.items():
             if k not in DEFAULT_REPLIES:
-                errors.append(f"{p}:{key_line(text, 'shortcode.replies', k)}:1: [shortcode.replies] unknown key {k!r} "
-                              f"(one of {', '.join(DEFAULT_REPLIES)})")
+                where = " (it belongs in [shortcode])" if k in ("long_replies", "replies_per_hour", "confirm") else \
+                    f" (one of {', '.join(DEFAULT_REPLIES)})"
+                errors.append(f"{p}:{key_line(text, 'shortcode.replies', k)}:1: [shortcode.replies] unknown key {k!r}"
+                              + where)
             elif not isinstance(v, str):
                 errors.append(f"{p}:{key_line(text, 'shortcode.replies', k)}:1: [shortcode.replies] {k} must be a "
                               f"string, got {v!r}")
@@ -155,4 +166,7 @@ def check(p, text: str, raw: dict) -> list[str]:
                 # only a DNC command names a channel: the subscriber would get the placeholder itself
                 errors.append(f"{p}:{key_line(text, 'shortcode.replies', k)}:1: [shortcode.replies] {k}: {{channel}} "
                               f"is replaced in {', '.join(DNC_REPLIES)} only")
+            elif len(cuts(*encode_text(v.replace("{channel}", max(REPLY_CHANNEL.values(), key=len))))) > MAX_PARTS:
+                errors.append(f"{p}:{key_line(text, 'shortcode.replies', k)}:1: [shortcode.replies] {k} is over "
+                              f"{MAX_PARTS} SMS (the most one concatenated message has)")
     return errors

@@ -10,7 +10,8 @@ message_ids (`%08X` by default, `%d` for a decimal counter) and `receipt_ids_in_
 receipt's id in the other base (an SMSC whose receipts say 16 for the 00000010 of its resp); `hang()` makes the sessions bound so
 far answer nothing at all, not even enquire_link (a hung SMSC; new sessions work); `answer_status`
 answers submits with that command_status and no message_id, `nack_status` with a generic_nack of it (an SMSC
-that lost the session's bind answers ESME_RINVBNDSTS); the submits a `stall` leaves unanswered are `held`, for
+that lost the session's bind answers ESME_RINVBNDSTS), `payload_status` a submit_sm carrying message_payload with it (an
+SMSC that takes no message_payload in a submit_sm: ESME_ROPTPARNOTALLWD); the submits a `stall` leaves unanswered are `held`, for
 `unbind_sessions()` (an SMSC's graceful unbind) and `answer_held()` (the answers it still owes, sent after it);
 `receipts_elsewhere` sends each receipt on another bound receiver/transceiver session than the one
 its submit came on, round-robin (an SMSC that spreads receipts over every bind of a system_id:
@@ -62,6 +63,7 @@ class SmscSimulator:
         self.refuse_transceiver = False     # behave like an SMSC that only knows TX and RX binds
         self.answer_status = 0
         self.nack_status = 0
+        self.payload_status = 0
         self.held: list = []                # (session, submit) a stall left unanswered
         self.unbind_resps = 0
         self._ids = itertools.count(1)
@@ -149,6 +151,8 @@ class SmscSimulator:
                 return
             if self.nack_status:
                 return s.send(P.GenericNack(sequence_number=ev.sequence_number, command_status=self.nack_status))
+            if self.payload_status and cid == C.SUBMIT_SM and any(t.tag == C.TAG_MESSAGE_PAYLOAD for t in ev.tlvs):
+                return s.send(P.SubmitSmResp(sequence_number=ev.sequence_number, command_status=self.payload_status))
             if self.answer_status:
                 return s.send(P.response_class(cid)(sequence_number=ev.sequence_number,
                                                     command_status=self.answer_status))
