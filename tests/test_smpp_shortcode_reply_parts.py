@@ -163,8 +163,8 @@ def test_a_reply_in_parts_is_one_reply_toward_the_hourly_cap(proxy, pipe):
     src = "84911000607"
     for command in (b"DK DNC", b"HUY DNC", b"DK DNC S"):
         deliver(h, mo(command, src=src, dc=0, esm_class=0))
-    assert wait(lambda: h.proxy.stats["shortcode_replies_sent"] == 2 and h.proxy.stats["shortcode_replies_capped"] == 1), \
-        dict(h.proxy.stats)
+    st_ = h.proxy.stats
+    assert wait(lambda: st_["shortcode_replies_sent"] == 2 and st_["shortcode_replies_capped"] == 1), dict(st_)
     time.sleep(0.3)
     assert len(seen_by_peer(h, src)) == 6 and h.proxy.stats["shortcode_replies_sent"] == 2
 
@@ -189,8 +189,8 @@ def test_parts_not_answered_in_time_are_one_reply_unanswered(proxy, pipe):
 _GSM_TEXT = st.text(st.sampled_from([c for c in GSM_BASIC if c not in "\x1b§"] + [c for c in GSM_EXT.values()
                                                                                  if c != "\f"] * 8),
                     min_size=150, max_size=700)
-_ANY_TEXT = st.text(st.one_of(st.characters(blacklist_categories=("Cs",)), st.sampled_from("ạ€\U0001F600\U0001F4E9")),
-                    min_size=60, max_size=400)
+_ANY_TEXT = st.text(st.one_of(st.characters(blacklist_categories=("Cs",)),
+                              st.sampled_from("ạ€\U0001F600\U0001F4E9")), min_size=60, max_size=400)
 
 
 @given(st.one_of(_GSM_TEXT, _ANY_TEXT), st.integers(0, 255))

@@ -149,7 +149,8 @@ def check(p, text: str, raw: dict) -> list[str]:
     long = raw.get("shortcode", {}).get("long_replies", "parts")
     if isinstance(long, str) and long not in LONG_REPLIES:
         errors.append(f"{p}:{key_line(text, 'shortcode', 'long_replies')}:1: [shortcode] long_replies must be "
-                      f"\"parts\" (concatenated SMS) or \"payload\" (message_payload, for the SMSC to split), got {long!r}")
+                      "\"parts\" (concatenated SMS) or \"payload\" (message_payload, for the SMSC to split), "
+                      f"got {long!r}")
     replies = raw.get("shortcode", {}).get("replies", {})
     if isinstance(replies, dict):
         from .accounts import DEFAULT_REPLIES, DNC_REPLIES, REPLY_CHANNEL

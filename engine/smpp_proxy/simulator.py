@@ -10,9 +10,10 @@ message_ids (`%08X` by default, `%d` for a decimal counter) and `receipt_ids_in_
 receipt's id in the other base (an SMSC whose receipts say 16 for the 00000010 of its resp); `hang()` makes the sessions bound so
 far answer nothing at all, not even enquire_link (a hung SMSC; new sessions work); `answer_status`
 answers submits with that command_status and no message_id, `nack_status` with a generic_nack of it (an SMSC
-that lost the session's bind answers ESME_RINVBNDSTS), `payload_status` a submit_sm carrying message_payload with it (an
-SMSC that takes no message_payload in a submit_sm: ESME_ROPTPARNOTALLWD); the submits a `stall` leaves unanswered are `held`, for
-`unbind_sessions()` (an SMSC's graceful unbind) and `answer_held()` (the answers it still owes, sent after it);
+that lost the session's bind answers ESME_RINVBNDSTS), `payload_status` a submit_sm carrying message_payload
+with it (an SMSC that takes no message_payload in a submit_sm: ESME_ROPTPARNOTALLWD); the submits a `stall` leaves
+unanswered are `held`, for `unbind_sessions()` (an SMSC's graceful unbind) and `answer_held()` (the answers it
+still owes, sent after it);
 `receipts_elsewhere` sends each receipt on another bound receiver/transceiver session than the one
 its submit came on, round-robin (an SMSC that spreads receipts over every bind of a system_id:
 two proxies sharing this simulator get each other's receipts).
