@@ -86,7 +86,11 @@ def cmd_demo(args) -> int:
             for label, src, dst, text, hour, *sched in SCRIPT:
                 now["t"] = datetime(day.year, day.month, day.day, hour, 0, tzinfo=HANOI).astimezone(timezone.utc)
                 if src is CANCEL:          # the ad scheduled ahead: cancelled at the SMSC once its recipient said no
-                    rows.append((label, _cancelled(h, scheduled), _symbols(log_buf, seen, label), "-",
+                    outcome = _cancelled(h, scheduled)
+                    # its verdict line is written once the SMSC has answered the cancel_sm: wait for it too
+                    if outcome == "cancelled at the SMSC":
+                        _await_text(log_buf, '"kind": "cancel"')
+                    rows.append((label, outcome, _symbols(log_buf, seen, label), "-",
                                  "a cancel_sm of ours, by message_id"))
                     continue
                 if src is None:            # a subscriber's MO, arriving from the SMSC
@@ -179,6 +183,13 @@ def _symbols(buf, seen: dict, label: str) -> str:
 def _message_id(resp) -> str:
     mid = getattr(resp, "message_id", b"") or b""
     return mid.decode("ascii", "replace") if isinstance(mid, bytes) else str(mid)
+
+
+def _await_text(buf, text: str, wait: float = 5.0) -> None:
+    """Wait (at most `wait` seconds) until the verdict log buffer holds `text`."""
+    end = time.time() + wait
+    while text not in buf.getvalue() and time.time() < end:
+        time.sleep(0.02)
 
 
 def _cancelled(h, message_id, wait: float = 5.0) -> str:
