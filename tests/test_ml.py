@@ -36,7 +36,8 @@ def test_fast_scorer_equals_sklearn_on_whole_training_set(trained):
     t = t + np.array([shifts.get(F.language(x), 0.0) for x in texts])
     want = 1.0 / (1.0 + np.exp(-t))
     got = np.array([sc.score(t) for t in texts])
-    assert np.max(np.abs(got - want)) < 1e-9
+    # the scorer reads its weights as float32 (model.Scorer._quads): ~4e-9 off scikit-learn's float64 here
+    assert np.max(np.abs(got - want)) < 1e-7
 
 
 def test_members_are_scaled_by_their_out_of_fold_margin_spread(trained):

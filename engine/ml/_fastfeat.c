@@ -18,10 +18,10 @@
  *   5. for decision(): find the distinct ids in a generation-stamped open-addressing table
  *      (no clearing between messages, no sort) and accumulate, for both members of the
  *      model pair (binary features), |v|^2 and v . coef in one loop, reading r, r w1, idf,
- *      idf w2 as one interleaved quad per id (one cache miss per distinct feature in the
- *      32 MB weight table).
- * Summation order differs from numpy's, so results agree to rounding (~1e-15), far
- * inside the 1e-9 parity the model card's self-check demands.
+ *      idf w2 as one interleaved float32 quad per id (one cache miss per distinct feature in
+ *      the 16 MB weight table), summed in double.
+ * Summation order differs from numpy's (which sums the same float32 values in float64), so
+ * results agree to rounding (~1e-15), inside the tests' 1e-9 parity.
  * Steps 1-4 are _featids.h's (compute_ids), step 5 and the module's functions are here.
  * The GIL is held throughout; the static buffers are therefore never shared.
  */
@@ -87,12 +87,12 @@ static PyObject *py_decision(PyObject *self, PyObject *const *args, Py_ssize_t n
         PyErr_SetString(PyExc_TypeError, "weights must be a contiguous buffer");
         goto fail;
     }
-    if (wb.len != (Py_ssize_t)(4 * sizeof(double) << DIM_BITS)) {
-        PyErr_SetString(PyExc_ValueError, "weights must be float64 (r, r * w1, idf, idf * w2) quads for 2**DIM_BITS ids");
+    if (wb.len != (Py_ssize_t)(4 * sizeof(float) << DIM_BITS)) {
+        PyErr_SetString(PyExc_ValueError, "weights must be float32 (r, r * w1, idf, idf * w2) quads for 2**DIM_BITS ids");
         goto fail;
     }
-    /* One 32-byte quad per id: a single cache line fetch per distinct feature. */
-    const double *w = (const double *)wb.buf;
+    /* One 16-byte float32 quad per id: a single cache line fetch per distinct feature. */
+    const float *w = (const float *)wb.buf;
     Py_ssize_t k = compute_ids(raw, norm);
     /* Table sized to the message (load <= 1/2) so it stays in L1/L2; stamps avoid clearing. At most TSIZE: a
      * message of more than TSIZE / 2 ids (none seen; 15,345 the most a fuzzer found) is counted at a higher load
@@ -123,10 +123,10 @@ static PyObject *py_decision(PyObject *self, PyObject *const *args, Py_ssize_t n
     /* binary features: each distinct id once, in both members (train.Pair) */
     double ss1 = 0.0, dot1 = 0.0, ss2 = 0.0, dot2 = 0.0;
     for (Py_ssize_t i = 0; i < nu; i++) {
-        const double *p = w + 4 * (size_t)slots[used[i]].id;
-        ss1 += p[0] * p[0];
+        const float *p = w + 4 * (size_t)slots[used[i]].id;
+        ss1 += (double)p[0] * p[0];
         dot1 += p[1];
-        ss2 += p[2] * p[2];
+        ss2 += (double)p[2] * p[2];
         dot2 += p[3];
     }
     PyBuffer_Release(&wb);
@@ -220,7 +220,7 @@ static PyMethodDef methods[] = {
     {"ids", py_ids, METH_VARARGS, "ids(text, normalised) -> bytes of int64 feature ids (with repeats)"},
     {"decision", (PyCFunction)(void (*)(void))py_decision, METH_FASTCALL,
      "decision(text, normalised, weights, intercept) -> (sum over the two members of binary x weight, L2, dot coef; plus intercept, is_vi);"
-     " weights: float64 (idf, idf * coef) pairs"},
+     " weights: float32 (r, r * w1, idf, idf * w2) quads, 2**DIM_BITS of them"},
     {"set_fold_table", py_set_fold_table, METH_VARARGS, "set_fold_table(uint32 fold table, uint8 vi letters, salts)"},
     {"set_teencode", py_set_teencode, METH_O, "set_teencode([(word, replacement), ...])"},
     {"language", py_language, METH_VARARGS, "language(text, normalised) -> 'vi' or 'en' (features.language)"},
@@ -234,8 +234,9 @@ static struct PyModuleDef moddef = {
 PyMODINIT_FUNC PyInit__fastfeat(void) {
     if (normalise_init()) return NULL;
     PyObject *m = PyModule_Create(&moddef);
-    /* features.py checks these against its own RAW_NGRAMS (a stale build falls back to numpy) */
-    if (m && (PyModule_AddIntConstant(m, "RAW_MIN", RAW_MIN) || PyModule_AddIntConstant(m, "RAW_MAX", RAW_MAX))) {
+    /* features.py checks these against its own RAW_NGRAMS and model.QUAD_BYTES (a stale build falls back to numpy) */
+    if (m && (PyModule_AddIntConstant(m, "RAW_MIN", RAW_MIN) || PyModule_AddIntConstant(m, "RAW_MAX", RAW_MAX)
+              || PyModule_AddIntConstant(m, "QUAD_BYTES", 4 * sizeof(float)))) {
         Py_DECREF(m);
         return NULL;
     }

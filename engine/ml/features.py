@@ -246,6 +246,9 @@ def feature_ids_numpy(text: str) -> np.ndarray:
         return (h >> _TOP).astype(np.int64)
 
 
+# bytes of one id's weights as the scorer lays them out (model.Scorer._quads: four float32)
+QUAD_BYTES = 16
+
 # The compiled accelerator (engine/ml/_fastfeat.c, built by `pip install -e .` or
 # `python setup.py build_ext --inplace`) computes the same ids; TELFILTER_ML_PURE=1 forces numpy.
 try:
@@ -254,6 +257,8 @@ try:
     from . import _fastfeat as _C
     if (_C.RAW_MIN, _C.RAW_MAX) != (RAW_NGRAMS[0], RAW_NGRAMS[-1]):
         raise AttributeError(f"raw char n-grams {_C.RAW_MIN}-{_C.RAW_MAX}, not {RAW_NGRAMS}")
+    if _C.QUAD_BYTES != QUAD_BYTES:
+        raise AttributeError(f"weights of {_C.QUAD_BYTES} bytes an id, not {QUAD_BYTES}")
     _C.set_fold_table(_FOLD_ARR.tobytes(), _VI_ARR.tobytes(), _SALT)
     _C.set_teencode(list(_TEEN.items()))
     _scan = _C.scan
