@@ -46,20 +46,22 @@ def reference_judge(pipe, msg, state):
     ctx = MessageContext(msg, pipe.lists, pipe.tz, pipe.shortcode)
     model = ctx.model = pipe.model
     st = pipe.settings
-    hits = []
-    if model is not None and ctx.scope != "call" and ctx.text \
+    rhits, pending, _ = reference(pipe.rules, ctx, state)
+    hits = [Hit(rule.symbol, rule.score, ev, rule.source, rule.action, rule.smpp_status, rule.sip_code)
+            for rule, ev in rhits]
+    v = decide(hits, pipe.rules.tag_threshold, pipe.rules.drop_threshold)
+    # the classifier is asked only when the rules have not dropped the message; its hit comes first
+    if v.action is not Action.DROP and model is not None and ctx.scope != "call" and ctx.text \
             and not (st.ml_skip_registered and ctx.valid_entry is not None) \
             and len(ctx.text.split()) >= st.ml_min_words:
         p = ctx.ml_score
         tag_t = st.ml_tag_threshold if st.ml_tag_threshold is not None else model.tag_threshold
         drop_t = st.ml_drop_threshold if st.ml_drop_threshold is not None else model.drop_threshold
         if p >= tag_t:
-            hits.append(Hit("ML_SPAM", st.ml_score_weight * p, f"spam probability {p:.4f} (tag {tag_t:.4f}, drop {drop_t:.4f})",
-                            f"model:{model.version}", Action.DROP if p >= drop_t else Action.TAG))
-    rhits, pending, _ = reference(pipe.rules, ctx, state)
-    for rule, ev in rhits:
-        hits.append(Hit(rule.symbol, rule.score, ev, rule.source, rule.action, rule.smpp_status, rule.sip_code))
-    v = decide(hits, pipe.rules.tag_threshold, pipe.rules.drop_threshold)
+            hits.insert(0, Hit("ML_SPAM", st.ml_score_weight * p,
+                               f"spam probability {p:.4f} (tag {tag_t:.4f}, drop {drop_t:.4f})",
+                               f"model:{model.version}", Action.DROP if p >= drop_t else Action.TAG))
+            v = decide(hits, pipe.rules.tag_threshold, pipe.rules.drop_threshold)
     if v.action is not Action.DROP:
         for s in pending:
             s.commit(ctx, state)
