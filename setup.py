@@ -57,6 +57,9 @@ setup(
                  Extension("engine._stamps", ["engine/_stamps.c"], optional=True, extra_compile_args=["-O2"]),
                  # a bare-digit address read as an int (numbers.py keeps the Python one)
                  Extension("engine._numbers", ["engine/_numbers.c"], optional=True, extra_compile_args=["-O2"]),
+                 # a submit_sm's lean view, its common case (codec/lean.py keeps the Python one)
+                 Extension("engine.smpp_proxy.codec._leanview", ["engine/smpp_proxy/codec/_leanview.c"], optional=True,
+                           extra_compile_args=["-O2"]),
                  # the state tables' hot paths (slots.py, counters.py, history.py keep the Python ones)
                  Extension("engine.rules._slotsfast", ["engine/rules/_slotsfast.c"], optional=True,
                            depends=["engine/rules/_slotobj.h", "engine/rules/_slottable.h", "engine/rules/_slotcounters.h", "engine/rules/_slothistory.h"],
