@@ -123,3 +123,18 @@ def test_wap_push_vector_urls_and_poison_vector_refusal():
     with pytest.raises(RemoteProtocolError) as ei:
         pdu_text(poison)
     assert (ei.value.status, ei.value.command_id, ei.value.sequence_number) == (C.ESME_RINVMSGLEN, C.DELIVER_SM, 0x51)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=40), st.sampled_from([0x00, 0x01]), st.sampled_from(["auto", "gsm", "ascii", "latin1"]))
+def test_the_auto_reading_is_told_by_any_octet_over_0x7f(payload, dc, reading):
+    # read_text tells Latin-1 by bytes.isascii() (a regex search for [\x80-\xff] before): the same texts and readings
+    import re
+    from engine.smpp_proxy.codec import text as T
+
+    def by_regex(p):
+        if reading == "auto" and re.search(rb"[\x80-\xff]", p):
+            return T.read_text(dc, p, "latin1")
+        return T.read_text(dc, p, reading)
+    for p in (payload, bytes(range(256)), bytes([0x7f]) + payload, payload + b"\x80"):
+        assert T.read_text(dc, p, reading) == by_regex(p)
