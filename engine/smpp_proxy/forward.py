@@ -119,6 +119,7 @@ class ForwardPath:
             if tag_verdict is not None else pdu.raw
         esme_seq = pdu.sequence_number
         acct = sess.account.system_id
+        held = self.upstream_held
         t0 = _perf_counter()
 
         def on_resp(resp, status):
@@ -129,7 +130,11 @@ class ForwardPath:
             if status == LATE:
                 return self._late_response(acct, link, resp, pdu, part, refund)
             sess.in_flight -= 1
-            self._held(acct, -1)
+            v = held.get(acct, 0) - 1               # (self._held(acct, -1), inline: a frame less a message)
+            if v > 0:
+                held[acct] = v
+            else:
+                held.pop(acct, None)
             if self.grace_ready:                # a slot free: a held message whose re-seed grace ended goes first
                 self.grace_resume()
             if resp is None or resp.command_id != pdu.command_id | 0x80000000:
@@ -150,7 +155,7 @@ class ForwardPath:
                 stats["added_us_total"] += int((_perf_counter() - t0) * 1e6)
             self.owed_nothing(sess)             # the last answer it was owed: now its unbind_resp
         sess.in_flight += 1
-        self._held(acct, 1)
+        held[acct] = held.get(acct, 0) + 1          # (self._held(acct, 1), inline)
         link.forward(out, on_resp)
 
     def _remember_message_id(self, message_id: str, acct: str, space: str = "", pdu=None, part=False,

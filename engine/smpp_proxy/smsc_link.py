@@ -205,8 +205,10 @@ class SmscLink(CoalescedStream):
     def available(self) -> bool:
         # (a link bound after one that answered nothing takes at most UNPROVEN_WINDOW requests at once until it has
         # answered one: a half-hung SMSC, bound again and again, black-holes that many a time, not a whole window)
-        return self.bound and self.kind != "receiver" and not self.window.full and not self.stalled \
-            and (self.proven or not self.suspect or len(self.window.pending) - len(self.probes) < UNPROVEN_WINDOW) \
+        # (Window.full read inline: its property's frame, once a message)
+        w = self.window
+        return self.bound and self.kind != "receiver" and len(w.pending) < w.size and not self.stalled \
+            and (self.proven or not self.suspect or len(w.pending) - len(self.probes) < UNPROVEN_WINDOW) \
             and self.transport is not None and not self.transport.is_closing()
 
     def request(self, raw_or_pdu, on_resp) -> None:

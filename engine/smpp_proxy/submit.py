@@ -173,19 +173,26 @@ class SubmitPath(ForwardPath, GraceSlots):
         # Where it would go is settled before it is judged: a message no link can take now gets
         # ESME_RTHROTTLED unjudged, so the ESME's retries are not counted against it (a flood or
         # frequency cap it never got past) and nothing is logged that did not happen.
-        link = self._link_to_judge(sess.account.system_id)
+        # (_link_to_judge's and _judged_answer's work inline for the common case, no shared state store: two
+        # frames less a message)
+        shared = self.pipeline.state.shared
+        link = self._pick_link(account=sess.account.system_id) if shared is None else \
+            self._link_to_judge(sess.account.system_id)
         if link is None:
             return self._upstream_unavailable(sess, pdu)
         if len(pdu.raw) > ONE_SEGMENT_PDU:
             self._charge(sess, pdu)
-        if self.pipeline.state.shared is not None:
+        if shared is not None:
             return self._judge(sess, pdu.source_addr, recipient, text, _PDU_NAME[cid], binary, reading, when,
                                then=lambda v: self._judged_answer(sess, pdu, v), s_ton=pdu.source_addr_ton,
                                r_ton=r_ton)
         # the common case, judged at once (nothing runs in between: the link can still take it)
         v = self._judge_now(sess, pdu.source_addr, recipient, text, _PDU_NAME[cid], binary, reading, when,
                             pdu.source_addr_ton, r_ton)
-        return self._judged_answer(sess, pdu, v, link)
+        if v.action is _DROP:
+            return self._drop(sess, (pdu,), v)
+        return self._forward(sess, pdu, v if v.action is _TAG else None, link=link,
+                             refund=Refund((v,), 1) if v.charged else None)     # (Refund.of, inline)
 
     def _link_to_judge(self, account: str):
         """The link a message about to be judged can go to now, or None (ESME_RTHROTTLED unjudged). With a shared
@@ -251,6 +258,7 @@ class SubmitPath(ForwardPath, GraceSlots):
                                                       command_status=C.ESME_RTHROTTLED))
 
     def _judged_answer(self, sess, pdu, v, link=None) -> None:
+        # (_submit does the same inline for a message judged at once)
         if v.action is _DROP:
             return self._drop(sess, (pdu,), v)
         return self._forward(sess, pdu, v if v.action is _TAG else None, link=link, refund=Refund.of(v))
