@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 
 MODULES = ("engine.ml._fastfeat", "engine.sip_screen._sipfast", "engine._textnorm", "engine._stamps",
-           "engine._numbers", "engine.rules._slotsfast")
+           "engine._numbers", "engine.rules._slotsfast", "engine.smpp_proxy.codec._leanview")
 
 
 def not_built() -> list:
