@@ -156,19 +156,25 @@ def test_judging_an_invite_makes_no_cells(scr):
     ((Hit("TAGGED", 1.0, action=Action.TAG),), (Action.TAG, 603, ("TAGGED",), ("TAGGED",))),
     ((Hit("SEEN", 0.5), Hit("DNC", 0.0, action=Action.DROP, sip_code=608), Hit("CAP", 0.0, action=Action.DROP)),
      (Action.DROP, 608, ("DNC", "CAP"), ("SEEN", "DNC", "CAP"))),
-    ((Hit("CAP", 0.0, action=Action.DROP),), (Action.DROP, 603, ("CAP",), ("CAP",)))])
-def test_a_verdict_is_read_into_its_decision_once(scr, monkeypatch, hits, want):
-    """A verdict's deciding hit and symbols (properties, computed at each read) are read once into the call's Decision
-    (each was read twice an INVITE); the Decision is as before: the deciding hit's code (else the default), the
-    dropping hits' symbols (else all), all the symbols."""
+    ((Hit("CAP", 0.0, action=Action.DROP),), (Action.DROP, 603, ("CAP",), ("CAP",))),
+    # the deciding hit is the first of the verdict's action, its code 0 the default's; a TAG verdict's DROP-less hits
+    ((Hit("A", 0.2), Hit("B", 0.0, action=Action.TAG, sip_code=486), Hit("C", 0.0, action=Action.TAG, sip_code=480)),
+     (Action.TAG, 486, ("A", "B", "C"), ("A", "B", "C"))),
+    ((Hit("Z", 0.0, action=Action.DROP, sip_code=0), Hit("Y", 0.0, action=Action.DROP, sip_code=607)),
+     (Action.DROP, 603, ("Z", "Y"), ("Z", "Y")))])
+def test_a_verdict_is_read_into_its_decision_in_one_pass(scr, monkeypatch, hits, want):
+    """A verdict's Decision is read in one pass over its hits, neither property (each computed at each read, and a
+    generator for the dropping hits) read; the Decision is as the properties make it: the deciding hit's code (else
+    the default), the dropping hits' symbols (else all), all the symbols."""
     reads = []
     for name in ("deciding_hit", "symbols"):
         real = getattr(Verdict, name)
         monkeypatch.setattr(Verdict, name, property(lambda v, real=real, name=name: reads.append(name) or real.fget(v)))
     action = max((h.action for h in hits if h.action is not None), default=Action.ALLOW)
-    d = scr._decision(Verdict(action, 1.0, hits))
-    assert (d.action, d.code, d.drop_symbols, d.symbols) == want
-    assert sorted(reads) == ["deciding_hit", "symbols"], reads
+    v = Verdict(action, 1.0, hits)
+    d = scr._decision(v)
+    assert (d.action, d.code, d.drop_symbols, d.symbols, d.score) == (*want, 1.0) and type(d) is screening.Decision
+    assert reads == []
 
 
 def test_an_initial_invite_reads_the_next_hop_once(scr, monkeypatch):

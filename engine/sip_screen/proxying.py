@@ -26,6 +26,7 @@ from .settings import BRANCH_PREFIX, TAG_PREFIX
 INVITE_TRANSACTION = ("INVITE", "CANCEL", "ACK")     # the methods that share an INVITE's branch (§9.1, §17.1.1.3)
 NO_DESTINATION = "no usable destination"             # an INVITE's 503 when no next hop can be used (_request)
 OPTIONS_ANSWER = (("Accept", "*/*"), ("Accept-Language", "en"))    # an OPTIONS to the screen itself (_options_here)
+_DROP, _TAG = Action.DROP, Action.TAG                # (an enum member read from its class: ~900 instructions a read)
 
 
 class Proxying:
@@ -156,10 +157,10 @@ class Proxying:
             self._remember_refused(key, "", d, msg, True)   # serve is stopping (draining.py; not carried: no branch)
             extra = [["Retry-After", str(RETRY_AFTER)]] if d is BUSY else self._drain_headers()
             return self._reply(msg, make_response(msg, 503, None, self._tag(msg), extra), transport, src, conn)
-        if d.action is Action.DROP:
+        if d.action is _DROP:
             self._remember_refused(key, branch, d, msg, replay)
             return self._reject(msg, d, transport, src, conn, replay)
-        if d.action is Action.TAG:
+        if d.action is _TAG:
             self._tag_request(msg, d, replay)
         if self.s.record_route:
             msg.insert_before_first("Record-Route", f"<sip:{host_ref(self.host)}:{self.port};transport={transport.lower()};lr>")

@@ -45,6 +45,11 @@ class Decision(NamedTuple):
     score: float
 
 
+# an enum member read from its class costs ~900 instructions (EnumType's __getattr__ hook): read once here
+_DROP = Action.DROP
+_decision_of = partial(tuple.__new__, Decision)        # Decision(*t) without its Python-level __new__
+
+
 CANCELLED = Decision(Action.DROP, 487, (), (), 0.0)     # cancelled while it was judged: answered 487, not sent
 BUSY = Decision(Action.DROP, 503, (), (), 0.0)          # not judged: MAX_WAITING wait, or MAX_WAIT waited (503)
 RETRY_AFTER = 1                                          # seconds, in BUSY's answer
@@ -133,7 +138,7 @@ class Screening:
                 self.stats["replayed"] += 1
                 # (cancelled: its retransmissions are answered 487 too, never sent -- and so after a restart: its
                 # first answer, kept for the next process as a judged one's, proxying._screened)
-                first_answer = cancelled and d.action is not Action.DROP
+                first_answer = cancelled and d.action is not _DROP
                 if first_answer:
                     d = CANCELLED
                 self.verdicts.put(key, (d, branch), now)    # the retry's retransmissions are copies too
@@ -160,7 +165,7 @@ class Screening:
         """_screen_once's `then`, a partial (a closure's variables were cells made at every INVITE): verdict `v`."""
         d = self._decision(v)
         ent = self.verdicts.get(key)
-        if ent is not None and ent[0] is PENDING and ent[2] and d.action is not Action.DROP:
+        if ent is not None and ent[0] is PENDING and ent[2] and d.action is not _DROP:
             # a CANCEL came while it was judged (_cancel_pending): not sent, its counts given back, the INVITE
             # (and any copy of it) answered 487
             self.stats["cancelled_while_judged"] += 1
@@ -172,7 +177,7 @@ class Screening:
         self.verdicts.put(key, (d, branch), now)
         self.transactions.put(tx, d, now)
         # (rejected or cancelled: no dialog will exist, its entry in `answered` leaves -- _screen's `unsent`)
-        if d.action is not Action.DROP and v.charged:   # counted toward an advertiser's caps: given back if it
+        if d.action is not _DROP and v.charged:   # counted toward an advertiser's caps: given back if it
             msg.charge = (key, v, tx)                   # cannot leave (forwarding._forward_failed)
         waiting = self._waiting_pop(key)
         try:
@@ -292,9 +297,18 @@ class Screening:
             log.exception("giving back the caps of a call that could not be forwarded failed")
 
     def _decision(self, v) -> Decision:
-        d, symbols = v.deciding_hit, tuple(v.symbols)   # (each property once: a judged INVITE read both twice)
-        drop = tuple(h.symbol for h in v.hits if h.action is Action.DROP) or symbols
-        return Decision(v.action, d.sip_code if d and d.sip_code else self.s.default_drop_code, drop, symbols, v.score)
+        # (v.deciding_hit, v.symbols and the DROP hits' symbols in one pass over the hits, no generator; the Decision
+        # made as the tuple it is, without NamedTuple's Python __new__)
+        action, hits = v.action, v.hits
+        d, drop = None, []
+        for h in hits:
+            if d is None and h.action is action:
+                d = h
+            if h.action is _DROP:
+                drop.append(h.symbol)
+        symbols = tuple([h.symbol for h in hits])
+        return _decision_of((action, d.sip_code if d is not None and d.sip_code else self.s.default_drop_code,
+                             tuple(drop) or symbols, symbols, v.score))
 
     def _screen(self, msg, src, then, callee=None, callee_n=None, tag=None):
         """Judge an initial INVITE and call `then(verdict)` (at once, or once a shared state
