@@ -169,6 +169,39 @@ def test_grammar_twins_agree(monkeypatch):
     assert decided > 500
 
 
+def test_uri_user_twin_agrees(monkeypatch):
+    """_sipfast.uri_user (identity._user_of's read of a From / To user, no SipUri built) gives parse_uri(v).user of
+    the Python function, or None (undecided) -- never a user where the Python function raises -- on every value of
+    the messages above and mutations of them; and decides the plain ones."""
+    from engine.sip_screen import _sipfast
+    values, rnd = set(), random.Random(3966)
+    for data in _messages():
+        try:
+            m = parse_datagram(data)
+        except SipParseError:
+            continue
+        for v in _values(m):
+            values.add(v)
+            try:
+                values.add(grammar.parse_name_addr(v).uri)
+            except SipParseError:
+                pass
+    for v in list(values):
+        for _ in range(3):
+            i = rnd.randrange(len(v) + 1)
+            values.add(v[:i] + rnd.choice(ODD).decode("utf-8", "surrogateescape") + v[i + rnd.randrange(2):])
+    _python_only(monkeypatch)
+    decided = 0
+    for v in sorted(values):
+        u, py = _sipfast.uri_user(v), _py(grammar.parse_uri, v)
+        if u is not None:
+            assert not isinstance(py, SipParseError), (v, py.reason)
+            assert type(u) is str and u == py.user, v
+            decided += 1
+    assert decided > 300
+    assert _sipfast.uri_user("sip:0901234567@127.0.0.1:51898") == "0901234567"
+
+
 def test_plain_invite_decided_in_c():
     msg = parse_datagram(invite())
     assert checks._c_check(msg.method, msg.uri, msg.headers) is not None

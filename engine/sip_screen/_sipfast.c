@@ -290,6 +290,7 @@ static PyMethodDef methods[] = {
     {"blake2b_hex", blake2b_hex, METH_VARARGS, "hashlib.blake2b(data, digest_size=n).hexdigest()"},
     {"blake2b_digest", blake2b_digest, METH_VARARGS, "hashlib.blake2b(data, digest_size=n).digest()"},
     {"parse_uri", py_parse_uri, METH_O, "grammar.parse_uri for a plain URI; None: undecided"},
+    {"uri_user", py_uri_user, METH_O, "grammar.parse_uri(uri).user for a plain URI, no SipUri built; None: undecided"},
     {"parse_name_addr", py_parse_name_addr, METH_O, "grammar.parse_name_addr for a plain value; None: undecided"},
     {"parse_via", py_parse_via, METH_O, "grammar.parse_via for a plain Via value; None: undecided"},
     {"set_types", set_types, METH_VARARGS, "the classes the twins build: (SipUri, NameAddr, Via)"},

@@ -102,29 +102,36 @@ undecided:
     return UNDECIDED;
 }
 
-/* grammar.parse_uri: a SipUri */
-static PyObject *g_uri(const char *p, Py_ssize_t n) {
+/* grammar.parse_uri's reading of a URI, up to the object it builds: 0 undecided (the Python function decides), 1 read.
+ * One scan for g_uri (the SipUri) and g_uri_user (its user only: _user_of, no object built) */
+struct uri_scan {
+    int kind;                       /* 0 tel, 1 another scheme (no user, no host), 2 sip / sips */
+    Py_ssize_t c;                   /* the scheme's length */
+    const char *user, *r;           /* the user (un bytes); what follows the '@' (rn bytes: host, port, params) */
+    Py_ssize_t un, rn, semi, hn, pc, host_n;
+    long port;
+};
+
+static int uri_scan(const char *p, Py_ssize_t n, struct uri_scan *u) {
     Py_ssize_t c = find(p, n, ':'), i;
-    if (c <= 0) return UNDECIDED;
+    if (c <= 0) return 0;
     for (i = 0; i < c; i++)
-        if (!is_token(p[i])) return UNDECIDED;
+        if (!is_token(p[i])) return 0;
     for (i = c; i < n; i++)
-        if (WS(p[i])) return UNDECIDED;
+        if (WS(p[i])) return 0;
     const char *r = p + c + 1;
     Py_ssize_t rn = n - c - 1;
-    PyObject *v[5];
+    u->c = c;
     if (name_is(p, c, "tel")) {
         Py_ssize_t semi = find(r, rn, ';'), nl = semi < 0 ? rn : semi;
-        if (find(r, nl, '%') >= 0) return UNDECIDED;        /* escapes: _unescaped */
-        if (semi >= 0 && (nl == 0 || r[0] != '+') && has(r + semi, rn - semi, "phone-context=")) return UNDECIDED;
-        v[0] = astr("tel", 3, 0); v[1] = astr(r, nl, 0); v[2] = astr("", 0, 0); v[3] = Py_NewRef(Py_None);
-        v[4] = PyDict_New();
-        return make(T_URI, 5, (PyObject *[]){F_SCHEME, F_USER, F_HOST, F_PORT, F_PARAMS}, v);
+        if (find(r, nl, '%') >= 0) return 0;                /* escapes: _unescaped */
+        if (semi >= 0 && (nl == 0 || r[0] != '+') && has(r + semi, rn - semi, "phone-context=")) return 0;
+        u->kind = 0; u->user = r; u->un = nl;
+        return 1;
     }
     if (!name_is(p, c, "sip") && !name_is(p, c, "sips")) {
-        v[0] = astr(p, c, 1); v[1] = astr("", 0, 0); v[2] = astr("", 0, 0); v[3] = Py_NewRef(Py_None);
-        v[4] = PyDict_New();
-        return make(T_URI, 5, (PyObject *[]){F_SCHEME, F_USER, F_HOST, F_PORT, F_PARAMS}, v);
+        u->kind = 1; u->user = ""; u->un = 0;
+        return 1;
     }
     Py_ssize_t q = find(r, rn, '?');
     if (q >= 0) rn = q;                                     /* ?headers */
@@ -134,9 +141,9 @@ static PyObject *g_uri(const char *p, Py_ssize_t n) {
         Py_ssize_t ui = find(r, at, ':'), semi;
         un = ui < 0 ? at : ui;                              /* without a password */
         semi = find(r, un, ';');
-        if (find(r, un, '%') >= 0) return UNDECIDED;        /* escapes: _unescaped */
+        if (find(r, un, '%') >= 0) return 0;                /* escapes: _unescaped */
         if (semi >= 0) {
-            if ((semi == 0 || r[0] != '+') && has(r + semi, un - semi, "phone-context=")) return UNDECIDED;
+            if ((semi == 0 || r[0] != '+') && has(r + semi, un - semi, "phone-context=")) return 0;
             un = semi;
         }
         user = r;
@@ -144,17 +151,39 @@ static PyObject *g_uri(const char *p, Py_ssize_t n) {
         rn -= at + 1;
     }
     Py_ssize_t semi = find(r, rn, ';'), hn = semi < 0 ? rn : semi;
-    if (hn > 0 && r[0] == '[') return UNDECIDED;            /* an IPv6 reference: the Python function */
+    if (hn > 0 && r[0] == '[') return 0;                    /* an IPv6 reference: the Python function */
     long port = 0;
     Py_ssize_t pc = -1;
     for (Py_ssize_t k = hn - 1; k >= 0; k--)
         if (r[k] == ':') { pc = k; break; }
-    if (pc >= 0 && (port = g_port(r + pc + 1, hn - pc - 1)) < 0) return UNDECIDED;
+    if (pc >= 0 && (port = g_port(r + pc + 1, hn - pc - 1)) < 0) return 0;
     Py_ssize_t host_n = pc >= 0 ? pc : hn;
-    if (host_n == 0) return UNDECIDED;                      /* "URI without host" */
+    if (host_n == 0) return 0;                              /* "URI without host" */
+    u->kind = 2; u->user = user; u->un = un; u->r = r; u->rn = rn; u->semi = semi; u->hn = hn; u->pc = pc;
+    u->host_n = host_n; u->port = port;
+    return 1;
+}
+
+/* grammar.parse_uri: a SipUri */
+static PyObject *g_uri(const char *p, Py_ssize_t n) {
+    struct uri_scan u;
+    if (!uri_scan(p, n, &u)) return UNDECIDED;
+    PyObject *v[5];
+    if (u.kind == 0) {
+        v[0] = astr("tel", 3, 0); v[1] = astr(u.user, u.un, 0); v[2] = astr("", 0, 0); v[3] = Py_NewRef(Py_None);
+        v[4] = PyDict_New();
+        return make(T_URI, 5, (PyObject *[]){F_SCHEME, F_USER, F_HOST, F_PORT, F_PARAMS}, v);
+    }
+    if (u.kind == 1) {
+        v[0] = astr(p, u.c, 1); v[1] = astr("", 0, 0); v[2] = astr("", 0, 0); v[3] = Py_NewRef(Py_None);
+        v[4] = PyDict_New();
+        return make(T_URI, 5, (PyObject *[]){F_SCHEME, F_USER, F_HOST, F_PORT, F_PARAMS}, v);
+    }
+    const char *r = u.r;
+    Py_ssize_t rn = u.rn;
     PyObject *prm = PyDict_New();
     if (!prm) return NULL;
-    for (Py_ssize_t s = semi < 0 ? rn : semi + 1; s < rn;) {
+    for (Py_ssize_t s = u.semi < 0 ? rn : u.semi + 1; s < rn;) {
         Py_ssize_t e = find(r + s, rn - s, ';');
         e = e < 0 ? rn : s + e;
         if (e > s) {
@@ -167,9 +196,16 @@ static PyObject *g_uri(const char *p, Py_ssize_t n) {
         }
         s = e + 1;
     }
-    v[0] = astr(p, c, 1); v[1] = astr(user, un, 0); v[2] = astr(r, host_n, 1);
-    v[3] = pc >= 0 ? PyLong_FromLong(port) : Py_NewRef(Py_None); v[4] = prm;
+    v[0] = astr(p, u.c, 1); v[1] = astr(u.user, u.un, 0); v[2] = astr(r, u.host_n, 1);
+    v[3] = u.pc >= 0 ? PyLong_FromLong(u.port) : Py_NewRef(Py_None); v[4] = prm;
     return make(T_URI, 5, (PyObject *[]){F_SCHEME, F_USER, F_HOST, F_PORT, F_PARAMS}, v);
+}
+
+/* grammar.parse_uri(uri).user, without the SipUri (identity._user_of: the From and To users of an INVITE) */
+static PyObject *g_uri_user(const char *p, Py_ssize_t n) {
+    struct uri_scan u;
+    if (!uri_scan(p, n, &u)) return UNDECIDED;
+    return astr(u.user, u.un, 0);
 }
 
 /* grammar.parse_name_addr: a NameAddr */
@@ -299,6 +335,7 @@ static PyObject *twin(PyObject *arg, PyObject *(*f)(const char *, Py_ssize_t)) {
 }
 
 static PyObject *py_parse_uri(PyObject *self, PyObject *a) { return twin(a, g_uri); }
+static PyObject *py_uri_user(PyObject *self, PyObject *a) { return twin(a, g_uri_user); }
 static PyObject *py_parse_name_addr(PyObject *self, PyObject *a) { return twin(a, g_name_addr); }
 static PyObject *py_parse_via(PyObject *self, PyObject *a) { return twin(a, g_via); }
 

@@ -20,6 +20,11 @@ ASSERTING = ("p-asserted-identity", "remote-party-id", "p-preferred-identity")  
 # 64 KB (every one parsed cost an INVITE ~10 ms, 100 times a plain one); those beyond are not read
 MAX_IDENTITIES = 8
 
+try:                                        # grammar.parse_uri(uri).user of a plain URI, in C (_sipgrammar.h)
+    from ._sipfast import uri_user as _c_user
+except ImportError:
+    _c_user = None
+
 
 def dialog_parties(key: bytes, msg, frm, to, from_user=None, tag=None) -> int:
     """A fixed-size key of the dialog an INVITE opens, seen from its caller: its From tag, the From user and the
@@ -49,9 +54,14 @@ def caller_key(caller: str) -> int:
 
 
 def _user_of(msg, v: str) -> str:
-    """The user part of the URI in a From / To / P-Asserted-Identity value ('' if it does not parse)."""
+    """The user part of the URI in a From / To / P-Asserted-Identity value ('' if it does not parse). A plain URI's
+    user is read in C, no SipUri built (~2,500 instructions less a read, two an INVITE: _c_user, None when undecided);
+    the rest by parse_uri."""
     try:
-        return parse_uri(msg.name_addr(v).uri).user
+        uri = msg.name_addr(v).uri
+        if _c_user is not None and (user := _c_user(uri)) is not None:
+            return user
+        return parse_uri(uri).user
     except SipParseError:
         return ""
 
