@@ -76,7 +76,9 @@ class CallLog:
         if self.vlog is not None:
             msg.logged = call                           # (a call_unsent line names it: _unsent_logged)
             try:                                        # the log never decides a call's fate
-                self.vlog.write_call(call.time, _loggable(msg.first_values().get("call-id")), caller, callee, call.ingress, v, us)
+                cid = msg.first_values().get("call-id")     # (_loggable's answer for ASCII, without its frame)
+                self.vlog.write_call(call.time, cid if cid is None or cid.isascii() else _loggable(cid), caller, callee,
+                                     call.ingress, v, us)
             except Exception as e:
                 self._log_failed(e)
         return v

@@ -34,7 +34,7 @@ import logging
 import time
 from functools import partial
 
-from ..listen import addr_text, host_ref
+from ..listen import addr_text
 from ..servicelog import LogThrottle
 from ..verdict import Action
 from .codec import make_response
@@ -117,7 +117,9 @@ class Forwarding:
             # its final goes back on the caller's connection, which is not idle meanwhile (tcp.py _ringing)
             conn.invite_forwarded(digest(tx_of(msg)), time.monotonic() + INVITE_WAIT_MAX)
         tx = self._invite_on_tcp(msg, host, port) if out == "TCP" and msg.method == "INVITE" else None
-        on_fail = None if msg.method == "ACK" else self._on_fail(msg, back, tx, host, port)   # (an ACK: never answered)
+        # (an ACK: never answered; over UDP, _on_fail's partial made here, without its frame)
+        on_fail = None if msg.method == "ACK" else partial(self._forward_failed, msg, back) if tx is None \
+            else self._on_fail(msg, back, tx, host, port)
         if fixed and out == "TCP" and key is not None:
             on_fail = self._on_fail_behind(msg, host, port, branch, back, key, on_fail)
         elif out == "UDP" and on_fail is not None:      # (not an ACK)
@@ -226,12 +228,13 @@ class Forwarding:
         (`;i=`) so its responses come back on it (§18.2.2)."""
         if msg.our_via:
             msg.pop_first_value("Via")
-        via = f"SIP/2.0/{transport} {host_ref(self.host)}:{self.port};branch={branch};rport"
+        h = self.host                                   # (host_ref's and, over UDP, _wire's answers without frames)
+        via = f"SIP/2.0/{transport} {f'[{h}]' if ':' in h else h}:{self.port};branch={branch};rport"
         if conn is not None:
             via += f";i={conn.id:x}"
         msg.insert_before_first("Via", via)
         msg.our_via = True
-        return self._wire(msg, transport)
+        return msg.to_bytes() if transport == "UDP" else self._wire(msg, transport)
 
     @staticmethod
     def _wire(msg, transport) -> bytes:
@@ -294,7 +297,7 @@ class Forwarding:
         # over TCP one text per address (the connection and cap keys); over UDP the text as given (a dual-stack
         # socket sends to an IPv4-mapped address, not to the IPv4 one)
         host = self._canonical(dest[0]) if transport == "TCP" else self._resolve(dest[0])
-        if not self._permitted(host):
+        if not (self.permit_cache.get(host) or self._permitted(host)):    # (a peer known permitted: no frame)
             self.stats["not_permitted"] += 1
             self._warn("permit", "not sending to %s: outside the permitted networks", addr_text(*dest[:2]))
             if on_fail:

@@ -76,7 +76,8 @@ class Proxying:
         # (and the CANCEL / non-2xx ACK of an INVITE) get the same one; CSeq method excluded
         cseq = (first.get("cseq") or "").split()
         pr = ",".join(msg.values("proxy-require")) if "proxy-require" in first else ""
-        base = "|".join((msg.uri, call_id, cseq[0] if cseq else "", msg.tag_in(first.get("from")), to_tag, pr))
+        from_tag = msg.tag_in(first.get("from"))           # (an INVITE's: its verdict and dialog keys' too)
+        base = "|".join((msg.uri, call_id, cseq[0] if cseq else "", from_tag, to_tag, pr))
         vias = msg.vias
         branch = self._branch(vias[0].params["branch"] if "branch" in vias[0].params else top, base)
         # §16.3 step 4: a Via of ours whose branch is what we would compute for the request as it
@@ -138,7 +139,7 @@ class Proxying:
                     return self._screened(msg, dest, branch, transport, src, conn, key, went is not None, d, True)
             # (a partial, not a lambda: a lambda's variables are cells made at every request through here)
             return self._screen_once(msg, src, partial(self._screened, msg, dest, branch, transport, src, conn, key,
-                                                       went is not None))
+                                                       went is not None), False, None, from_tag)
         self._forward(msg, dest, branch, (transport, src, conn), key, went is not None)
 
     def _screened(self, msg, dest, branch, transport, src, conn, key, fixed, d, replay=False):

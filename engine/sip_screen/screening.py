@@ -85,7 +85,7 @@ def _branch_of(msg) -> int:
 class Screening:
     """Mixed into SipScreen: the judging of initial INVITEs."""
 
-    def _screen_once(self, msg, src, then, cancelled=False, since=None):
+    def _screen_once(self, msg, src, then, cancelled=False, since=None, tag=None):
         """Judge a call once: `then(decision, replay)`. An INVITE of a call already judged -- a
         retransmission (the same top Via branch, within RETRANSMISSIONS), or the call tried again after a
         final that asks for it (responses.RETRY_FINALS: re-sent with credentials after a 401/407, RFC 3261 §22.2, redirected
@@ -96,10 +96,13 @@ class Screening:
         for call after call was counted once). A copy arriving while the call is still being judged is
         dropped: the first copy's answer is on its way. Another INVITE on the key while it is judged (a new
         branch: over TCP nobody retransmits it) waits for that verdict, then is taken as if it came after it
-        (_wait_for_judging); `cancelled`: a CANCEL came while it waited; `since`: when it began to wait."""
+        (_wait_for_judging); `cancelled`: a CANCEL came while it waited; `since`: when it began to wait; `tag`: its From
+        tag, when proxying._request read it (~1,800 instructions a read)."""
         first = msg.first_values()
         called = _callee(msg, first)
-        called_n, tag = normalise_number(called), msg.tag_in(first.get("from"))   # (once: the key's and _screen's)
+        called_n = normalise_number(called)
+        if tag is None:                                 # (once: the key's and _screen's)
+            tag = msg.tag_in(first.get("from"))
         key, branch = _verdict_key(msg, first, called, called_n, tag), _branch_of(msg)
         now = time.monotonic()
         tx = msg.tx = digest(key, branch)               # (a forward that fails keeps our 503 there: forwarding.py)
@@ -179,7 +182,7 @@ class Screening:
         # (rejected or cancelled: no dialog will exist, its entry in `answered` leaves -- _screen's `unsent`)
         if d.action is not _DROP and v.charged:   # counted toward an advertiser's caps: given back if it
             msg.charge = (key, v, tx)                   # cannot leave (forwarding._forward_failed)
-        waiting = self._waiting_pop(key)
+        waiting = self._waiting_pop(key) if self.waiting else ()    # (none waits for most: no frame)
         try:
             then(d, False)
         finally:
@@ -316,7 +319,9 @@ class Screening:
         `callee_n` its normalise_number: the call's MessageContext is given both numbers (Call.nums), not reading
         them again; `tag`: its From tag, read there too (its dialog keys' here: ~1,800 instructions a read)."""
         first = msg.first_values()                      # as received: From is edited only after this
-        trusted = self._identity_trusted(src[0])
+        # (every peer trusted, the default: _identity_trusted's answer without its two frames)
+        f = self.trust
+        trusted = f.every and f.networks is self.s.trusted_identity_networks or self._identity_trusted(src[0])
         if not trusted and not first.keys().isdisjoint(ASSERTING):     # (no generator: `first` no cell)
             self.stats["identity_untrusted"] += 1       # read as From only (_caller)
         raw, from_user, caller_n = _caller_number(msg, first, trusted)  # (the From user read once: dialog_parties too)
@@ -324,7 +329,9 @@ class Screening:
             callee = _callee(msg, first)
         if callee_n is None:                            # (not given, or no number: read, cheap for the second)
             callee_n = normalise_number(callee)
-        caller, logged = _loggable(raw), _loggable(callee)
+        # (_loggable's answer for ASCII text, the common case, without its frame)
+        caller = raw if raw.isascii() else _loggable(raw)
+        logged = callee if callee.isascii() else _loggable(callee)
         # (a value _loggable escapes is no number, escaped or not: the numbers go on with the text they were read from)
         nums = (caller_n, callee_n) if caller is raw and logged is callee else None
         callee = logged

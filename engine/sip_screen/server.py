@@ -340,7 +340,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
 
     def on_message(self, msg: SipMessage, transport, src, conn):
         try:
-            if msg.is_request:
+            if msg.method is not None:                  # (msg.is_request without the property's frame)
                 self.stats["requests"] += 1
                 self._request(msg, transport, src, conn)
             else:
