@@ -242,7 +242,10 @@ class VerdictLog:
                     '"action": "%s", "score": %s, "hits": %s, "judge_us": %s}'
                     # isoformat() is plain ASCII with nothing to escape, its part down to the second made once
                     % (_isoformat(when), "null" if call_id is None else _jstr(call_id), _jstr(caller),
-                       _jstr(callee), _jstr(ingress), _ACTION_NAME[v.action], _num(round(v.score, 4)),
+                       _jstr(callee), _jstr(ingress), _ACTION_NAME[v.action],
+                       # (write_sms's "%.4f" form of float.__repr__(round(score, 4)), character for character)
+                       _score_json(score) if type(score := v.score) is float and -1e11 < score < 1e11
+                       else _num(round(score, 4)),
                        _hits_json(v.hits),
                        # (write()'s "%.1f" for round(judge_us, 1), character for character: a quarter of the cost)
                        "%.1f" % judge_us if type(judge_us) is float and -1e15 < judge_us < 1e15

@@ -215,3 +215,20 @@ def test_the_call_judged_is_the_invite_read_once(scr, monkeypatch):
     assert (call.caller, call.callee, call.ingress, call.nums) == (
         "0901234567", "0912345678", f"{UAC[0]}:{UAC[1]}", (84901234567, 84912345678))
     assert call.time.tzinfo is not None and (call.id, call.duration, call.kind) == (None, None, "call")
+
+
+@pytest.mark.parametrize("score", [0.0, -0.0, 3.0, 0.1 + 0.2, 2.00005, 2.00015, -4.12345, 15.0, 99999999999.99995,
+                                   1e11, 1.5e12, float("inf"), float("nan"), 7, 0])
+def test_a_call_line_writes_its_score_as_round_and_repr_do(tmp_path, score):
+    """A call's verdict line writes its score as the SMS line does ("%.4f" without trailing zeros below 1e11, not
+    round() then repr(): ~2,000 instructions less a line): the same text as before, repr of round(score, 4), whatever
+    the score (ties, signed zero, large, not finite, an int)."""
+    from datetime import datetime, timezone
+    from engine.verdictlog import VerdictLog
+    vlog = VerdictLog(str(tmp_path / "v.jsonl"))
+    vlog.write_call(datetime(2026, 12, 6, tzinfo=timezone.utc), "c", "0901234567", "0912345678", "127.0.0.1:5080",
+                    Verdict(Action.TAG, score, ()), 12.5)
+    vlog.close()
+    line = (tmp_path / "v.jsonl").read_text()
+    want = float.__repr__(round(score, 4)) if isinstance(score, float) else int.__repr__(score)
+    assert f'"score": {want}, "hits"' in line, line
