@@ -285,22 +285,30 @@ def rule_fn(rule, index, fns, shared, direct, tree="rule"):
 
     if expr is None and npred == 1 and len(stateful) == 1 and not deps:
         # the commonest stateful rule: one (shared) condition, then one counter or history check
+        # (one closure per case, the check read once here: a Stateful's check is fixed once it is built)
         _, pred, slot = preds[0]
         st = stateful[0]
-
-        def pred_then_state(c, s, m, p):
-            if slot < 0:
+        check = st.check
+        if slot < 0:
+            def pred_then_state(c, s, m, p):
                 e = pred(c, s)
-            else:
-                e = m[slot]
-                if e is UNKNOWN:
-                    e = m[slot] = pred(c, s)
+                if e is None:
+                    return None
+                p.append(st)
+                e2 = check(c, s)
+                return None if e2 is None else e + "; " + e2
+            return pred_then_state
+
+        def shared_then_state(c, s, m, p):
+            e = m[slot]
+            if e is UNKNOWN:
+                e = m[slot] = pred(c, s)
             if e is None:
                 return None
             p.append(st)
-            e2 = st.check(c, s)
+            e2 = check(c, s)
             return None if e2 is None else e + "; " + e2
-        return pred_then_state
+        return shared_then_state
 
     def general(c, s, m, p):
         if expr is not None and not expr(c, s, m, p):
