@@ -207,3 +207,33 @@ def test_shipped_pack_plan_matches_the_direct_reading():
         for st in gp:                         # both states move on identically
             st.commit(c, state_a)
             st.commit(c, state_b)
+
+
+def test_an_and_over_an_or_of_symbols_matches_the_direct_reading():
+    """`(A or not B or C) and not D` (the shape of the shipped __IS_AD) is looped over in one closure: every
+    truth assignment gives the direct reading's hits, evidence, pending checks and the checks run, in order."""
+    from itertools import product
+    conds = ["c0", "c1", "c2", "c3", "st0"]
+    rules = []
+    for i, c in enumerate(conds[:4]):
+        r = Rule(f"__H{i}", f"helper {i}", frozenset(SCOPES), 1.0, None, None, None, f"f.toml:{i}")
+        r.preds.append((c, fake_pred(c), "true"))
+        if i == 2:
+            r.stateful = [FakeStateful("st0")]        # a stateful operand: runs (and joins pending) only if reached
+        rules.append(r)
+    for j, text in enumerate(["(__H0 or not __H1 or __H2) and not __H3", "__H3 and (not __H0 or __H1)"]):
+        r = Rule(f"R{j}", f"composite {j}", frozenset(SCOPES), 1.0, Action.TAG, None, None, f"f.toml:{9 + j}")
+        r.tree, syms = parse_tree(text)
+        r.deps = [s for s, _ in syms]
+        rules.append(r)
+    rs = RuleSet(rules, 3.0, 15.0, {}, None)
+    assert any(getattr(fn, "__name__", "") == "composite_all_ors" for fn in rs.plans["sms-mt"].fns), \
+        "the plan no longer has the closure this test is about"
+    for bits in product([False, True], repeat=len(conds)):
+        ctx = FakeCtx("sms-mt", dict(zip(conds, bits)))
+        want_state, got_state = [], []
+        want_hits, want_pending, _ = reference(rs, ctx, want_state)
+        got_hits, got_pending = rs.evaluate(ctx, got_state)
+        assert [(r.symbol, e) for r, e in got_hits] == [(r.symbol, e) for r, e in want_hits]
+        assert got_pending == want_pending
+        assert got_state == want_state

@@ -124,6 +124,13 @@ def _term(tree, index, fns, direct):
     return (-1, False, _compile_expr(tree, index, fns, direct), None)
 
 
+def _symbol_ors(tree, index, fns, direct):
+    """The _term of each operand of `tree` when it is an `or` of symbols and negated symbols only, else None."""
+    if tree[0] != "or" or not all(k[0] == "sym" or k[0] == "not" and k[1][0] == "sym" for k in tree[1]):
+        return None
+    return tuple(_term(k, index, fns, direct) for k in tree[1])
+
+
 # ---------------------------------------------------------------- one rule
 
 def negations(tree, index):
@@ -248,6 +255,33 @@ def rule_fn(rule, index, fns, shared, direct, tree="rule"):
         # the expression's top and/or node is looped over here, not called (_compile_expr's
         # all_of / any_of, inlined: one call less for most composites)
         op, terms = _top_node(tree, index, fns, direct)
+        ors = tuple(_symbol_ors(k, index, fns, direct) for k in tree[1]) if op == "and" and tree[0] == "and" else ()
+        if any(o is not None for o in ors):
+            # an operand that is an `or` of (negated) symbols is looped over here too, not called (any_of): the
+            # shipped `__IS_AD = (__AD_LABEL or __QC_BRAND or __DKQC) and not __REGISTRATION`, every SMS's guard
+            parts = tuple(t + (o,) for t, o in zip(terms, ors))
+
+            def composite_all_ors(c, s, m, p):
+                for j, neg, f, d, alts in parts:
+                    if alts is not None:
+                        for j, neg, _, d in alts:
+                            v = m[j]
+                            if v is UNKNOWN:
+                                v = m[j] = d(c, s) if d is not None else fns[j](c, s, m, p)
+                            if (v is None) is neg:          # an alternative is true
+                                break
+                        else:
+                            return None
+                    elif f is None:
+                        v = m[j]
+                        if v is UNKNOWN:
+                            v = m[j] = d(c, s) if d is not None else fns[j](c, s, m, p)
+                        if (v is None) is not neg:          # the operand is false
+                            return None
+                    elif not f(c, s, m, p):
+                        return None
+                return evidence(deps, negs, m, desc)
+            return composite_all_ors
         if op == "and":
             def composite_all(c, s, m, p):
                 for j, neg, f, d in terms:
