@@ -118,3 +118,20 @@ def test_all_int_counter_keys_name_the_same_rows_as_their_tuples():
         k = _counter_key(parts)
         assert type(k) is int and k == stable_hash(parts) and key_hash(k) == key_hash(parts)
     assert _counter_key((84912345678, "o:shop abc")) == (84912345678, "o:shop abc")     # a string part: the tuple
+
+
+def test_a_counter_key_of_several_parts_is_what_counter_key_gives_its_parts():
+    """The builder of a key spec of several parts (FLOOD_SAME_CONTENT's sender+recipient+content) reads
+    _counter_key's rule inline: the same key, the hash of an all-int tuple, else the tuple itself."""
+    from datetime import datetime, timezone
+
+    from engine.lists import Lists
+    from engine.rules.stateful import _counter_key, _key_builder
+    from engine.verdict import Message
+    t = datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)
+    for sender, recipient in [("0901234567", "0912345678"), ("SHOPABC", "0912345678"), ("0901234567", "abc")]:
+        ctx = MessageContext(Message(sender, recipient, "Chuc mung ban!", t), Lists(), timezone.utc)
+        for spec in [("sender", "recipient", "content"), ("owner", "recipient"), ("sender", "recipient")]:
+            parts = tuple(getattr(ctx, {"sender": "sender_key", "recipient": "recipient_key", "owner": "owner_key",
+                                        "content": "content"}[k]) for k in spec)
+            assert _key_builder(spec)(ctx) == (_counter_key(parts),)

@@ -130,7 +130,14 @@ def _key_builder(key: tuple):
                 return (hash((x,)) & _M64 if type(x) is int else (x,),)
             return one
         g = attrgetter(*(_KEY_PARTS[k] for k in key))
-        return lambda c: (_counter_key(g(c)),)
+
+        def several(c):
+            parts = g(c)                        # (_counter_key, inline: one call less a message)
+            for x in parts:
+                if type(x) is not int:
+                    return (parts,)
+            return (hash(parts) & _M64,)
+        return several
     if key == ("template",):                   # SHARED_TEMPLATE's spec: the bands alone
         def bands(c):
             b = c.template_bands
