@@ -110,7 +110,7 @@ def test_all_int_counter_keys_name_the_same_rows_as_their_tuples():
     import random
 
     from engine.rules.slots import key_hash, stable_hash
-    from engine.rules.stateful import _counter_key
+    from engine.rules.counter_keys import _counter_key
     rng = random.Random(8)
     for _ in range(2000):
         parts = tuple(rng.choice([rng.randrange(10 ** 12), rng.getrandbits(64), -rng.randrange(100), 0])
@@ -126,7 +126,7 @@ def test_a_counter_key_of_several_parts_is_what_counter_key_gives_its_parts():
     from datetime import datetime, timezone
 
     from engine.lists import Lists
-    from engine.rules.stateful import _counter_key, _key_builder
+    from engine.rules.counter_keys import _counter_key, _key_builder
     from engine.verdict import Message
     t = datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)
     for sender, recipient in [("0901234567", "0912345678"), ("SHOPABC", "0912345678"), ("0901234567", "abc")]:
