@@ -129,6 +129,19 @@ def _check(data: bytes, monkeypatch):
     return a
 
 
+def _mutated(values: set, seed: int, each: int = 3) -> set:
+    """`values` and `each` seeded mutations of every one: an odd byte (ODD) put in, or put over one character
+    (str values get it as surrogate-escaped text)."""
+    rnd, out = random.Random(seed), set(values)
+    for v in sorted(values):
+        for _ in range(each):
+            odd = rnd.choice(ODD)
+            i = rnd.randrange(len(v) + 1)
+            out.add(v[:i] + (odd.decode("utf-8", "surrogateescape") if isinstance(v, str) else odd)
+                    + v[i + rnd.randrange(2):])
+    return out
+
+
 def test_check_request_twin_agrees(monkeypatch):
     decided = 0
     for data in _messages():
@@ -149,16 +162,13 @@ def test_parse_and_join_twins_agree(monkeypatch):
 
 def test_grammar_twins_agree(monkeypatch):
     c_uri, c_na, c_via = grammar._c_uri, grammar._c_name_addr, grammar._c_via
-    values, rnd = set(VIAS), random.Random(3261)
+    values = set(VIAS)
     for data in _messages():
         try:
             values.update(_values(parse_datagram(data)))
         except SipParseError:
             pass
-    for v in list(values):
-        for _ in range(3):
-            i = rnd.randrange(len(v) + 1)
-            values.add(v[:i] + rnd.choice(ODD).decode("utf-8", "surrogateescape") + v[i + rnd.randrange(2):])
+    values = _mutated(values, 3261)
     _python_only(monkeypatch)
     decided = 0
     for v in sorted(values):
@@ -174,7 +184,7 @@ def test_uri_user_twin_agrees(monkeypatch):
     the Python function, or None (undecided) -- never a user where the Python function raises -- on every value of
     the messages above and mutations of them; and decides the plain ones."""
     from engine.sip_screen import _sipfast
-    values, rnd = set(), random.Random(3966)
+    values = set()
     for data in _messages():
         try:
             m = parse_datagram(data)
@@ -186,10 +196,7 @@ def test_uri_user_twin_agrees(monkeypatch):
                 values.add(grammar.parse_name_addr(v).uri)
             except SipParseError:
                 pass
-    for v in list(values):
-        for _ in range(3):
-            i = rnd.randrange(len(v) + 1)
-            values.add(v[:i] + rnd.choice(ODD).decode("utf-8", "surrogateescape") + v[i + rnd.randrange(2):])
+    values = _mutated(values, 3966)
     _python_only(monkeypatch)
     decided = 0
     for v in sorted(values):
@@ -263,15 +270,11 @@ def test_to_tag_twin_agrees():
               b"<sip:b@h>;tag=1;tag=2", b"<sip:b@h>;tag", b"<sip:b@h>;tagx=1;tag=y", b"<sip:b@h>; tag = x", b"<sip:>",
               b"<sips:>", b"<sip:b@h>;x=a,b", b'"a\\"b" <sip:h>', b"<SIP:b@h>", b"<sip:b@h> ;tag=\xe9", b"<sip:b@h>;",
               b"sip:b@h;tag=1", b"<sip:b@h>;tag=a<b", b"\t<sip:b@h>\t;\ttag=z\t", b"<sip:b@h>;Tag=Q;TAG"}
-    rnd = random.Random(4916)
     for data in _messages():
         he = data.find(b"\r\n\r\n")
         if he >= 0:
             values.update(fastpath._TO.findall(data, 0, he + 2))
-    for v in list(values):
-        for _ in range(4):
-            i = rnd.randrange(len(v) + 1)
-            values.add(v[:i] + rnd.choice(ODD) + v[i + rnd.randrange(2):])
+    values = _mutated(values, 4916, each=4)
     decided = 0
     for v in sorted(values):
         got = fastpath._c_to_tag(v)
