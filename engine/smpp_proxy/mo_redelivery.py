@@ -52,13 +52,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from array import array
 from datetime import datetime
 from hashlib import blake2b
 from math import isfinite
 
 from .codec import constants as C
+from .filetail import Tail
 
 log = logging.getLogger("telfilter.smpp")
 
@@ -275,34 +275,6 @@ def _report_digests(path, since: float, margin: float) -> list:
     return out
 
 
-class _Tail:
-    """The lines appended to a file since it was last read (a file replaced, as a fold of the DNC journal replaces
-    it, is read from its start)."""
-
-    def __init__(self, path):
-        self.path, self.ino, self.off = path, None, 0
-        try:
-            st = path.stat()
-            self.ino, self.off = st.st_ino, st.st_size
-        except (OSError, AttributeError):
-            pass
-
-    def lines(self, most: int = 1 << 20) -> list:
-        try:
-            f = open(self.path, "rb")
-        except (OSError, TypeError):
-            return []
-        with f:
-            st = os.fstat(f.fileno())
-            if st.st_ino != self.ino or st.st_size < self.off:
-                self.ino, self.off = st.st_ino, 0
-            f.seek(self.off)
-            data = f.read(most)
-        end = data.rfind(b"\n") + 1             # (a line being written is read once whole)
-        self.off += end
-        return data[:end].splitlines()
-
-
 class MoRedeliveryPath:
     """Mixin of `SmppProxy` (through mo.MoPath): a 5656 command's digest looked up before it is written."""
 
@@ -320,7 +292,7 @@ class MoRedeliveryPath:
         store = getattr(p, "store", None)
         journal = store.delta_path if store is not None else None
         # (from where they end now: a line written meanwhile is read by both, and kept once)
-        self._tails = (_Tail(reports), _Tail(journal)) if reports is not None and journal is not None else ()
+        self._tails = (Tail(reports), Tail(journal)) if reports is not None and journal is not None else ()
         try:
             n = r.restore(reports, (journal.with_name(journal.name + ".prev"), journal) if journal else (),
                           self.clock().timestamp())
