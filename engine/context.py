@@ -259,7 +259,7 @@ class MessageContext:
             self.scope = "sms-mo" if msg.direction == "mo" else "sms-mt"
             self.sender_raw, self.recipient_raw, self.text = msg.sender, msg.recipient, msg.text or ""
             s_ton, r_ton = msg.sender_ton, msg.recipient_ton     # SMPP's type of number (0: unknown)
-            nums = None
+            nums = msg.nums                     # (Message.nums: the SMPP proxy's, read once)
             if msg.counted is not None:
                 self.counted = msg.counted      # a concatenated message's counts (Message.counted)
             if msg.replacing is not None:

@@ -138,6 +138,10 @@ class Message:
     # them by position (a keyword argument costs ~0.1 µs per message)
     sender_ton: int = 0
     recipient_ton: int = 0
+    # (normalise_number of sender and recipient under their TONs when the caller read them already: MessageContext
+    # takes them, not reading them again; None: read there. The SMPP proxy reads them before judging a submit_sm,
+    # and keeps the recipient's for the message-id map's note: one read a forwarded message, not two. By position)
+    nums: tuple | None = None
     id: str | None = None
     kind: str = "sms"
     submitted: datetime | None = None

@@ -170,3 +170,15 @@ def test_registry_cache_is_bounded():
         L.add_sender(SenderEntry(f"BRAND{i}", "B", "QC", None, None, frozenset()))
         assert MessageContext(Message(f"BRAND{i}", "0912000001", "hi", t), L, tz).sender_category == "QC"
     assert 0 < len(C._REGISTRY) <= C._REGISTRY_MAX
+
+
+def test_an_sms_context_takes_the_numbers_its_message_carries():
+    # Message.nums: the SMPP proxy's normalise_number of both addresses, read before judging (not again here)
+    t = datetime(2024, 5, 1, 3, tzinfo=timezone.utc)
+    read = MessageContext(Message("0912345678", "2439998888", "hi", t, "", "mt", 0, 1), Lists(), timezone.utc)
+    given = MessageContext(Message("0912345678", "2439998888", "hi", t, "", "mt", 0, 1,
+                                   (read.sender_num, read.recipient_num)), Lists(), timezone.utc)
+    assert (given.sender_num, given.recipient_num) == (84912345678, 2439998888)
+    assert (given.sender_key, given.recipient_key) == (read.sender_key, read.recipient_key)
+    marked = MessageContext(Message("0912345678", "2439998888", "hi", t, nums=(1, 2)), Lists(), timezone.utc)
+    assert (marked.sender_num, marked.recipient_num) == (1, 2)

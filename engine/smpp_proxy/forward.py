@@ -104,9 +104,10 @@ class ForwardPath:
         else:
             held.pop(account, None)
 
-    def _forward(self, sess, pdu, tag_verdict, prefix=True, link=None, part=False, refund=None):
+    def _forward(self, sess, pdu, tag_verdict, prefix=True, link=None, part=False, refund=None, nums=None):
         """Send `pdu` (tagged if `tag_verdict`) to the SMSC and relay its answer. `refund`: the message's
-        counts toward advertisers' caps (Refund), given back if the SMSC refuses it or it cannot be sent."""
+        counts toward advertisers' caps (Refund), given back if the SMSC refuses it or it cannot be sent. `nums`:
+        its Message.nums when it was judged with them (its recipient's number, noted with its message_id)."""
         if link is None:                 # a verdict that came later (shared state store): still a link free?
             link = self._pick_link(account=sess.account.system_id)
         if link is None:
@@ -128,7 +129,7 @@ class ForwardPath:
             if refund is not None:
                 refund.answered(self, resp, pdu.command_id)
             if status == LATE:
-                return self._late_response(acct, link, resp, pdu, part, refund)
+                return self._late_response(acct, link, resp, pdu, part, refund, nums)
             sess.in_flight -= 1
             v = held.get(acct, 0) - 1               # (self._held(acct, -1), inline: a frame less a message)
             if v > 0:
@@ -145,7 +146,7 @@ class ForwardPath:
                 if mid:
                     # before the resp goes out: from here a crash does not lose the id (idlog.py's spool), so an
                     # ESME that has its resp also gets the receipt after a kill -9 and a restart
-                    key = self._remember_message_id(mid, acct, link.id_space, pdu, part, refund)
+                    key = self._remember_message_id(mid, acct, link.id_space, pdu, part, refund, True, nums)
                 sess.send_raw(with_sequence(resp.raw, esme_seq) if resp.raw else encode(P.replace(resp, sequence_number=esme_seq)))
                 if mid and self.early_receipts:
                     # after the resp is queued: a receipt that was waiting for this id goes out behind it
@@ -159,8 +160,9 @@ class ForwardPath:
         link.forward(out, on_resp)
 
     def _remember_message_id(self, message_id: str, acct: str, space: str = "", pdu=None, part=False,
-                             refund=None, answered=True) -> str:
-        """The account `message_id` was given to, and its note; returns its key in the map."""
+                             refund=None, answered=True, nums=None) -> str:
+        """The account `message_id` was given to, and its note; returns its key in the map. `nums`: the
+        message's Message.nums when it was judged with them (its recipient's number: not read again)."""
         key = id_key(space, message_id)
         ids = self.msgid_account
         ids.add(key, acct)
@@ -188,7 +190,8 @@ class ForwardPath:
                 if charged:
                     at = second
                 ids.note(key, SINGLE, pdu.data_coding, pdu.source_addr, at,
-                         normalise_number(pdu.destination_addr, pdu.dest_addr_ton), charged)
+                         nums[1] if nums is not None else normalise_number(pdu.destination_addr, pdu.dest_addr_ton),
+                         charged)
             if t is not None and t > now:
                 # an ad scheduled ahead: cancelled if its recipient registers DK DNC before then (dnc_cancel.py)
                 index = self._index_scheduled_multi if cid == C.SUBMIT_MULTI else self._index_scheduled
@@ -216,7 +219,7 @@ class ForwardPath:
                     link.where, resp.sequence_number, pdu.command_id, resp.command_id)
         return C.ESME_RSYSERR
 
-    def _late_response(self, acct, link, resp, pdu, part=False, refund=None) -> None:
+    def _late_response(self, acct, link, resp, pdu, part=False, refund=None, nums=None) -> None:
         """The SMSC answered after the response timeout, when the ESME already had
         ESME_RSYSERR. The message may well be delivered: keep its message_id so its receipt
         still reaches the account, and say so in the log (an ESME that resubmitted on 0x08
@@ -234,6 +237,6 @@ class ForwardPath:
         log.warning("late answer from SMSC %s for account %s: status 0x%02x message_id %r (ESME was answered "
                     "ESME_RSYSERR)", link.where, acct, resp.command_status, mid)
         if mid:
-            key = self._remember_message_id(mid, acct, link.id_space, pdu, part, refund, answered=False)
+            key = self._remember_message_id(mid, acct, link.id_space, pdu, part, refund, False, nums)
             if self.early_receipts:
                 self._early_receipts_for(key, mid, acct, link.id_space)

@@ -17,6 +17,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+from ..numbers import normalise_number
 from ..verdict import Action, Message
 from .codec import (RemoteProtocolError, SmView, Tlv, encode, pdu_concat, pdu_user_data, read_text, readable_text,
                     with_sequence)
@@ -186,13 +187,16 @@ class SubmitPath(ForwardPath, GraceSlots):
             return self._judge(sess, pdu.source_addr, recipient, text, _PDU_NAME[cid], binary, reading, when,
                                then=lambda v: self._judged_answer(sess, pdu, v), s_ton=pdu.source_addr_ton,
                                r_ton=r_ton)
-        # the common case, judged at once (nothing runs in between: the link can still take it)
+        # the common case, judged at once (nothing runs in between: the link can still take it). Its numbers read
+        # here (Message.nums): the recipient's is also the message-id map's note when it is forwarded
+        s_ton = pdu.source_addr_ton
+        nums = (normalise_number(pdu.source_addr, s_ton), normalise_number(recipient, r_ton))
         v = self._judge_now(sess, pdu.source_addr, recipient, text, _PDU_NAME[cid], binary, reading, when,
-                            pdu.source_addr_ton, r_ton)
+                            s_ton, r_ton, nums)
         if v.action is _DROP:
             return self._drop(sess, (pdu,), v)
         return self._forward(sess, pdu, v if v.action is _TAG else None, link=link,
-                             refund=Refund((v,), 1) if v.charged else None)     # (Refund.of, inline)
+                             refund=Refund((v,), 1) if v.charged else None, nums=nums)     # (Refund.of, inline)
 
     def _link_to_judge(self, account: str):
         """The link a message about to be judged can go to now, or None (ESME_RTHROTTLED unjudged). With a shared
@@ -263,13 +267,13 @@ class SubmitPath(ForwardPath, GraceSlots):
             return self._drop(sess, (pdu,), v)
         return self._forward(sess, pdu, v if v.action is _TAG else None, link=link, refund=Refund.of(v))
 
-    def _message(self, sess, sender, recipient, text, when=None, s_ton=0, r_ton=0) -> Message:
+    def _message(self, sess, sender, recipient, text, when=None, s_ton=0, r_ton=0, nums=None) -> Message:
         """The Message a submitted SMS is judged as: at `when` (its scheduled delivery) when given; `s_ton`,
-        `r_ton`: the type of number its addresses came with (numbers.normalise_number)."""
+        `r_ton`: the type of number its addresses came with (numbers.normalise_number); `nums`: Message.nums."""
         now = self.clock()
         acct = sess.account
         msg = Message(sender, recipient, text, now if when is None else when, acct.system_id if acct else "", "mt",
-                      s_ton, r_ton)
+                      s_ton, r_ton, nums)
         if when is not None:
             msg.submitted = now
         return msg
@@ -282,17 +286,19 @@ class SubmitPath(ForwardPath, GraceSlots):
         sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number, command_status=status))
 
     def _judge_now(self, sess, sender, recipient, text, what, binary=False, reading=None, when=None, s_ton=0,
-                   r_ton=0, commit=True, counted=None, late=False, concat=None, replacing=None):
+                   r_ton=0, nums=None, commit=True, counted=None, late=False, concat=None, replacing=None):
         """Judge and log one message when no shared state store is in use (its verdict is final
         at once); `_judge` is the general form. `when`: its scheduled delivery, later than now; `s_ton`,
-        `r_ton`: its addresses' types of number; `commit` false: nothing counted (Pipeline.judge);
+        `r_ton`: its addresses' types of number; `nums`: their normalise_number when read already
+        (Message.nums); `commit` false: nothing counted (Pipeline.judge);
         `counted`, `late`, `concat`: a concatenated message's, `replacing`: a replace_sm's (`_judge`)."""
         t0 = _perf_counter()
         acct = sess.account
         if when is None:
-            msg = Message(sender, recipient, text, self.clock(), acct.system_id if acct else "", "mt", s_ton, r_ton)
+            msg = Message(sender, recipient, text, self.clock(), acct.system_id if acct else "", "mt", s_ton, r_ton,
+                          nums)
         else:
-            msg = self._message(sess, sender, recipient, text, when, s_ton, r_ton)
+            msg = self._message(sess, sender, recipient, text, when, s_ton, r_ton, nums)
         msg.counted = counted
         msg.replacing = replacing
         v = self.pipeline.judge(msg, commit)
@@ -314,7 +320,7 @@ class SubmitPath(ForwardPath, GraceSlots):
         shared = self.pipeline.state.shared
         if shared is None:
             return then(self._judge_now(sess, sender, recipient, text, what, binary, reading, when, s_ton, r_ton,
-                                        commit, counted, late, concat, replacing))
+                                        None, commit, counted, late, concat, replacing))
         t0 = _perf_counter()
         msg = self._message(sess, sender, recipient, text, when, s_ton, r_ton)
         msg.counted = counted
