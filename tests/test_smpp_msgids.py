@@ -122,3 +122,19 @@ def test_bytes_per_id_at_the_bound_in_steady_traffic_are_the_documented_ones(not
     documented = BYTES_PER_ID_NOTED if noted else BYTES_PER_ID
     got = _bytes_per_id_at_bound(62_500, noted)
     assert 0.9 * documented <= got <= documented, (got, documented)
+
+
+@pytest.mark.parametrize("delivery, charged, kept, kept_charged", [
+    (0, False, 0, False), (None, False, 0, False), (1_700_000_000, True, 1_700_000_000, True),
+    (-5, True, 0, False), (1 << 40, True, 0xFFFFFFFF, False), (0xFFFFFFFF, True, 0xFFFFFFFF, True)])
+def test_a_note_reads_back_as_written_with_its_delivery_bounded(delivery, charged, kept, kept_charged):
+    from engine.smpp_proxy.msgids import SINGLE, source_fp
+    m = MessageIds(bound=10)
+    m.add("id1", "acct")
+    m.note("id1", SINGLE, 0x108, "SHOPABC", delivery, 84912345678, charged)
+    s = m.sent("id1")
+    assert (s.kind, s.data_coding, s.source_fp, s.delivery, s.destination, s.charged) == \
+        (SINGLE, 0x08, source_fp("SHOPABC"), kept, 84912345678, kept_charged)
+    m.note("id1", SINGLE, 0, "84901234567", 0, 1 << 50)         # a destination over 50 bits is not kept
+    s = m.sent("id1")
+    assert (s.source_fp, s.destination, s.charged) == (source_fp("84901234567"), 0, False)

@@ -23,7 +23,7 @@ from .codec import (RemoteProtocolError, SmView, append_tlv, decode, encode, enc
                     with_sequence, without_tlv)
 from .codec import constants as C
 from .codec import pdu as P
-from .msgids import MULTI, PART, SINGLE, id_key
+from .msgids import MID_MAX, MULTI, PART, SINGLE, id_key
 from .schedule import pdu_delivery
 from .smsc_link import LATE
 
@@ -36,11 +36,6 @@ _perf_counter = time.perf_counter
 def tag_value(v) -> bytes:
     """The verdict TLV's value: "score;SYMBOL,SYMBOL" (a tagged submit and a tagged replace_sm carry it)."""
     return f"{v.score:g};{','.join(v.symbols)}".encode()
-
-
-def _has_tlvs(pdu) -> bool:
-    """Whether a PDU has optional parameters (a view: bytes after its mandatory part)."""
-    return pdu.tlv_at < len(pdu.raw) if type(pdu) is SmView else bool(pdu.tlvs)
 
 
 class ForwardPath:
@@ -114,7 +109,8 @@ class ForwardPath:
             if refund is not None:
                 refund.refused(self)
             return self._upstream_unavailable(sess, pdu)
-        if self.settings.tag_tlv is not None and _has_tlvs(pdu):
+        if self.settings.tag_tlv is not None and (pdu.tlv_at < len(pdu.raw) if type(pdu) is SmView else pdu.tlvs):
+            # (when it has TLVs at all: a view's bytes after its mandatory part; tested inline, a frame less a message)
             pdu = self._own_tag_removed(pdu)
         out = self._tagged(pdu, tag_verdict, prefix, sess.account.text_reading if sess.account else "auto") \
             if tag_verdict is not None else pdu.raw
@@ -154,7 +150,8 @@ class ForwardPath:
                 stats = self.stats
                 stats["forwarded"] += 1
                 stats["added_us_total"] += int((_perf_counter() - t0) * 1e6)
-            self.owed_nothing(sess)             # the last answer it was owed: now its unbind_resp
+            if not sess.in_flight:              # (owed_nothing's first test, inline: a frame less most answers)
+                self.owed_nothing(sess)         # the last answer it was owed: now its unbind_resp
         sess.in_flight += 1
         held[acct] = held.get(acct, 0) + 1          # (self._held(acct, 1), inline)
         link.forward(out, on_resp)
@@ -163,7 +160,8 @@ class ForwardPath:
                              refund=None, answered=True, nums=None) -> str:
         """The account `message_id` was given to, and its note; returns its key in the map. `nums`: the
         message's Message.nums when it was judged with them (its recipient's number: not read again)."""
-        key = id_key(space, message_id)
+        # (id_key's common case inline: the shared space, an id of at most MID_MAX characters is its own key)
+        key = message_id if not space and len(message_id) <= MID_MAX else id_key(space, message_id)
         ids = self.msgid_account
         ids.add(key, acct)
         if answered:        # the ESME has its resp from now on: its receipt waits a little on another bind (routing.py)

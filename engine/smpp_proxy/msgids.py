@@ -75,7 +75,7 @@ FORMAT = "telfilter-message-ids"
 SINGLE, MULTI, PART = 1, 2, 3
 _SENT_BYTES = 16                    # a `note` as written by `dump` (little-endian; 0 = none)
 _LOW = (1 << 64) - 1
-_CHARGED = 1 << 124                 # a note's charged bit (_pack)
+_CHARGED = 1 << 124                 # a note's charged bit (_unpack)
 
 
 class Sent(NamedTuple):
@@ -91,16 +91,17 @@ class Sent(NamedTuple):
 
 def source_fp(source_addr: str) -> int:
     """A 32-bit fingerprint of a source_addr (kept instead of the text: 4 bytes in the packed note)."""
-    return zlib.crc32(source_addr.encode("latin-1", "replace"))
+    return _crc32(source_addr.encode("latin-1", "replace"))
+
+
+_crc32 = zlib.crc32
 
 
 _LAST_FP = [None, 0]
 
 
-def _pack(kind: int, dc: int, fp: int, delivery: int, destination: int, charged: bool = False) -> int:
-    return kind | dc << 2 | fp << 10 | delivery << 42 | destination << 74 | (_CHARGED if charged else 0)
-
-
+# A note packed in one int (`note` packs it inline): kind | data_coding << 2 | source_fp << 10 | delivery << 42 |
+# destination << 74 | _CHARGED
 def _unpack(n: int) -> Sent:
     return Sent(n & 3, n >> 2 & 0xFF, n >> 10 & 0xFFFFFFFF, n >> 42 & 0xFFFFFFFF, n >> 74 & _DEST,
                 bool(n & _CHARGED))
@@ -128,7 +129,7 @@ class MessageIds:
         self._next = 0
         self._accounts: list[str] = []           # number -> account system_id
         self._numbers: dict[str, int] = {}       # account system_id -> number
-        self._sent: dict[str, int] = {}          # id -> its `note`, packed in one int (_pack)
+        self._sent: dict[str, int] = {}          # id -> its `note`, packed in one int (_unpack)
         self.journal = None                      # idspool.py's SpoolJournal (a list of the ids added, `noted`)
 
     def __len__(self) -> int:
@@ -187,10 +188,14 @@ class MessageIds:
                 j.append(mid)                           # crash reads back the one it replaced
             fp = _LAST_FP
             if fp[0] != source:             # (most messages come in runs from one source)
-                fp[0], fp[1] = source, source_fp(source)
-            n = self._sent[mid] = _pack(kind, data_coding & 0xFF, fp[1], min(max(delivery or 0, 0), 0xFFFFFFFF),
-                                        destination if destination and 0 < destination < 1 << 50 else 0,
-                                        charged and 0 < delivery <= 0xFFFFFFFF)
+                fp[0], fp[1] = source, _crc32(source.encode("latin-1", "replace"))     # (source_fp, inline)
+            # (packed here, _unpack's layout, the delivery clamped to 0 .. 2^32 - 1 without min / max: a frame and two
+            # calls less a forwarded message)
+            d = delivery or 0
+            n = self._sent[mid] = kind | (data_coding & 0xFF) << 2 | fp[1] << 10 \
+                | (0 if d < 0 else d if d <= 0xFFFFFFFF else 0xFFFFFFFF) << 42 \
+                | (destination if destination and 0 < destination < 1 << 50 else 0) << 74 \
+                | (_CHARGED if charged and 0 < delivery <= 0xFFFFFFFF else 0)
             if j is not None:               # into the id log's crash spool now, before the ESME has the resp
                 j.noted(mid, self._ids[mid], n)
 

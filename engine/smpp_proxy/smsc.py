@@ -147,7 +147,8 @@ class UpstreamMixin:
             # a message of more parts than a window holds needs an empty window, not an impossible one
             if link.available and (room == 1 or len(link.window.pending) + min(room, link.window.size)
                                    <= link.window.size) and (space is None or link.id_space == space):
-                if held and self._in_reserve(link, room, held, account):
+                # (_in_reserve's first test inline: an account holding less than the reserve is never kept out of it)
+                if held and held >= link.window.size // RESERVE_SHARE and self._in_reserve(link, room, held, account):
                     kept = True
                     continue
                 return link
