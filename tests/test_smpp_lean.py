@@ -34,6 +34,9 @@ def same_as_full(raw):
     assert outcome(lambda _: view.concat, None) == outcome(lambda _: pdu_concat(full), None)
     assert outcome(lambda _: view.text()[0], None) == outcome(lambda _: pdu_text(full), None)
     assert outcome(lambda _: view.check_user_data(), None) == outcome(lambda _: pdu_check_user_data(full), None)
+    # the submit path's one call for both (SmView.checked_user_data): the same bytes, or the same error
+    assert outcome(lambda _: view.checked_user_data(), None) == \
+        outcome(lambda _: (view.check_user_data(), view.user_data)[1], None)
     payloads = [t.value for t in full.tlvs if t.tag == C.TAG_MESSAGE_PAYLOAD]
     assert view.message_payload == (payloads[0] if payloads else None)
     return view

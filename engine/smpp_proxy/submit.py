@@ -100,8 +100,7 @@ def message_content(pdu, reading: str = "auto", data_coding: int | None = None) 
     stored message's, for a replace_sm (which carries none)."""
     try:
         if type(pdu) is SmView:
-            pdu.check_user_data()
-            ud = pdu.user_data
+            ud = pdu.checked_user_data()
         else:
             pdu_check_user_data(pdu)
             ud = pdu_user_data(pdu)

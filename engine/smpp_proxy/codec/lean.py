@@ -80,6 +80,14 @@ class SmView:
             if err is not None:
                 raise err
 
+    def checked_user_data(self) -> bytes:
+        """`check_user_data()`, then `user_data`: one call for the submit path, which reads both for every message."""
+        if self.payload_count or self.udh_error is not None or self.sar_error is not None:
+            self.check_user_data()          # (raises, but a lone message_payload: sound, read below)
+        if self.payload_at >= 0:
+            return self.raw[self.payload_at + self.udh_len:self.payload_at + self.payload_len]
+        return self.short_message[self.udh_len:]
+
     @property
     def tlvs(self) -> tuple:
         """The optional parameters as Tlv objects, decoded on first use."""
