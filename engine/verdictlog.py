@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import time
 from json.encoder import encode_basestring as _jstr      # the C string encoder json.dumps uses
@@ -53,6 +54,9 @@ def _score_json(x) -> str:
 
 
 _STAMP = [None, "", ""]        # (the second it is for, "YYYY-MM-DDTHH:MM:SS", the UTC offset part)
+_SCORES: dict = {}             # a nonzero score (a float under 1e11) -> _score_json's text of it
+_MAX_SCORES = 4096
+_copysign = math.copysign
 
 
 def _read_by_ton(msg) -> str:
@@ -208,9 +212,16 @@ class VerdictLog:
                 st[0], st[1], st[2] = key, whole[:19], whole[19:]       # the date and time are 19 characters
             us = t.microsecond
             if type(score) is float and -1e11 < score < 1e11:
-                sc = ("%.4f" % score).rstrip("0")
-                if sc[-1] == ".":
-                    sc += "0"
+                # kept by value (_SCORES): a score is a sum of the rules' fixed scores, a few values over and over
+                # (0.0 for most lines: told from -0.0 by its sign, the one pair of equal floats printed apart)
+                sc = _SCORES.get(score) if score else "0.0" if _copysign(1.0, score) > 0.0 else "-0.0"
+                if sc is None:
+                    sc = ("%.4f" % score).rstrip("0")
+                    if sc[-1] == ".":
+                        sc += "0"
+                    if len(_SCORES) >= _MAX_SCORES:      # bounded (a classifier's hit makes a new one each time)
+                        _SCORES.clear()
+                    _SCORES[score] = sc
             else:
                 sc = _num(round(score, 4))
             # names of PDUs and accounts are few and their JSON is kept (read here: _name_json's frame only the

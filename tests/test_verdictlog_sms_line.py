@@ -88,3 +88,12 @@ def test_lines_in_one_second_and_across_seconds():
         msg = Message("SHOPABC", "84912000001", "x", t, "bench", "mt", 5, 1)
         v = Verdict(Action.DROP, 15.0 + i / 7, (HIT,))
         assert _line(msg, "submit_sm", v, i / 3) == _old_line(msg, "submit_sm", v, i / 3) + "\n"
+
+
+def test_scores_kept_by_value_print_as_each_score_alone():
+    # a score's text is kept by value (verdictlog._SCORES): 0.0 and -0.0 are equal keys that print apart, and a
+    # value seen before prints as it did the first time
+    msg = Message("SHOPABC", "84912345678", "hi", datetime(2024, 5, 1, 3, 4, 5, 678, tzinfo=timezone.utc), "acct")
+    for score in (0.0, -0.0, 30.0, -0.0, 30.0, 0.0, 1e-05, 5e-05, 0.00015, -2.5, 15.0, 0.0, -0.0):
+        v = Verdict(Action.ALLOW, score, ())
+        assert _line(msg, "submit_sm", v, 12.5) == _old_line(msg, "submit_sm", v, 12.5) + "\n"
