@@ -24,6 +24,9 @@ EDGE = [
     # lone surrogate halves (a JSON "\\ud83d" escape in a training or check line): the numpy path raised
     # UnicodeEncodeError on them where the compiled one scored (found by a probe of odd encodings)
     "Win \ud83d prize", "\ude00 claim now", "half \ud83d", "\udc80\udcff bytes", "a\ud800\udbff\udfffz",
+    # teencode words written out (compared only with the words of their first character's low byte): ȑ (U+0211) and
+    # đ (U+0111) share one, as ĸ (U+0138) and 8 do
+    "ko dc đc ȑc sđt KHG hok ae ttin x ng nv j ĸo 8o k kk kg ck ckk lh mn qk stk tb tk vs hông hong",
 ]
 
 

@@ -147,6 +147,8 @@ static PyObject *py_set_teencode(PyObject *self, PyObject *arg) {
         return NULL;
     }
     int n = (int)PyList_GET_SIZE(arg);
+    memset(teen_lens, 0, sizeof teen_lens);     /* (indexed once all are read: a failed call leaves none) */
+    memset(teen_n_at, 0, sizeof teen_n_at);
     for (int i = 0; i < n; i++) {
         PyObject *k, *v;
         if (!PyArg_ParseTuple(PyList_GET_ITEM(arg, i), "UU", &k, &v)) return NULL;
@@ -161,7 +163,11 @@ static PyObject *py_set_teencode(PyObject *self, PyObject *arg) {
         teen_klen[i] = kl;
         teen_vlen[i] = vl;
     }
-    n_teen = n;
+    for (int i = 0; i < n; i++) {
+        unsigned b = teen_key[i][0] & 0xFF;
+        teen_lens[b] |= (uint16_t)(1u << teen_klen[i]);
+        teen_at[b][teen_n_at[b]++] = (uint8_t)i;
+    }
     Py_RETURN_NONE;
 }
 

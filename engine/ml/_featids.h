@@ -23,11 +23,16 @@ static int fold_ready = 0;
 #define TEEN_MAX 64
 #define TEEN_KEY 8
 #define TEEN_VAL 32
-static int n_teen = 0;
 static Py_UCS4 teen_key[TEEN_MAX][TEEN_KEY];
 static Py_ssize_t teen_klen[TEEN_MAX];
 static Py_UCS4 teen_val[TEEN_MAX][TEEN_VAL];
 static Py_ssize_t teen_vlen[TEEN_MAX];
+/* the teencode words by their first code point's low byte: bit L of teen_lens[b] says one of L characters starts so,
+ * teen_at[b] lists them (set_teencode fills both). A token is compared with those alone, not with every word: the
+ * loop over all of them for each token of a text was ~3,000 instructions a message */
+static uint16_t teen_lens[256];
+static uint8_t teen_at[256][TEEN_MAX];
+static uint8_t teen_n_at[256];
 
 static Py_UCS4 canon[MAXLEN + 2];
 static Py_UCS4 folded[MAXLEN + 2];
@@ -92,8 +97,10 @@ static Py_ssize_t build_canonical(PyObject *t) {
         }
         first = 0;
         int t = -1;                         /* features._TEEN: a teencode word is written out */
-        if (e - s <= TEEN_KEY) {
-            for (int q = 0; q < n_teen && t < 0; q++) {
+        unsigned b0 = PyUnicode_READ(kind, data, s) & 0xFF;
+        if (e - s <= TEEN_KEY && (teen_lens[b0] >> (e - s) & 1)) {
+            for (int r = 0; r < teen_n_at[b0] && t < 0; r++) {
+                int q = teen_at[b0][r];
                 if (teen_klen[q] != e - s) continue;
                 Py_ssize_t j = 0;
                 while (j < e - s && teen_key[q][j] == PyUnicode_READ(kind, data, s + j)) j++;
