@@ -205,6 +205,7 @@ static PyObject *py_set_fold_table(PyObject *self, PyObject *args) {
         SALT[i] = PyLong_AsUnsignedLongLong(PyList_GET_ITEM(salts, i));
         if (PyErr_Occurred()) return NULL;
     }
+    index_by_letter();
     fold_ready = 1;
     Py_RETURN_NONE;
 }

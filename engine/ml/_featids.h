@@ -154,55 +154,86 @@ static inline int is_vowel(Py_UCS4 ch) {
     return ch == 'a' || ch == 'e' || ch == 'i' || ch == 'o' || ch == 'u' || ch == 'y';
 }
 
-/* re.fullmatch(features._VI_SYLLABLE, w): (initial)? [aeiouy]{1,3} (final)? over every parse.
- * UCS4 literals with their lengths (_normtext.h): a strlen per string per word was ~10% of decision(). */
-static int is_syllable(const Py_UCS4 *w, Py_ssize_t n) {
-    static const lit_t initials[] = {LIT("ngh"), LIT("ng"), LIT("nh"), LIT("ch"), LIT("gh"), LIT("gi"), LIT("kh"),
+/* features._VI_SYLLABLE's initials and finals, and features._EN_NOT_VI: common English words that are
+ * well-formed syllables but rare as unaccented Vietnamese words (they do not count as syllables). UCS4 literals
+ * with their lengths (_normtext.h): a strlen per string per word was ~10% of decision(). */
+static const lit_t SYL_INITIALS[] = {LIT("ngh"), LIT("ng"), LIT("nh"), LIT("ch"), LIT("gh"), LIT("gi"), LIT("kh"),
                                      LIT("ph"), LIT("qu"), LIT("th"), LIT("tr"), LIT("b"), LIT("c"), LIT("d"),
                                      LIT("g"), LIT("h"), LIT("k"), LIT("l"), LIT("m"), LIT("n"), LIT("p"), LIT("r"),
-                                     LIT("s"), LIT("t"), LIT("v"), LIT("x"), LIT("")};
-    static const lit_t finals[] = {LIT("ch"), LIT("ng"), LIT("nh"), LIT("c"), LIT("m"), LIT("n"), LIT("p"), LIT("t"),
+                                     LIT("s"), LIT("t"), LIT("v"), LIT("x")};      /* and none (the empty one) */
+static const lit_t SYL_FINALS[] = {LIT("ch"), LIT("ng"), LIT("nh"), LIT("c"), LIT("m"), LIT("n"), LIT("p"), LIT("t"),
                                    LIT("")};
-    for (size_t i = 0; i < sizeof initials / sizeof *initials; i++) {
-        Py_ssize_t p = initials[i].n, j;
-        if (p > n) continue;
-        for (j = 0; j < p && w[j] == initials[i].s[j]; j++);
-        if (j < p) continue;
-        for (Py_ssize_t v = 1; v <= 3 && p + v <= n && is_vowel(w[p + v - 1]); v++) {
-            Py_ssize_t rest = n - p - v;
-            for (size_t f = 0; f < sizeof finals / sizeof *finals; f++) {
-                if (finals[f].n != rest) continue;
-                Py_ssize_t q;
-                for (q = 0; q < rest && w[p + v + q] == finals[f].s[q]; q++);
-                if (q == rest) return 1;
-            }
+static const lit_t EN_NOT_VI[] = {LIT("i"), LIT("you"), LIT("your"), LIT("u"), LIT("ur"), LIT("my"), LIT("me"),
+                                  LIT("am"), LIT("it"), LIT("to"), LIT("in"), LIT("at"), LIT("but"), LIT("not"),
+                                  LIT("get"), LIT("up"), LIT("out"), LIT("then"), LIT("got"), LIT("going"), LIT("go"),
+                                  LIT("see"), LIT("by"), LIT("hey"), LIT("hi"), LIT("been"), LIT("they"), LIT("much"),
+                                  LIT("too"), LIT("him"), LIT("doing"), LIT("say"), LIT("im"), LIT("let"), LIT("keep"),
+                                  LIT("soon"), LIT("ya"), LIT("yup"), LIT("thing"), LIT("try"), LIT("trying"),
+                                  LIT("being"), LIT("yet"), LIT("eat"), LIT("lot"), LIT("yo"), LIT("room"), LIT("dun"),
+                                  LIT("liao"), LIT("lor"), LIT("lei")};
+#define N_OF(t) (sizeof t / sizeof *t)
+
+/* The initials and the English words by their first letter (index_by_letter, once the fold table is set): the words
+ * looked up are all a-z, and each is compared with the entries of its first letter only (with every entry, a word
+ * cost ~200 instructions a table; is_vietnamese looks up every word of a text without Vietnamese-only letters). */
+typedef struct { uint8_t n, at[N_OF(EN_NOT_VI)]; } by_letter_t;
+static by_letter_t initials_by[26], en_by[26];
+
+static void index_by_letter(void) {
+    memset(initials_by, 0, sizeof initials_by);
+    memset(en_by, 0, sizeof en_by);
+    for (size_t i = 0; i < N_OF(SYL_INITIALS); i++) {
+        by_letter_t *b = &initials_by[SYL_INITIALS[i].s[0] - 'a'];
+        b->at[b->n++] = (uint8_t)i;
+    }
+    for (size_t i = 0; i < N_OF(EN_NOT_VI); i++) {
+        by_letter_t *b = &en_by[EN_NOT_VI[i].s[0] - 'a'];
+        b->at[b->n++] = (uint8_t)i;
+    }
+}
+
+/* w[p:] is [aeiouy]{1,3} (final)? */
+static int syllable_rest(const Py_UCS4 *w, Py_ssize_t n, Py_ssize_t p) {
+    for (Py_ssize_t v = 1; v <= 3 && p + v <= n && is_vowel(w[p + v - 1]); v++) {
+        Py_ssize_t rest = n - p - v;
+        for (size_t f = 0; f < N_OF(SYL_FINALS); f++) {
+            if (SYL_FINALS[f].n != rest) continue;
+            Py_ssize_t q;
+            for (q = 0; q < rest && w[p + v + q] == SYL_FINALS[f].s[q]; q++);
+            if (q == rest) return 1;
         }
     }
     return 0;
 }
 
-/* features._EN_NOT_VI: common English words that are well-formed syllables but rare as
- * unaccented Vietnamese words; they do not count as syllables. */
+/* re.fullmatch(features._VI_SYLLABLE, w): (initial)? [aeiouy]{1,3} (final)? over every parse; w: 1 or more of a-z */
+static int is_syllable(const Py_UCS4 *w, Py_ssize_t n) {
+    const by_letter_t *b = &initials_by[w[0] - 'a'];
+    for (int r = 0; r < b->n; r++) {
+        lit_t in = SYL_INITIALS[b->at[r]];
+        Py_ssize_t p = in.n, j;
+        if (p > n) continue;
+        for (j = 0; j < p && w[j] == in.s[j]; j++);
+        if (j == p && syllable_rest(w, n, p)) return 1;
+    }
+    return syllable_rest(w, n, 0);
+}
+
+/* w (1 or more of a-z) is one of EN_NOT_VI */
 static int is_en_word(const Py_UCS4 *w, Py_ssize_t n) {
-    static const lit_t en[] = {LIT("i"), LIT("you"), LIT("your"), LIT("u"), LIT("ur"), LIT("my"), LIT("me"),
-                               LIT("am"), LIT("it"), LIT("to"), LIT("in"), LIT("at"), LIT("but"), LIT("not"),
-                               LIT("get"), LIT("up"), LIT("out"), LIT("then"), LIT("got"), LIT("going"), LIT("go"),
-                               LIT("see"), LIT("by"), LIT("hey"), LIT("hi"), LIT("been"), LIT("they"), LIT("much"),
-                               LIT("too"), LIT("him"), LIT("doing"), LIT("say"), LIT("im"), LIT("let"), LIT("keep"),
-                               LIT("soon"), LIT("ya"), LIT("yup"), LIT("thing"), LIT("try"), LIT("trying"),
-                               LIT("being"), LIT("yet"), LIT("eat"), LIT("lot"), LIT("yo"), LIT("room"), LIT("dun"),
-                               LIT("liao"), LIT("lor"), LIT("lei")};
-    for (size_t i = 0; i < sizeof en / sizeof *en; i++) {
+    const by_letter_t *b = &en_by[w[0] - 'a'];
+    for (int r = 0; r < b->n; r++) {
+        lit_t e = EN_NOT_VI[b->at[r]];
         Py_ssize_t j;
-        if (en[i].n != n) continue;
-        for (j = 0; j < n && w[j] == en[i].s[j]; j++);
+        if (e.n != n) continue;
+        for (j = 0; j < n && w[j] == e.s[j]; j++);
         if (j == n) return 1;
     }
     return 0;
 }
 
 /* features.language(): Vietnamese if >= 2 Vietnamese-only letters in the raw text, or if at
- * least 65% of >= 3 letter-only words of the folded canonical text are Vietnamese syllables
+ * least 65% of >= 3 letter-only (a-z) words of the folded canonical text are Vietnamese syllables
  * (words of _EN_NOT_VI excluded). */
 static int is_vietnamese(Py_ssize_t vi_letters, const Py_UCS4 *c, Py_ssize_t n) {
     if (vi_letters >= 2) return 1;
