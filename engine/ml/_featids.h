@@ -296,13 +296,20 @@ static Py_ssize_t compute_ids(PyObject *raw, PyObject *norm) {
     next_mark[nr] = nr + RAW_MAX;
     for (Py_ssize_t i = nr - 1; i >= 0; i--)
         next_mark[i] = ((rawbuf[i] >= 'a' && rawbuf[i] <= 'z') || rawbuf[i] == ' ') ? next_mark[i + 1] : i;
+    /* (the sizes 3, 4, 5 unrolled, as the folded text's n-grams are, each hash the one before plus a term) */
+    _Static_assert(RAW_MIN == 3 && RAW_MAX == 5, "the raw n-grams are unrolled for sizes 3 to 5");
     for (Py_ssize_t s = 0; s + RAW_MIN <= nr; s++) {
-        if (next_mark[s] >= s + RAW_MAX) continue;      /* a plain lower-case n-gram of every size */
-        uint64_t h = 0, r = 1;
-        for (int g = 1; g <= RAW_MAX && s + g <= nr; g++) {
-            h += (uint64_t)rawbuf[s + g - 1] * r;
-            r *= R_MUL;
-            if (g >= RAW_MIN && next_mark[s] < s + g) ids_buf[k++] = finish(h + SALT[3 + g - RAW_MIN]);
+        Py_ssize_t mark = next_mark[s];
+        if (mark >= s + RAW_MAX) continue;              /* a plain lower-case n-gram of every size */
+        uint64_t h = (uint64_t)rawbuf[s] + (uint64_t)rawbuf[s + 1] * R_MUL + (uint64_t)rawbuf[s + 2] * (R_MUL * R_MUL);
+        if (mark < s + 3) ids_buf[k++] = finish(h + SALT[3]);
+        if (s + 4 <= nr) {
+            h += (uint64_t)rawbuf[s + 3] * (R_MUL * R_MUL * R_MUL);
+            if (mark < s + 4) ids_buf[k++] = finish(h + SALT[4]);
+            if (s + 5 <= nr) {                          /* (mark < s + 5: every 5-gram here holds one) */
+                h += (uint64_t)rawbuf[s + 4] * (R_MUL * R_MUL * R_MUL * R_MUL);
+                ids_buf[k++] = finish(h + SALT[5]);
+            }
         }
     }
     last_vi = is_vietnamese(vl, c, nc);
