@@ -76,7 +76,8 @@ class CallLog:
         if self.vlog is not None:
             msg.logged = call                           # (a call_unsent line names it: _unsent_logged)
             try:                                        # the log never decides a call's fate
-                cid = msg.first_values().get("call-id")     # (_loggable's answer for ASCII, without its frame)
+                # (_loggable's answer for ASCII, and the first values kept, without their frames)
+                cid = (msg.first or msg.first_values()).get("call-id")
                 self.vlog.write_call(call.time, cid if cid is None or cid.isascii() else _loggable(cid), caller, callee,
                                      call.ingress, v, us)
             except Exception as e:

@@ -45,7 +45,7 @@ class Proxying:
                 self.stats["dropped"] += 1
                 return                                          # an ACK is never answered
             msg.vias = [parse_via(v) for v in vals]
-        first = msg.first_values()                          # one pass over the headers, not one per read
+        first = msg.first or msg.first_values()             # one pass over the headers, not one per read
         to_tag = msg.tag_in(first.get("to"))
         if msg.method == "ACK" and to_tag.startswith(TAG_PREFIX) and to_tag == self._tag(msg):
             return                                          # ACK for a final response we generated

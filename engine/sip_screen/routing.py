@@ -54,7 +54,7 @@ class Routing:
 
     def _destination(self, msg, to_tag):
         """(host, port, TRANSPORT) per §16.6 steps 6-7 and RFC 3263 §4.1, or None."""
-        if "route" in msg.first_values():
+        if "route" in (msg.first or msg.first_values()):    # (kept by check_request: no frame)
             routes = msg.values("route")
             u = parse_uri(parse_name_addr(routes[0]).uri)
             if (u.host, u.port or 5060) in self.me:

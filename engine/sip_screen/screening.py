@@ -17,7 +17,7 @@ from ..numbers import normalise_number
 from ..verdict import Action, Call
 from .codec import make_response
 from .calllog import _loggable
-from .identity import ASSERTING, _callee, _caller, _caller_number, caller_key, caller_side, dialog_parties
+from .identity import ASSERTING, _callee, _caller, _caller_number, _user_of, caller_key
 from .recent import ack_key, dialog_digest, digest
 from .responses import same_host
 from .settings import BRANCH_PREFIX
@@ -98,12 +98,17 @@ class Screening:
         branch: over TCP nobody retransmits it) waits for that verdict, then is taken as if it came after it
         (_wait_for_judging); `cancelled`: a CANCEL came while it waited; `since`: when it began to wait; `tag`: its From
         tag, when proxying._request read it (~1,800 instructions a read)."""
-        first = msg.first_values()
+        first = msg.first or msg.first_values()         # (check_request filled it: no frame)
         called = _callee(msg, first)
         called_n = normalise_number(called)
+        frm = first.get("from") or ""
         if tag is None:                                 # (once: the key's and _screen's)
-            tag = msg.tag_in(first.get("from"))
-        key, branch = _verdict_key(msg, first, called, called_n, tag), _branch_of(msg)
+            tag = msg.tag_in(frm)
+        # _verdict_key's and _branch_of's digests, without their two frames and two reads of `first`
+        call_id = first.get("call-id") or ""
+        key = digest(call_id, tag, frm, called if called_n is None else str(called_n))
+        top, cseq = msg.vias[0], (first.get("cseq") or "").split(None, 1)
+        branch = digest(top.params.get("branch") or top.raw, cseq[0] if cseq else "")
         now = time.monotonic()
         tx = msg.tx = digest(key, branch)               # (a forward that fails keeps our 503 there: forwarding.py)
         done = self.transactions.get(tx, now)
@@ -130,7 +135,7 @@ class Screening:
             # (the same branch as the call judged, RETRANSMISSIONS after it -- `transactions` forgot it --, is no
             # copy: an advertiser sending its answered, ended call's INVITE again byte for byte rang the callee
             # again for 3 minutes, the next hop long done with that transaction, without meeting the caps)
-            retry = retry_key = self.retries.pop(digest(first.get("call-id") or ""))
+            retry = retry_key = self.retries.pop(digest(call_id))
             if retry is not None:
                 # only when tried again as the caller it was judged as (the retry of a plain number's challenged
                 # call asserting an advertiser's number rang the callee at 23:00 on the plain number's verdict,
@@ -146,7 +151,7 @@ class Screening:
                     d = CANCELLED
                 self.verdicts.put(key, (d, branch), now)    # the retry's retransmissions are copies too
                 self.transactions.put(tx, d, now)
-                msg.replay_of = (digest(first.get("call-id") or ""), retry_key)     # (forwarding._forward_failed)
+                msg.replay_of = (digest(call_id), retry_key)    # (forwarding._forward_failed)
                 then(d, not first_answer)
                 return
             self.stats["call_id_reused"] += 1
@@ -318,7 +323,7 @@ class Screening:
         store has confirmed its counter commits). `callee`: the number it calls, when _screen_once read it, and
         `callee_n` its normalise_number: the call's MessageContext is given both numbers (Call.nums), not reading
         them again; `tag`: its From tag, read there too (its dialog keys' here: ~1,800 instructions a read)."""
-        first = msg.first_values()                      # as received: From is edited only after this
+        first = msg.first or msg.first_values()         # as received: From is edited only after this
         # (every peer trusted, the default: _identity_trusted's answer without its two frames)
         f = self.trust
         trusted = f.every and f.networks is self.s.trusted_identity_networks or self._identity_trusted(src[0])
@@ -347,10 +352,17 @@ class Screening:
             # side, caller_side, which a re-INVITE in the dialog the 200 made keeps whatever else changed). In the tier
             # forgotten first until its 200 promotes it: INVITEs that never get a final (a next hop that
             # black-holes them) cannot push the answered calls out of the bound (recent.Recent.put_low)
-            mine = (caller, None, dialog_parties(dk, msg, first.get("from"), first.get("to"), from_user, tag), None,
-                    caller_side(dk, msg, first.get("from"), from_user, tag))
+            # (identity.dialog_parties' and caller_side's digests, the From user and tag read once for both, without
+            # their frames; _unsent_leaves' partial made here)
+            frm = first.get("from")
+            if from_user is None:
+                from_user = _user_of(msg, frm or "")
+            if tag is None:
+                tag = msg.tag_in(frm)
+            mine = (caller, None, dialog_digest(dk, tag, from_user, _user_of(msg, first.get("to") or "")), None,
+                    dialog_digest(dk, tag, from_user))
             self.answered.put_low(k, mine)
-            then = self._unsent_leaves(then, k, mine, ent)
+            then = partial(self._settled_unsent, then, k, mine, ent)
         t0 = time.perf_counter()
         shared = self.pipeline.state.shared
         if shared is not None:
