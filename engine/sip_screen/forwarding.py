@@ -101,7 +101,9 @@ class Forwarding:
                     k = dialog_digest(self.dialog_key, msg.first_values().get("call-id") or "")
                 ent = self.answered.get(k)
                 if ent is not None and ent[1] is None:     # (not answered: it stays in the tier forgotten first)
-                    self.answered.put_low(k, (ent[0], None, ent[2], self._resolve(host), *ent[4:5]))
+                    # (_resolve's answer without its frame)
+                    self.answered.put_low(k, (ent[0], None, ent[2], "127.0.0.1" if host == "localhost" else host,
+                                              *ent[4:5]))
         if msg.method == "INVITE":
             self._invite_sent(msg, fixed)               # in flight until its final (draining.py)
         data = self._with_via(msg, out, branch, conn)
@@ -296,7 +298,8 @@ class Forwarding:
     def _send(self, data: bytes, dest, transport="UDP", on_fail=None):
         # over TCP one text per address (the connection and cap keys); over UDP the text as given (a dual-stack
         # socket sends to an IPv4-mapped address, not to the IPv4 one)
-        host = self._canonical(dest[0]) if transport == "TCP" else self._resolve(dest[0])
+        host = dest[0]                                  # (_resolve's answer over UDP without its frame)
+        host = self._canonical(host) if transport == "TCP" else "127.0.0.1" if host == "localhost" else host
         if not (self.permit_cache.get(host) or self._permitted(host)):    # (a peer known permitted: no frame)
             self.stats["not_permitted"] += 1
             self._warn("permit", "not sending to %s: outside the permitted networks", addr_text(*dest[:2]))
@@ -351,8 +354,13 @@ class Forwarding:
             elif on_fail:
                 on_fail("too many messages waiting for the TCP connection")
             return
-        try:
-            self._udp_send(data, (host, dest[1]))
+        try:                                            # (_udp_send without its frame)
+            try:
+                self.udp.sendto(data, (host, dest[1]))
+            except OSError as e:
+                if e.errno not in STALE_SEND_ERRORS:
+                    raise
+                self.udp.sendto(data, (host, dest[1]))
         except OSError as e:
             if on_fail:
                 on_fail(f"UDP send failed: {e}")

@@ -7,7 +7,7 @@ right. The C extension, when built, builds plain requests itself (`_sipfast.pars
 """
 from __future__ import annotations
 
-from .grammar import NameAddr, SipParseError, Via, canon, parse_name_addr, split_list
+from .grammar import _CANON, NameAddr, SipParseError, Via, canon, parse_name_addr, split_list
 
 # headers whose value is a comma-separated list (RFC 3261 §7.3.1); others are single values
 LIST_HEADERS = {"via", "route", "record-route", "contact", "allow", "supported", "require", "proxy-require",
@@ -105,10 +105,10 @@ class SipMessage:
         return sum(1 for h in self.headers if h[2] == c)
 
     def add(self, name: str, value: str) -> None:
-        self.headers.append([name, value, canon(name)])
+        self.headers.append([name, value, _CANON.get(name) or canon(name)])    # (a name known: no canon frame)
 
     def set(self, name: str, value: str) -> None:
-        c = canon(name)
+        c = _CANON.get(name) or canon(name)
         i = _c_index(self.headers, c) if _c_index is not None else -2
         if i >= 0:
             self.headers[i][1] = value
@@ -128,7 +128,7 @@ class SipMessage:
         self.headers.insert(0, [name, value, canon(name)])
 
     def insert_before_first(self, name: str, value: str) -> None:
-        c = canon(name)
+        c = _CANON.get(name) or canon(name)
         i = _c_index(self.headers, c) if _c_index is not None else -2
         if i != -2:
             self.headers.insert(max(i, 0), [name, value, c])
@@ -158,7 +158,9 @@ class SipMessage:
 
     def to_bytes(self) -> bytes:
         if _c_join is not None:
-            b = _c_join(self.start_line(), self.headers, self.body)     # an ASCII head, in C; None: below
+            # an ASCII head, in C; None: below (a request's start line made here, without start_line's frame)
+            b = _c_join(f"{self.method} {self.uri} {self.version}" if self.method is not None else self.start_line(),
+                        self.headers, self.body)
             if b is not None:
                 return b
         head = "".join([f"{h[0]}: {h[1]}\r\n" for h in self.headers])
