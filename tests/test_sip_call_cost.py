@@ -232,3 +232,15 @@ def test_a_call_line_writes_its_score_as_round_and_repr_do(tmp_path, score):
     line = (tmp_path / "v.jsonl").read_text()
     want = float.__repr__(round(score, 4)) if isinstance(score, float) else int.__repr__(score)
     assert f'"score": {want}, "hits"' in line, line
+
+
+@pytest.mark.parametrize("call_id, cseq", [
+    ("h11@127.0.0.1", "1 INVITE"), (" h12@h ", "  7   INVITE"), ("h13", ""), ("h14", "   "), (None, None), ("h15", "9")])
+def test_an_invite_in_flight_is_keyed_by_its_transaction_as_its_final_names_it(scr, call_id, cseq):
+    """The key an INVITE sent is kept under in `ringing` (draining._invite_sent writes tx_key's text itself, without
+    its frame) is the one its final ends: digest(tx_key(Call-ID, CSeq)), whatever blanks either has."""
+    from engine.sip_screen.message import SipMessage
+    from engine.sip_screen.recent import digest
+    headers = [[n, v, n.lower()] for n, v in (("Call-ID", call_id), ("CSeq", cseq)) if v is not None]
+    scr._invite_sent(SipMessage("INVITE", "sip:0912345678@127.0.0.1", headers=headers), now=5.0)
+    assert scr.ringing == {digest(responses.tx_key(call_id, cseq)): 5.0}

@@ -34,7 +34,6 @@ import math
 import time
 
 from .recent import digest
-from .responses import tx_key
 from .screening import CANCELLED, CANCELLED_WAITING, DRAINING
 from .tcp import INVITE_WAIT_MAX
 
@@ -52,13 +51,16 @@ class Draining:
     draining = False
     drain_retry_after = 1
 
-    def _invite_sent(self, msg, fixed=False) -> None:
+    def _invite_sent(self, msg, fixed=False, now=None) -> None:
         """An INVITE left for the next hop: in flight until its first final (a retransmission: from now). A plain
         dict of numbers (digest -> time sent), in the order sent: nothing the collector tracks, no tuple per call.
         A copy sent where its INVITE went (`fixed`) after the transaction's final is not in flight again: it crossed
-        that final, and the callee absorbs it (RFC 6026 §7.1) -- it held the drain to its timeout."""
-        first = msg.first_values()                      # (Call-ID and CSeq are never edited)
-        k = digest(tx_key(first.get("call-id"), first.get("cseq")))
+        that final, and the callee absorbs it (RFC 6026 §7.1) -- it held the drain to its timeout. `now`: the
+        monotonic clock, when the caller read it."""
+        first = msg.first or msg.first_values()         # (Call-ID and CSeq are never edited)
+        cseq = first.get("cseq") or ""
+        # (responses.tx_key's text, without its frame: tests/test_sip_call_cost.py checks they agree)
+        k = digest(f"{(first.get('call-id') or '').strip(' ')} {cseq.split(None, 1)[0] if cseq.strip() else ''}")
         r = self.ringing
         if fixed and k not in r and k in self.finals_seen:
             return
@@ -66,7 +68,7 @@ class Draining:
             del r[k]                                    # (a retransmission: the newest again)
         elif len(r) >= RINGING:
             del r[next(iter(r))]                        # the oldest forgotten
-        r[k] = time.monotonic()
+        r[k] = time.monotonic() if now is None else now
 
     def _invite_done(self, tx: str) -> None:
         """A final for the INVITE transaction `tx` ("Call-ID CSeq-number") relayed or given: no longer in flight."""

@@ -104,17 +104,18 @@ class Forwarding:
                     # (_resolve's answer without its frame)
                     self.answered.put_low(k, (ent[0], None, ent[2], "127.0.0.1" if host == "localhost" else host,
                                               *ent[4:5]))
+        now = time.monotonic()                          # (one read: the memories below note the same time)
         if msg.method == "INVITE":
-            self._invite_sent(msg, fixed)               # in flight until its final (draining.py)
+            self._invite_sent(msg, fixed, now)          # in flight until its final (draining.py)
         data = self._with_via(msg, out, branch, conn)
-        if not fixed and out == "UDP" and len(data) > UDP_MAX and self.udp_only.get((host, port), 0) < time.monotonic() \
+        if not fixed and out == "UDP" and len(data) > UDP_MAX and self.udp_only.get((host, port), 0) < now \
                 and msg.method != "ACK":
             return self._forward_tcp_first(msg, host, port, branch, back, conn, key if remember else None, fixed, d)
         if remember:
             if fixed or d is None:
                 self._went(key, branch, dest, fixed, d)
             else:                                       # (_went's case of a call judged, without its frame)
-                self.invites.put(key, (branch, dest, d if d.action else 0), time.monotonic())
+                self.invites.put(key, (branch, dest, d if d.action else 0), now)
         if conn is not None and msg.method == "INVITE" and conn.key is None:
             # its final goes back on the caller's connection, which is not idle meanwhile (tcp.py _ringing)
             conn.invite_forwarded(digest(tx_of(msg)), time.monotonic() + INVITE_WAIT_MAX)
@@ -125,7 +126,7 @@ class Forwarding:
         if fixed and out == "TCP" and key is not None:
             on_fail = self._on_fail_behind(msg, host, port, branch, back, key, on_fail)
         elif out == "UDP" and on_fail is not None:      # (not an ACK)
-            self._watch_unreachable(branch, data, msg, back)    # an ICMP error about it: 503 (unreachable.py)
+            self._watch_unreachable(branch, data, msg, back, now)   # an ICMP error about it: 503 (unreachable.py)
         self._send(data, (host, port), out, on_fail=on_fail)
 
     # (the closures a send may need are made by these, not in _forward: a closure's variables are cells made at

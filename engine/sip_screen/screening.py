@@ -99,7 +99,10 @@ class Screening:
         (_wait_for_judging); `cancelled`: a CANCEL came while it waited; `since`: when it began to wait; `tag`: its From
         tag, when proxying._request read it (~1,800 instructions a read)."""
         first = msg.first or msg.first_values()         # (check_request filled it: no frame)
-        called = _callee(msg, first)
+        ruri = msg.ruri                                 # (_callee's answer when the Request-URI has a user: no frame)
+        called = ruri.user if ruri is not None else ""
+        if not called:
+            called = _callee(msg, first)
         called_n = normalise_number(called)
         frm = first.get("from") or ""
         if tag is None:                                 # (once: the key's and _screen's)

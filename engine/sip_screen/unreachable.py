@@ -136,15 +136,17 @@ class Watch(dict):
 class Unreachable:
     """Mixin of `SipScreen`: the requests forwarded over UDP an ICMP error may be about, and the 503 it makes."""
 
-    def _watch_unreachable(self, branch: str, data: bytes, msg, back) -> None:
+    def _watch_unreachable(self, branch: str, data: bytes, msg, back, now=None) -> None:
         """A request (`msg`, not an ACK) forwarded over UDP as `data` under our `branch`, from `back` (transport,
         source, connection). Kept as the bytes sent and what a failed forward needs (an INVITE's counts, a retry's
         verdict): not the parsed message, whose lists the collector would walk for WATCH_S seconds (2,048 of them at
         ~500 calls/s). Keyed by method too: a CANCEL has its INVITE's branch (§9.1). A str key, no tuple of its own:
         each tracked object the watch holds is walked by every full collection (a key tuple and an order tuple a
-        request cost each INVITE ~4,500 instructions more, instrbench)."""
+        request cost each INVITE ~4,500 instructions more, instrbench). `now`: the monotonic clock, when the caller
+        read it."""
         w = self.unreachable_watch
-        now = time.monotonic()
+        if now is None:
+            now = time.monotonic()
         key = msg.method + " " + branch
         charge, replay_of, call = msg.charge, msg.replay_of, msg.logged
         # its verdict line's call as atomic values, which the collector stops tracking (the Call, held WATCH_S seconds,
