@@ -39,9 +39,12 @@ static int values_of(PyObject *headers, PyObject *c, PyObject *out) {
     return 0;
 }
 
-static PyObject *check_plain(PyObject *self, PyObject *args) {
+static PyObject *check_plain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     PyObject *method, *uri, *headers, *first = NULL, *vias = NULL, *ruri = NULL, *na = NULL, *vals = NULL, *res = NULL;
-    if (!PyArg_ParseTuple(args, "UUO!", &method, &uri, &PyList_Type, &headers)) return NULL;
+    if (fc_count("check_plain", nargs, 3) < 0 || fc_type("check_plain", 0, args[0], &PyUnicode_Type) < 0
+            || fc_type("check_plain", 1, args[1], &PyUnicode_Type) < 0
+            || fc_type("check_plain", 2, args[2], &PyList_Type) < 0) return NULL;
+    method = args[0], uri = args[1], headers = args[2];
     if (!T_URI || !PyUnicode_IS_ASCII(method)) goto undecided;
     Py_ssize_t mn = PyUnicode_GET_LENGTH(method), i;
     const char *m = (const char *)PyUnicode_1BYTE_DATA(method);

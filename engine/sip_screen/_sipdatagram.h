@@ -52,8 +52,7 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
     PumpAddr to;
     int rc = -1;
     if (len >= 4 && memcmp(d, "SIP/", 4) == 0) {
-        a = PyTuple_Pack(2, data, p->prefixes);
-        if (!a || !(r = relay_response(NULL, a))) goto out;
+        if (!(r = relay_plain(d, len, p->prefixes))) goto out;    /* (p->prefixes: a tuple, Pump's "O!") */
         if (r == Py_None) goto slow;
         if (PyTuple_GET_SIZE(r) == 0) {           /* not ours, or meant for us */
             rc = bump(p, K_RESPONSES, 1) || bump(p, K_FAST, 1) || bump(p, K_DROPPED, 1) ? -1 : 0;
@@ -76,10 +75,23 @@ static int pump_one(Pump *p, PyObject *data, PyObject *src) {
         goto out;
     }
     if (!PyTuple_Check(src) || PyTuple_GET_SIZE(src) < 2) goto slow;
+    /* an INVITE or a CANCEL is never in_dialog()'s (undecided at once): straight to the full path, without its
+     * arguments' tuple and parse (~600 instructions an INVITE) */
+    if (len >= 16 && (memcmp(d, "INVITE ", 7) == 0 || memcmp(d, "CANCEL ", 7) == 0)) goto slow;
     /* our Vias' starts name our Record-Route too: an in-dialog request whose only Route is ours stays here */
-    a = PyTuple_Pack(5, data, PyTuple_GET_ITEM(src, 0), PyTuple_GET_ITEM(src, 1), p->prefixes,
-                     p->hop ? p->hop : Py_None);
-    if (!a || !(r = in_dialog(NULL, a))) goto out;
+    PyObject *sh = PyTuple_GET_ITEM(src, 0), *sp = PyTuple_GET_ITEM(src, 1);
+    if (PyUnicode_Check(sh) && PyLong_CheckExact(sp)) {
+        /* in_dialog's "s#" and "l" read here: dialog_plain called without the arguments' tuple and its parse */
+        Py_ssize_t ipl;
+        const char *ip = PyUnicode_AsUTF8AndSize(sh, &ipl);
+        long sport = ip ? PyLong_AsLong(sp) : -1;
+        if (!ip || (sport == -1 && PyErr_Occurred())) goto out;
+        r = dialog_plain(d, len, ip, ipl, sport, p->prefixes, p->hop ? p->hop : Py_None);
+    } else {                                      /* (a caller's own source tuple: in_dialog's checks and errors) */
+        a = PyTuple_Pack(5, data, sh, sp, p->prefixes, p->hop ? p->hop : Py_None);
+        r = a ? in_dialog(NULL, a) : NULL;
+    }
+    if (!r) goto out;
     if (r == Py_None) goto slow;
     /* (method, before, after, top_branch, base, dest, call_id, to_tag) */
     PyObject *method = PyTuple_GET_ITEM(r, 0), *before = PyTuple_GET_ITEM(r, 1), *after = PyTuple_GET_ITEM(r, 2);

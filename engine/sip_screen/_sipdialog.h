@@ -46,6 +46,9 @@ static PyObject *dialog_result(const char *m, Py_ssize_t ml, const char *out, Py
 /* in_dialog(data, src_ip, src_port[, ours[, hop]]) -> (method, before, after, top_branch, base, (host, port,
  * TRANSPORT), call_id, to_tag) or None (undecided: the Python in_dialog decides). `hop`: the configured next hop
  * (host, port, TRANSPORT) or None, where a request whose Request-URI names the screen itself goes */
+static PyObject *dialog_plain(const char *d, Py_ssize_t len, const char *ip, Py_ssize_t ipl, long sport, PyObject *ours,
+                              PyObject *hop);
+
 static PyObject *in_dialog(PyObject *self, PyObject *args) {
     Py_buffer b;
     const char *ip;
@@ -54,8 +57,15 @@ static PyObject *in_dialog(PyObject *self, PyObject *args) {
     PyObject *ours = NULL;                                /* tuple of bytes: the starts of our Vias */
     PyObject *hop = NULL;                                 /* (host, port, TRANSPORT) or None: the next hop */
     if (!PyArg_ParseTuple(args, "y*s#l|O!O", &b, &ip, &ipl, &sport, &PyTuple_Type, &ours, &hop)) return NULL;
-    const char *d = b.buf;
-    Py_ssize_t len = b.len;
+    PyObject *res = dialog_plain(b.buf, b.len, ip, ipl, sport, ours, hop);
+    PyBuffer_Release(&b);
+    return res;
+}
+
+/* in_dialog's answer for the bytes d[0:len] from ip:sport (the pump calls it so, no arguments' tuple to pack and
+ * parse); `ours`, `hop`: NULL when not given */
+static PyObject *dialog_plain(const char *d, Py_ssize_t len, const char *ip, Py_ssize_t ipl, long sport, PyObject *ours,
+                              PyObject *hop) {
     PyObject *res = NULL;
     char *out = NULL;
     Py_ssize_t i;
@@ -326,6 +336,5 @@ undecided:
     Py_INCREF(res);
 done:
     PyMem_Free(out);
-    PyBuffer_Release(&b);
     return res;
 }

@@ -57,10 +57,12 @@ static PyObject *set_message_type(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *parse_request(PyObject *self, PyObject *args) {
+static PyObject *parse_request(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_buffer b;
     PyObject *memo, *canon, *split = NULL, *res = NULL;
-    if (!PyArg_ParseTuple(args, "y*O!O", &b, &PyDict_Type, &memo, &canon)) return NULL;
+    if (fc_count("parse_request", nargs, 3) < 0 || fc_type("parse_request", 1, args[1], &PyDict_Type) < 0
+            || fc_buffer("parse_request", 0, args[0], &b) < 0) return NULL;
+    memo = args[1], canon = args[2];
     const char *d = b.buf;
     Py_ssize_t n = b.len, he = -1, i;
     if (n == 0 || d[0] == '\r' || d[0] == '\n') goto undecided;
@@ -111,10 +113,13 @@ done:
     return res;
 }
 
-static PyObject *join_message(PyObject *self, PyObject *args) {
+static PyObject *join_message(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     PyObject *start, *headers;
     Py_buffer body;
-    if (!PyArg_ParseTuple(args, "UO!y*", &start, &PyList_Type, &headers, &body)) return NULL;
+    if (fc_count("join_message", nargs, 3) < 0 || fc_type("join_message", 0, args[0], &PyUnicode_Type) < 0
+            || fc_type("join_message", 1, args[1], &PyList_Type) < 0 || fc_buffer("join_message", 2, args[2], &body) < 0)
+        return NULL;
+    start = args[0], headers = args[1];
     PyObject *res = NULL;
     Py_ssize_t total = PyUnicode_GET_LENGTH(start) + 4 + body.len, nh = PyList_GET_SIZE(headers), i;
     if (!PyUnicode_IS_ASCII(start)) goto undecided;
@@ -150,9 +155,11 @@ out:
 }
 
 /* the index of the first header whose canonical name is `c`, else -1 (SipMessage's lookups) */
-static PyObject *header_index(PyObject *self, PyObject *args) {
+static PyObject *header_index(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     PyObject *headers, *c;
-    if (!PyArg_ParseTuple(args, "O!U", &PyList_Type, &headers, &c)) return NULL;
+    if (fc_count("header_index", nargs, 2) < 0 || fc_type("header_index", 0, args[0], &PyList_Type) < 0
+            || fc_type("header_index", 1, args[1], &PyUnicode_Type) < 0) return NULL;
+    headers = args[0], c = args[1];
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
         PyObject *h = PyList_GET_ITEM(headers, i);
         if (!PyList_Check(h) || PyList_GET_SIZE(h) < 3) return PyLong_FromLong(-2);    /* not codec's: Python */
@@ -166,9 +173,12 @@ static PyObject *header_index(PyObject *self, PyObject *args) {
 /* routing._stamp_received's rewrite of a top Via value that has a received or rport parameter: each such
  * parameter (its name as the grammar reads it, stripped and lowered) given the source's host or port, the
  * rest as it was. None when the value or the host is not plain (the Python pass does it). */
-static PyObject *stamp_params(PyObject *self, PyObject *args) {
+static PyObject *stamp_params(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     PyObject *value, *host, *port;
-    if (!PyArg_ParseTuple(args, "UUO!", &value, &host, &PyLong_Type, &port)) return NULL;
+    if (fc_count("stamp_params", nargs, 3) < 0 || fc_type("stamp_params", 0, args[0], &PyUnicode_Type) < 0
+            || fc_type("stamp_params", 1, args[1], &PyUnicode_Type) < 0
+            || fc_type("stamp_params", 2, args[2], &PyLong_Type) < 0) return NULL;
+    value = args[0], host = args[1], port = args[2];
     Py_ssize_t n, hn, i;
     const char *p = plain_text(value, &n), *h = plain_text(host, &hn);
     long pt = PyLong_AsLong(port);

@@ -239,18 +239,17 @@ static PyObject *digest(PyObject *self, PyObject *args) {
 /* recent.dialog_digest(key, *parts): the first 8 bytes of BLAKE2b over `key` then each part as its UTF-8 length (4
  * bytes, little-endian) and bytes (lone surrogates as "surrogatepass" writes them), as an unsigned int: the same in
  * every process holding `key` (the answered-call memory saved at a stop and read back at the next start) */
-static PyObject *dialog_digest(PyObject *self, PyObject *args) {
-    Py_ssize_t n = PyTuple_GET_SIZE(args);
-    if (n < 1 || !PyBytes_Check(PyTuple_GET_ITEM(args, 0))) {
+static PyObject *dialog_digest(PyObject *self, PyObject *const *args, Py_ssize_t n) {
+    if (n < 1 || !PyBytes_Check(args[0])) {
         PyErr_SetString(PyExc_TypeError, "dialog_digest(key: bytes, *parts: str)");
         return NULL;
     }
-    PyObject *key = PyTuple_GET_ITEM(args, 0);
+    PyObject *key = args[0];
     b2b s;
     b2b_init(&s, 8);
     b2b_update(&s, (const uint8_t *)PyBytes_AS_STRING(key), (size_t)PyBytes_GET_SIZE(key));
     for (Py_ssize_t i = 1; i < n; i++) {
-        PyObject *p = PyTuple_GET_ITEM(args, i), *enc = NULL;
+        PyObject *p = args[i], *enc = NULL;
         const char *d;
         Py_ssize_t len;
         if (!PyUnicode_Check(p)) {
