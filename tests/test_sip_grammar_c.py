@@ -282,3 +282,18 @@ def test_to_tag_twin_agrees():
             decided += 1
             assert got == _py_to_tag(v), v
     assert decided > 50 and fastpath._c_to_tag(b"<sip:b@h>;tag=9") == "9"
+
+
+def test_a_request_built_in_c_has_every_slot_as_init_leaves_it(monkeypatch):
+    """parse_request writes a SipMessage's slots itself (their members, not a setattr each): every slot is what
+    SipMessage.__init__ leaves in it, a dict or list of its own, and the Python parse's message reads the same."""
+    c = codec._c_parse_request(invite(), codec._CANON_MEMO, codec._canon_memo)
+    again = codec._c_parse_request(invite(), codec._CANON_MEMO, codec._canon_memo)
+    with monkeypatch.context() as m:
+        _python_only(m)
+        py = parse_datagram(invite())
+    assert type(c) is message.SipMessage
+    for name in message.SipMessage.__slots__:
+        assert getattr(c, name) == getattr(py, name), name
+        if isinstance(getattr(c, name), (dict, list)):
+            assert getattr(c, name) is not getattr(again, name), name

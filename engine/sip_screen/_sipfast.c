@@ -17,6 +17,7 @@
 #define _GNU_SOURCE                      /* recvmmsg(2), for the pump */
 #include <Python.h>
 #include <string.h>
+#include <structmember.h>               /* T_OBJECT_EX, READONLY: SipMessage's slots (_sipmsg.h) */
 
 /* ASCII classes (the C library's depend on the locale Python sets) */
 #define DIG(c) ((c) >= '0' && (c) <= '9')

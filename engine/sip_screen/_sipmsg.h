@@ -16,6 +16,29 @@
 #define MAX_HEADER_FIELDS 256                               /* codec.MAX_HEADERS */
 
 static PyObject *T_MSG, *MSG_REST, *F_METHOD, *F_MURI, *F_HEADERS, *F_BODY;  /* message.SipMessage, (slot, default) */
+/* SipMessage's slots as their members (method, uri, headers, body, then MSG_REST's, in order), written straight into
+ * a new message (PyObject_GenericSetAttr looked each descriptor up and called it: ~160 instructions a slot, 17 a
+ * request); MSG_NSLOTS 0: not every one a plain object slot, the setattr path */
+#define MSG_MAX_SLOTS 32
+static PyMemberDef *MSG_SLOTS[MSG_MAX_SLOTS];
+static Py_ssize_t MSG_NSLOTS;
+
+static int slot_member(PyObject *t, PyObject *name, PyMemberDef **m) {
+    PyObject *d = PyObject_GetAttr(t, name);              /* (a class's member descriptor is itself) */
+    if (!d) return -1;
+    *m = Py_IS_TYPE(d, &PyMemberDescr_Type) ? ((PyMemberDescrObject *)d)->d_member : NULL;
+    Py_DECREF(d);                                         /* (the type holds it, and T_MSG the type) */
+    if (*m && ((*m)->type != T_OBJECT_EX || ((*m)->flags & READONLY))) *m = NULL;
+    return 0;
+}
+
+/* a new empty default of `v` (a type stands for a new empty one of it), else `v` */
+static PyObject *slot_default(PyObject *v) {
+    if (!PyType_Check(v)) return Py_NewRef(v);
+    if (v == (PyObject *)&PyDict_Type) return PyDict_New();
+    if (v == (PyObject *)&PyList_Type) return PyList_New(0);
+    return PyObject_CallNoArgs(v);
+}
 
 /* message.SipMessage(method, uri, headers=headers, body=body) without running its __init__: the other slots from
  * MSG_REST, taken from a SipMessage() by message.py (a type there stands for a new empty one of it: `_na`'s dict) */
@@ -24,12 +47,21 @@ static PyObject *new_message(PyObject *method, PyObject *uri, PyObject *headers,
     if (!empty && !(empty = PyTuple_New(0))) return NULL;
     PyObject *o = PyBaseObject_Type.tp_new((PyTypeObject *)T_MSG, empty, NULL);
     if (!o) return NULL;
+    if (MSG_NSLOTS) {                                     /* each slot empty (NULL) in a new object */
+        PyObject *first[4] = {method, uri, headers, body};
+        for (Py_ssize_t i = 0; i < MSG_NSLOTS; i++) {
+            PyObject *v = i < 4 ? Py_NewRef(first[i]) : slot_default(PyTuple_GET_ITEM(PyTuple_GET_ITEM(MSG_REST, i - 4), 1));
+            if (!v) goto fail;
+            Py_XSETREF(*(PyObject **)((char *)o + MSG_SLOTS[i]->offset), v);
+        }
+        return o;
+    }
     if (PyObject_GenericSetAttr(o, F_METHOD, method) < 0 || PyObject_GenericSetAttr(o, F_MURI, uri) < 0
             || PyObject_GenericSetAttr(o, F_HEADERS, headers) < 0 || PyObject_GenericSetAttr(o, F_BODY, body) < 0)
         goto fail;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(MSG_REST); i++) {
         PyObject *kv = PyTuple_GET_ITEM(MSG_REST, i), *v = PyTuple_GET_ITEM(kv, 1);
-        v = PyType_Check(v) ? PyObject_CallNoArgs(v) : Py_NewRef(v);
+        v = slot_default(v);
         int e = !v || PyObject_GenericSetAttr(o, PyTuple_GET_ITEM(kv, 0), v) < 0;
         Py_XDECREF(v);
         if (e) goto fail;
@@ -54,6 +86,16 @@ static PyObject *set_message_type(PyObject *self, PyObject *args) {
         return NULL;
     Py_XSETREF(T_MSG, Py_NewRef(t));
     Py_XSETREF(MSG_REST, Py_NewRef(rest));
+    MSG_NSLOTS = 0;
+    Py_ssize_t n = 4 + PyTuple_GET_SIZE(rest);
+    if (n > MSG_MAX_SLOTS) Py_RETURN_NONE;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *name = i == 0 ? F_METHOD : i == 1 ? F_MURI : i == 2 ? F_HEADERS : i == 3 ? F_BODY
+                         : PyTuple_GET_ITEM(PyTuple_GET_ITEM(rest, i - 4), 0);
+        if (slot_member(t, name, &MSG_SLOTS[i]) < 0) return NULL;
+        if (!MSG_SLOTS[i]) Py_RETURN_NONE;                /* (not a plain slot: the setattr path) */
+    }
+    MSG_NSLOTS = n;
     Py_RETURN_NONE;
 }
 
