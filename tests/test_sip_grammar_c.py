@@ -297,3 +297,20 @@ def test_a_request_built_in_c_has_every_slot_as_init_leaves_it(monkeypatch):
         assert getattr(c, name) == getattr(py, name), name
         if isinstance(getattr(c, name), (dict, list)):
             assert getattr(c, name) is not getattr(again, name), name
+
+
+def test_header_names_kept_from_message_to_message_are_each_their_own(monkeypatch):
+    """The C parse keeps the header names it has seen (their str and canonical name, by their bytes): names that
+    share a slot (the same length and end bytes), one name in two cases and a compact form each read as the Python
+    parse reads them, in any order, message after message."""
+    names = ["Xa-Foo", "Xb-Foo", "Xa-Foo", "TO", "To", "t", "v", "Via", "VIA", "X-Long-Header-Name-Over-24-Bytes",
+             "X-Long-Header-Name-Over-24-Bytes", "i", "Call-ID", "l"]
+    msgs = []
+    for i, name in enumerate(names):
+        msgs.append(invite(extra=(f"{name}: value-{i}",)))
+        msgs.append(invite(extra=(f"{name}: value-{i}", f"{names[-1 - i]}: other-{i}")))
+    got = [_parsed(d) for d in msgs]
+    with monkeypatch.context() as m:
+        _python_only(m)
+        want = [_parsed(d) for d in msgs]
+    assert got == want

@@ -14,6 +14,18 @@
  * the whole head, three counts, a findall and one list per header built in Python.
  */
 
+/* Header names seen, by their bytes: the name as a str and its canonical name, kept so the next message's same name
+ * (Via, From, To, Call-ID, CSeq... nine an INVITE) is neither decoded, nor hashed, nor looked up in `memo` again
+ * (~350 instructions a header). A canonical name is canon(name) whatever the memo (a pure function of the name), so a
+ * name's slot is the answer for any memo; one slot per hash of length and end bytes, replaced on a miss. */
+#define NAME_SLOTS 64
+#define HEAD_NAME_MAX 24
+static struct { Py_ssize_t len; unsigned char b[HEAD_NAME_MAX]; PyObject *name, *canon; } name_slots[NAME_SLOTS];
+
+static int name_slot(const unsigned char *p, Py_ssize_t n) {
+    return (int)(((size_t)n * 31u + p[0] * 7u + p[n - 1]) & (NAME_SLOTS - 1));
+}
+
 static PyObject *head_fields(const unsigned char *d, Py_ssize_t n, PyObject *memo, PyObject *canon) {
     PyObject *headers = NULL, *start = NULL, *res = NULL;
     Py_ssize_t sl = -1;
@@ -40,17 +52,28 @@ static PyObject *head_fields(const unsigned char *d, Py_ssize_t n, PyObject *mem
         for (vs++; vs < n && (d[vs] == ' ' || d[vs] == '\t'); vs++) {}
         for (le = vs; le < n && d[le] != '\r'; le++) {}
         for (ve = le; ve > vs && (d[ve - 1] == ' ' || d[ve - 1] == '\t'); ve--) {}
-        PyObject *name = PyUnicode_DecodeASCII((const char *)d + q, ne - q, NULL);
+        Py_ssize_t nl = ne - q;
+        int k = name_slot(d + q, nl);
+        int known = nl <= HEAD_NAME_MAX && name_slots[k].len == nl && memcmp(name_slots[k].b, d + q, (size_t)nl) == 0;
+        PyObject *name = known ? Py_NewRef(name_slots[k].name) : PyUnicode_DecodeASCII((const char *)d + q, nl, NULL);
         PyObject *value = name ? PyUnicode_DecodeUTF8((const char *)d + vs, ve - vs, "surrogateescape") : NULL;
         PyObject *c = NULL, *h = NULL;
-        if (value) {
+        if (value && known) {
+            c = Py_NewRef(name_slots[k].canon);
+        } else if (value) {
             c = PyDict_GetItemWithError(memo, name);
             if (c) Py_INCREF(c);
             else if (!PyErr_Occurred()) c = PyObject_CallOneArg(canon, name);
-        }
-        if (c && PyUnicode_Check(c) && PyUnicode_GET_LENGTH(c) == 0) {   /* `memo.get(name) or canon(name)` */
-            Py_DECREF(c);
-            c = PyObject_CallOneArg(canon, name);
+            if (c && PyUnicode_Check(c) && PyUnicode_GET_LENGTH(c) == 0) {   /* `memo.get(name) or canon(name)` */
+                Py_DECREF(c);
+                c = PyObject_CallOneArg(canon, name);
+            }
+            if (c && PyUnicode_CheckExact(c) && nl <= HEAD_NAME_MAX) {        /* kept for the next message's same name */
+                Py_XSETREF(name_slots[k].name, Py_NewRef(name));
+                Py_XSETREF(name_slots[k].canon, Py_NewRef(c));
+                memcpy(name_slots[k].b, d + q, (size_t)nl);
+                name_slots[k].len = nl;
+            }
         }
         if (c && (h = PyList_New(3))) {
             PyList_SET_ITEM(h, 0, name);
