@@ -50,7 +50,7 @@ static PyObject *check_plain(PyObject *self, PyObject *const *args, Py_ssize_t n
     const char *m = (const char *)PyUnicode_1BYTE_DATA(method);
     for (i = 0; i < mn; i++)
         if (m[i] >= 'a' && m[i] <= 'z') goto undecided;     /* a known method in another case: the Python pass */
-    if (!(first = PyDict_New())) goto out;
+    if (!(first = _PyDict_NewPresized(PyList_GET_SIZE(headers)))) goto out;    /* (no resize while filled) */
     for (i = 0; i < PyList_GET_SIZE(headers); i++) {
         PyObject *h = PyList_GET_ITEM(headers, i);
         if (!PyList_Check(h) || PyList_GET_SIZE(h) != 3 || !PyUnicode_Check(PyList_GET_ITEM(h, 2))
