@@ -93,9 +93,7 @@ class Proxying:
                         self.stats["loop_detected_ack"] += 1
                         return
                     return self._refuse_here(msg, 482, transport, src, conn)
-        # (an initial request with no Route goes to the next hop: _destination's first answer, without its frame)
-        dest = hop if not to_tag and "route" not in first and (hop := self.next_hop()) is not None \
-            else self._destination(msg, to_tag)
+        dest = self._destination(msg, to_tag)
         key, went = None, None
         if msg.method in INVITE_TRANSACTION and "branch" in vias[0].params:
             # where this INVITE transaction's INVITE went, if it did: a retransmission of the INVITE, its
