@@ -50,6 +50,17 @@ static int fc_buffer(const char *fn, int i, PyObject *o, Py_buffer *b) {      /*
     return -1;
 }
 
+/* the member of class `t`'s slot `name` (*m NULL: not a plain writable object slot); -1: an error is set. A new
+ * object's slots are written through their members' offsets: a setattr looked the descriptor up and called it */
+static int slot_member(PyObject *t, PyObject *name, PyMemberDef **m) {
+    PyObject *d = PyObject_GetAttr(t, name);              /* (a class's member descriptor is itself) */
+    if (!d) return -1;
+    *m = Py_IS_TYPE(d, &PyMemberDescr_Type) ? ((PyMemberDescrObject *)d)->d_member : NULL;
+    Py_DECREF(d);                                         /* (the type holds it, and we the type) */
+    if (*m && ((*m)->type != T_OBJECT_EX || ((*m)->flags & READONLY))) *m = NULL;
+    return 0;
+}
+
 typedef struct { Py_ssize_t ls, vs, ve; int kind; } hdr;   /* line start ("\r\n" before name), value span */
 
 enum { H_OTHER, H_VIA, H_CL, H_CSEQ, H_CALLID };

@@ -13,6 +13,8 @@
 static PyObject *T_URI, *T_NA, *T_VIA;              /* grammar.SipUri, NameAddr, Via (set_types) */
 static PyObject *F_SCHEME, *F_USER, *F_HOST, *F_PORT, *F_PARAMS, *F_DISPLAY, *F_URI, *F_TRANSPORT, *F_RAW;
 static PyObject *K_RPORT;
+/* each type's fields as members, in make()'s order (set_types; a NULL first: not all plain slots, the setattr path) */
+static PyMemberDef *URI_M[5], *NA_M[3], *VIA_M[5];
 
 #define WS(c) ((c) == ' ' || (c) == '\t')
 #define UNDECIDED NULL
@@ -64,6 +66,11 @@ static PyObject *make(PyObject *type, int n, PyObject **names, PyObject **vals) 
     static PyObject *empty;
     if (!empty && !(empty = PyTuple_New(0))) goto out;
     if (!(o = PyBaseObject_Type.tp_new((PyTypeObject *)type, empty, NULL))) goto out;
+    PyMemberDef **mm = type == T_URI ? URI_M : type == T_NA ? NA_M : type == T_VIA ? VIA_M : NULL;
+    if (mm && mm[0]) {                                     /* each slot empty (NULL) in a new object */
+        for (int i = 0; i < n; i++) Py_XSETREF(*(PyObject **)((char *)o + mm[i]->offset), Py_NewRef(vals[i]));
+        goto out;
+    }
     for (int i = 0; i < n; i++)
         if (PyObject_GenericSetAttr(o, names[i], vals[i]) < 0) { Py_CLEAR(o); goto out; }
 out:
@@ -348,5 +355,17 @@ static PyObject *set_types(PyObject *self, PyObject *args) {
     INTERN(F_TRANSPORT, "transport"); INTERN(F_RAW, "raw"); INTERN(K_RPORT, "rport");
 #undef INTERN
     Py_XSETREF(T_URI, Py_NewRef(u)); Py_XSETREF(T_NA, Py_NewRef(na)); Py_XSETREF(T_VIA, Py_NewRef(via));
+    struct { PyObject *t; PyMemberDef **m; int n; PyObject *names[5]; } types[] = {
+        {u, URI_M, 5, {F_SCHEME, F_USER, F_HOST, F_PORT, F_PARAMS}}, {na, NA_M, 3, {F_DISPLAY, F_URI, F_PARAMS}},
+        {via, VIA_M, 5, {F_TRANSPORT, F_HOST, F_PORT, F_PARAMS, F_RAW}}};
+    for (int k = 0; k < 3; k++) {
+        PyMemberDef *got[5];
+        int plain = 1;
+        for (int i = 0; i < types[k].n; i++) {
+            if (slot_member(types[k].t, types[k].names[i], &got[i]) < 0) return NULL;
+            plain = plain && got[i];
+        }
+        for (int i = 0; i < types[k].n; i++) types[k].m[i] = plain ? got[i] : NULL;
+    }
     Py_RETURN_NONE;
 }

@@ -23,15 +23,6 @@ static PyObject *T_MSG, *MSG_REST, *F_METHOD, *F_MURI, *F_HEADERS, *F_BODY;  /* 
 static PyMemberDef *MSG_SLOTS[MSG_MAX_SLOTS];
 static Py_ssize_t MSG_NSLOTS;
 
-static int slot_member(PyObject *t, PyObject *name, PyMemberDef **m) {
-    PyObject *d = PyObject_GetAttr(t, name);              /* (a class's member descriptor is itself) */
-    if (!d) return -1;
-    *m = Py_IS_TYPE(d, &PyMemberDescr_Type) ? ((PyMemberDescrObject *)d)->d_member : NULL;
-    Py_DECREF(d);                                         /* (the type holds it, and T_MSG the type) */
-    if (*m && ((*m)->type != T_OBJECT_EX || ((*m)->flags & READONLY))) *m = NULL;
-    return 0;
-}
-
 /* a new empty default of `v` (a type stands for a new empty one of it), else `v` */
 static PyObject *slot_default(PyObject *v) {
     if (!PyType_Check(v)) return Py_NewRef(v);

@@ -107,7 +107,7 @@ def _scan_list(value: str):
     yield "".join(cur).strip()
 
 
-@dataclass
+@dataclass(slots=True)      # (slots: no instance dict a parse; _sipgrammar.h writes them as members)
 class NameAddr:
     display: str
     uri: str
@@ -187,7 +187,7 @@ def tag_of(value: str | None) -> str:
         return ""
 
 
-@dataclass
+@dataclass(slots=True)      # (slots: no instance dict a parse; _sipgrammar.h writes them as members)
 class SipUri:
     scheme: str
     user: str
@@ -282,7 +282,7 @@ def unescape(s: str) -> str:
     return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), s)
 
 
-@dataclass
+@dataclass(slots=True)      # (slots: no instance dict a parse; _sipgrammar.h writes them as members)
 class Via:
     transport: str
     host: str
