@@ -314,3 +314,19 @@ def test_header_names_kept_from_message_to_message_are_each_their_own(monkeypatc
         _python_only(m)
         want = [_parsed(d) for d in msgs]
     assert got == want
+
+
+@pytest.mark.parametrize("odd", ["\x00", "\x01", "\x1f", "\x7f", "\t", " ", "~"])
+def test_a_control_byte_anywhere_in_a_value_leaves_it_to_python(monkeypatch, odd):
+    """The C twins read a value only when it is plain (no control byte but tab, no DEL), checked eight bytes at a
+    time then byte by byte: a control byte or DEL at any place, in any word, makes them undecided; a tab or a
+    printable byte there is read as the Python twin reads it."""
+    for k in range(0, 26):
+        for value in (f"<sip:{'a' * k}{odd}{'b' * (25 - k)}@h>", f'"{"d" * k}{odd}" <sip:u@h>;tag={"t" * k}'):
+            c = grammar._c_name_addr(value)
+            with monkeypatch.context() as m:
+                _python_only(m)
+                py = _py(grammar.parse_name_addr, value)
+            if odd < " " and odd != "\t" or odd == "\x7f":
+                assert c is None, (k, value)
+            _same(c, py)

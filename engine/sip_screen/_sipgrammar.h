@@ -24,7 +24,16 @@ static const char *plain_text(PyObject *s, Py_ssize_t *n) {
     if (!PyUnicode_Check(s) || !PyUnicode_IS_ASCII(s)) return NULL;
     const char *p = (const char *)PyUnicode_1BYTE_DATA(s);
     *n = PyUnicode_GET_LENGTH(s);
-    for (Py_ssize_t i = 0; i < *n; i++)
+    Py_ssize_t i = 0;
+    /* eight bytes at a time (ASCII: each below 0x80) while none is below 0x20 or 0x7f; the bytes from the first word
+     * that has one (a tab, or a control byte) are looked at one by one */
+    for (; i + 8 <= *n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        uint64_t x = w ^ 0x7f7f7f7f7f7f7f7fULL;
+        if (((w - 0x2020202020202020ULL) | (x - 0x0101010101010101ULL)) & 0x8080808080808080ULL) break;
+    }
+    for (; i < *n; i++)
         if (((unsigned char)p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f) return NULL;
     return p;
 }
