@@ -32,15 +32,14 @@ static PyObject *head_fields(const unsigned char *d, Py_ssize_t n, PyObject *mem
     /* not starting with whitespace as str.isspace() sees it (a non-ASCII first byte: undecided) */
     if (n == 0 || d[0] >= 0x80 || d[0] == ' ' || (d[0] >= '\t' && d[0] <= '\r') || (d[0] >= 0x1c && d[0] <= 0x1f))
         goto undecided;
-    for (Py_ssize_t i = 0; i < n; i++) {             /* CRLF line ends only */
-        if (d[i] == '\r') {
-            if (i + 1 >= n || d[i + 1] != '\n') goto undecided;
-            if (sl < 0) sl = i;
-            i++;
-        } else if (d[i] == '\n') {
-            goto undecided;
-        }
+    /* CRLF line ends only: every CR followed by LF and every LF preceded by CR (memchr's jumps from one to the
+     * next, not a test of every byte) */
+    for (const unsigned char *r = d, *e = d + n; (r = memchr(r, '\r', (size_t)(e - r))) != NULL; r += 2) {
+        if (r + 1 >= e || r[1] != '\n') goto undecided;
+        if (sl < 0) sl = r - d;
     }
+    for (const unsigned char *f = d, *e = d + n; (f = memchr(f, '\n', (size_t)(e - f))) != NULL; f++)
+        if (f == d || f[-1] != '\r') goto undecided;
     if (sl <= 0) goto undecided;                     /* no header line */
     if (!(headers = PyList_New(0))) goto out;
     for (Py_ssize_t pos = sl; pos < n;) {           /* at a CRLF */
@@ -50,7 +49,8 @@ static PyObject *head_fields(const unsigned char *d, Py_ssize_t n, PyObject *mem
         for (vs = ne; vs < n && (d[vs] == ' ' || d[vs] == '\t'); vs++) {}
         if (vs >= n || d[vs] != ':') goto undecided_free;
         for (vs++; vs < n && (d[vs] == ' ' || d[vs] == '\t'); vs++) {}
-        for (le = vs; le < n && d[le] != '\r'; le++) {}
+        const unsigned char *cr = memchr(d + vs, '\r', (size_t)(n - vs));
+        le = cr ? cr - d : n;
         for (ve = le; ve > vs && (d[ve - 1] == ' ' || d[ve - 1] == '\t'); ve--) {}
         Py_ssize_t nl = ne - q;
         int k = name_slot(d + q, nl);
