@@ -42,7 +42,11 @@ static PyObject *astr(const char *p, Py_ssize_t n, int lower) {
     PyObject *s = PyUnicode_New(n, 127);
     if (!s) return NULL;
     Py_UCS1 *d = PyUnicode_1BYTE_DATA(s);
-    for (Py_ssize_t i = 0; i < n; i++) d[i] = lower ? LOWER(p[i]) : p[i];
+    if (!lower) {
+        if (n) memcpy(d, p, (size_t)n);
+        return s;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) d[i] = LOWER(p[i]);
     return s;
 }
 
