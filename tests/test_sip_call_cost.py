@@ -73,7 +73,7 @@ def test_the_invite_path_makes_no_cells():
     is a cell made at every call (37 an INVITE were ~7,000 instructions; the closures are partials of methods)."""
     from engine.sip_screen import proxying
     path = [proxying.Proxying._request, screening.Screening._screen_once, screening.Screening._screen,
-            screening.Screening._unsent_leaves, forwarding.Forwarding._forward, forwarding.Forwarding._on_fail,
+            screening.Screening._settled_unsent, forwarding.Forwarding._forward, forwarding.Forwarding._on_fail,
             forwarding.Forwarding._send, forwarding.Forwarding._permitted, responses.Responses._fast_final]
     assert {f.__qualname__: f.__code__.co_cellvars for f in path if f.__code__.co_cellvars} == {}
 

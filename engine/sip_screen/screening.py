@@ -356,7 +356,7 @@ class Screening:
             # forgotten first until its 200 promotes it: INVITEs that never get a final (a next hop that
             # black-holes them) cannot push the answered calls out of the bound (recent.Recent.put_low)
             # (identity.dialog_parties' and caller_side's digests, the From user and tag read once for both, without
-            # their frames; _unsent_leaves' partial made here)
+            # their frames; _settled_unsent's partial made here: no cells, no closure)
             frm = first.get("from")
             if from_user is None:
                 from_user = _user_of(msg, frm or "")
@@ -384,16 +384,14 @@ class Screening:
         variables would be cells made at every INVITE)."""
         return lambda v: then(self._log_call(call, msg, caller, callee, v, us))
 
-    def _unsent_leaves(self, then, k, mine, before):
-        """`then` for an INVITE whose entry `mine` took the place of `before` (None, or another INVITE's on the
-        Call-ID `k` not answered) in `answered`: once its verdict is acted on, if it was not sent (rejected, or
-        cancelled while judged; _forward stores where a sent one went) its entry leaves and `before` is back. No
-        dialog will exist for it, and a sibling on its Call-ID let through (a fork upstream, to the same callee or
-        another) keeps its own: a rejected sibling popped it, the call's 200 was then no answer and its session
-        refresh was judged as a new call, refused by the call's own count (found by the SIP counting probe)."""
-        return partial(self._settled_unsent, then, k, mine, before)     # (a partial: no cells, no closure)
-
     def _settled_unsent(self, then, k, mine, before, v):
+        """`then` (as _screen's partial of this) for an INVITE whose entry `mine` took the place of `before` (None, or
+        another INVITE's on the Call-ID `k` not answered) in `answered`: once its verdict `v` is acted on, if it was not
+        sent (rejected, or cancelled while judged; _forward stores where a sent one went) its entry leaves and
+        `before` is back. No dialog will exist for it, and a sibling on its Call-ID let through (a fork upstream, to
+        the same callee or another) keeps its own: a rejected sibling popped it, the call's 200 was then no answer
+        and its session refresh was judged as a new call, refused by the call's own count (found by the SIP counting
+        probe)."""
         try:
             then(v)
         finally:
