@@ -67,6 +67,7 @@ from .tcpreads import ReadBudget
 from .tcpwrites import WriteBudget
 from .transport import UdpEndpoint
 from .unreachable import Unreachable, Watch
+from .waiting import WaitingInvites
 
 log = logging.getLogger("telfilter.sip")
 INTERNAL_ERROR = "internal error"   # an INVITE's 500 (on_message): its verdict-log line's reason
@@ -79,8 +80,8 @@ DIALOG_KEY = os.urandom(16)     # the answered-call memory's digest key of a scr
 INVITES = 65_536                # forwarded INVITEs whose branch and destination their CANCEL and non-2xx ACK reuse
 
 
-class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBounds, Dialogs, Overload,
-                Unreachable, Draining, CallLog):
+class SipScreen(Proxying, Forwarding, Responses, Screening, WaitingInvites, Routing, TransportBounds, Dialogs,
+                Overload, Unreachable, Draining, CallLog):
     def __init__(self, pipeline, settings: SipSettings, verdict_log=None, clock=None, ticks=None):
         self.pipeline, self.s = pipeline, settings
         self.vlog = verdict_log
@@ -150,7 +151,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Routing, TransportBo
         self.carried, self.carried_until = None, 0.0
         self.ringing: dict = {}                             # INVITE transactions without a final yet (draining.py)
         # verdict key -> {branch digest: [msg, src, then, cancelled, since]}: INVITEs on a key being judged, with
-        # another branch, waiting for its verdict (screening._wait_for_judging), at most MAX_WAITING in all
+        # another branch, waiting for its verdict (waiting._wait_for_judging), at most MAX_WAITING in all
         self.waiting: dict = {}
         self.waiting_count = 0
         self.shares = SourceShares()                        # INVITEs per source address, for overload (shares.py)
