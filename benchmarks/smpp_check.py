@@ -1,6 +1,6 @@
 """The closed-loop acceptance check of issue 10, as an outside tester would run it, in one run.
 
-    python -m benchmarks.smpp_check [--seconds 40] [--campaign-share 0.4] [--edge 10] [--code DIR ...]
+    python -m benchmarks.smpp_check [--seconds 40] [--campaign-share 0.4] [--edge 10] [--code DIR ...] [--config DIR]
 
 Theory of operation: what the independent check measures, with nothing of ours in the loop
 but `telfilter serve`: the lean responder is the SMSC (benchmarks.smpp_peers, its own process),
@@ -16,7 +16,7 @@ answered), over the first and the last `--edge` seconds and their ratio (growth)
 per second, every submit_sm answered once (`unanswered`, `unexpected` both 0), and one verdict
 line per judged message (answers other than ESME_RTHROTTLED, which is answered unjudged).
 The proxy judges by its own clock: outside 07:00-22:00 Vietnam time every advertisement is
-dropped, so the printed local time says which policy the run saw. Prints one JSON object.
+dropped, so the printed local time (in --config's timezone when given) says which policy the run saw. Prints one JSON object.
 
 How this differs from the other SMPP benchmarks: `python -m benchmarks` (smpp step, full
 run) has the same closed loop (4 × 10, 40 s) with the mix's campaign share and a proxy whose
@@ -40,17 +40,17 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from .smpp_bench import THROTTLED, _free_port, _growth, _load, _per_msg, _wait_port
-from .util import checkout, positive, stop_all
+from .util import checkout, config_dir, positive, stop_all
 
 
-def _serve(code: str, tmp: Path, k: int, r_port: int):
+def _serve(code: str, tmp: Path, k: int, r_port: int, config: str | None = None):
     d = tmp / f"p{k}"
     subprocess.run(["cp", "-r", str(tmp / "seed"), str(d)], check=True)
     port = _free_port()
     p = subprocess.Popen([sys.executable, "-m", "benchmarks.proxy_runner", str(tmp / f"gc{k}.json"), "serve",
                           "--data-dir", str(d), "--smpp-listen", f"127.0.0.1:{port}", "--smsc", f"127.0.0.1:{r_port}",
                           "--esme-account", "bench:pw", "--sip-listen", "off", "--log", str(tmp / f"v{k}.jsonl"),
-                          "--ready-file", str(tmp / f"ready{k}")],
+                          "--ready-file", str(tmp / f"ready{k}")] + (["--config", config] if config else []),
                          cwd=code, env=dict(os.environ, PYTHONPATH=code), stderr=subprocess.DEVNULL)
     try:                             # (a SIGTERM while it loads, SystemExit here, stops it too)
         end = time.time() + 90
@@ -68,6 +68,12 @@ def _serve(code: str, tmp: Path, k: int, r_port: int):
 
 def _stop(p) -> None:
     stop_all([p])
+
+
+def _timezone(config: str | None) -> str:
+    """The [engine] timezone the proxy judges by: --config's, or the shipped one's."""
+    from engine.config import load_settings
+    return load_settings(config).timezone
 
 
 def growth_edge(seconds: float, edge: float | None) -> float | None:
@@ -89,6 +95,8 @@ def main(argv=None) -> int:
     ap.add_argument("--window", type=positive(), default=10)
     ap.add_argument("--rate-cap", type=positive(float), default=20_000, help="fresh messages generated: this × seconds")
     ap.add_argument("--dnc", type=positive(), default=1_000_000, help="DNC numbers seeded (default 1,000,000)")
+    ap.add_argument("--config", type=config_dir, metavar="DIR", help="the config directory every checkout serves with "
+                    "(default: each one's shipped config/), e.g. a copy with another [engine] timezone")
     ap.add_argument("--code", action="append", default=None, type=checkout,
                     help="a checkout whose engine serves (repeatable)")
     a = ap.parse_args(argv)
@@ -98,6 +106,11 @@ def main(argv=None) -> int:
     if edge is None:
         ap.error(f"--seconds {a.seconds:g} --edge {a.edge:g}: the first and the last --edge seconds overlap (the growth "
                  "would compare the same seconds): give --edge at most half of --seconds")
+    from engine.config import ConfigError
+    try:
+        tz = _timezone(a.config)
+    except ConfigError as e:
+        ap.error(f"--config: {e}")
     codes = [str(Path(c).resolve()) for c in (a.code or [os.getcwd()])]
     from .traffic import seed_data
     tmp = Path(tempfile.mkdtemp(prefix="tf-check-"))
@@ -107,12 +120,12 @@ def main(argv=None) -> int:
     r_port = _free_port()
     resp = subprocess.Popen([sys.executable, "-m", "benchmarks.smpp_peers", "responder", str(r_port)])
     out = {"seconds": a.seconds, "edge_s": edge, "binds": a.binds, "window": a.window, "campaign_share": a.campaign_share,
-           "proxy_local_time": datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%H:%M"), "runs": {}}
+           "proxy_local_time": datetime.now(ZoneInfo(tz)).strftime("%H:%M"), "runs": {}}
     try:
         if not _wait_port(r_port):
             raise RuntimeError("the responder did not start")
         for k, code in enumerate(codes):
-            p, port = _serve(code, tmp, k, r_port)
+            p, port = _serve(code, tmp, k, r_port, a.config)
             try:
                 r = _load(port, 0, a.seconds, {"proxy": p.pid}, 700 + k, sample, count=int(a.seconds * a.rate_cap),
                           campaign_share=a.campaign_share, timeout=a.seconds + 300)

@@ -1,6 +1,6 @@
 """Instructions (or Python calls) per submit_sm through the SMPP proxy: a deterministic measure.
 
-    python -m benchmarks.smpp_instr [--n 2000] [--tree DIR ...] [--callgrind | --profile] [--json FILE]
+    python -m benchmarks.smpp_instr [--n 2000] [--tree DIR ...] [--config DIR] [--callgrind | --profile] [--json FILE]
     python -m benchmarks.smpp_instr --diff A.json [B.json]     # per-function difference of --profile runs
 
 Theory of operation: CPU time per message (benchmarks.smpp_cpu) on a shared VM drifts by more than
@@ -33,7 +33,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .util import checkout, out_file, positive
+from .util import checkout, config_dir, out_file, positive
 
 _HERE = Path(__file__).resolve().parent.parent
 
@@ -44,6 +44,7 @@ import asyncio, gc, json, os, socket, struct, sys
 import uvloop
 pdu_file, warm, n, binds, window, direct, prof_out, data_dir = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), \
     int(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == "1", sys.argv[7], sys.argv[8]
+config_dir = sys.argv[9] or None
 HDR = struct.Struct(">IIII")
 with open(pdu_file, "rb") as f:
     data = f.read()
@@ -141,7 +142,7 @@ async def main():
         from engine.smpp_proxy.server import SmppProxy
         from engine.verdictlog import VerdictLog
         from engine.app import build
-        pipe = build(data_dir=data_dir)       # the parent's scratch dir: this process ends in os._exit
+        pipe = build(config_dir, data_dir)    # data: the parent's scratch dir, since this process ends in os._exit
         s = SmppSettings(smsc=[f"127.0.0.1:{port}"])
         a = account_from_arg("bench:pw"); s.accounts[a.system_id] = a
         p = SmppProxy(pipe, s, VerdictLog(open("/dev/null", "w")))
@@ -244,9 +245,13 @@ def run(tree: str, pdu_file: str, a, direct: bool = False) -> dict:
     # the data dir (the message-id log's files) and the profile: a scratch dir removed here, since the child
     # ends in os._exit; callgrind's dumps go to a directory of their own, kept for the one the row names
     with tempfile.TemporaryDirectory(prefix="smpp_instr_") as work:
+        if a.dnc:       # smpp_check's lists: its brandnames registered (their ads tagged and forwarded by day)
+            sys.path.insert(0, str(_HERE))
+            from benchmarks.traffic import seed_data
+            seed_data(Path(work) / "data", a.dnc)
         prof = f"{work}/prof.json" if a.profile else ""
         cmd = [sys.executable, "-c", _CHILD, pdu_file, str(a.warm), str(a.n), str(a.binds), str(a.window),
-               "1" if direct else "0", prof, f"{work}/data"]
+               "1" if direct else "0", prof, f"{work}/data", a.config or ""]
         out_dir = tempfile.mkdtemp(prefix="smpp_instr_cg_") if a.callgrind else ""
         if a.callgrind:
             cmd = ["valgrind", "--tool=callgrind", "--vgdb=no", f"--callgrind-out-file={out_dir}/cg.%p",
@@ -308,6 +313,10 @@ def main(argv=None) -> int:
     ap.add_argument("--window", type=positive(int), default=10)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--tree", action="append", type=checkout, help="checkout(s) to measure, in turn (default: this one)")
+    ap.add_argument("--config", type=config_dir, metavar="DIR", help="the proxy's config directory (default: each tree's "
+                    "shipped config/), e.g. a copy with another [engine] timezone to measure the day or the night policy")
+    ap.add_argument("--dnc", type=positive(int, zero=True), default=0, help="seed the lists as smpp_check does (its "
+                    "registry, blacklist and this many DNC numbers) rather than none (default 0: no lists)")
     ap.add_argument("--callgrind", action="store_true", help="instructions per message under valgrind's callgrind")
     ap.add_argument("--valgrind-arg", action="append", help="one more callgrind option, e.g. --cache-sim=yes")
     ap.add_argument("--profile", action="store_true", help="cProfile calls per message by function")

@@ -133,6 +133,15 @@ def checkout(s):
     return s
 
 
+def config_dir(s):
+    """An argparse type: a telfilter config directory (one holding telfilter.toml), made absolute (a benchmark's
+    child process runs in the checkout it measures, not where the option was typed)."""
+    from pathlib import Path
+    if not (Path(s) / "telfilter.toml").is_file():
+        raise argparse.ArgumentTypeError(f"not a config directory (no telfilter.toml in it): {s!r}")
+    return str(Path(s).resolve())
+
+
 def out_file(s):
     """An argparse type: a file the results will be written to, in a directory that exists and can be written
     (said before minutes of measuring, not as a traceback after them)."""

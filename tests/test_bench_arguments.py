@@ -22,6 +22,10 @@ BAD = [
     ("benchmarks.smpp_p99", "--code", "/nonexistent"), ("benchmarks.smpp_p99", "--pacing", "fast"),
     ("benchmarks.smpp_check", "--seconds", "0"), ("benchmarks.smpp_check", "--campaign-share", "2"),
     ("benchmarks.smpp_check", "--code", "/nonexistent"),
+    # --config DIR (the proxy's config, e.g. another timezone for the day or the night policy): a directory without
+    # telfilter.toml is refused before anything starts
+    ("benchmarks.smpp_check", "--config", "/nonexistent"), ("benchmarks.smpp_check", "--config", "benchmarks"),
+    ("benchmarks.smpp_instr", "--config", "/nonexistent"),
     ("benchmarks.rules_scale", "--sizes", "abc"), ("benchmarks.rules_scale", "--n", "-1"),
     ("benchmarks.traffic", "x"), ("benchmarks.traffic", "0"),
     ("engine.ml.bench", "--n", "0"), ("engine.ml.bench", "--model", "/nonexistent"),
@@ -120,3 +124,13 @@ def test_telfilter_bench_refuses_a_config_or_data_dir_it_would_not_use(opt, tmp_
     p = _run("engine.cli", "bench", "--quick", opt, str(tmp_path), "--out", "/proc/no/such/dir")
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
     assert f"{opt} is not used" in p.stderr, p.stderr
+
+
+def test_smpp_check_and_instr_take_a_config_dir(tmp_path):
+    # the timezone smpp_check prints its local time in is --config's (it judged by Vietnamese time whatever the
+    # config); smpp_instr's child builds its pipeline from the --config it is handed
+    from benchmarks import smpp_check, smpp_instr
+    (tmp_path / "telfilter.toml").write_text('[engine]\ntimezone = "America/New_York"\n')
+    assert smpp_check._timezone(str(tmp_path)) == "America/New_York"
+    assert smpp_check._timezone(None) == "Asia/Ho_Chi_Minh"
+    assert "build(config_dir, data_dir)" in smpp_instr._CHILD
