@@ -104,3 +104,16 @@ def test_find_and_slot_agree_through_growth_and_eviction():
             dumps.append((res, t.dump(), t.memory_bytes()))
             assert t.rebuilds >= 3 and len(t) == 3000          # grown, and at the bound
     assert dumps[0] == dumps[1]
+
+
+def test_compiled_key_hash_is_keyhash_key_hash():
+    # counters_at.py hashes an ad's advertiser-recipient key with the compiled twin when built: a row of a count at
+    # delivery written by one is found by the other (snapshots, journals, a shared store read back elsewhere)
+    from engine.rules import keyhash
+    keys = [("o:shop abc", 84912345678), ("o:" + "x" * 300, 0), ("o:chữ", 84912000001), ("a", "b", 3), (1, 2),
+            0, 1, -1, 2 ** 64 + 5, "SHOPABC", b"raw", None, True, (), ("t",) * 9, (("nested", 1), 2), 7.0]
+    keyhash._STR_HASHES.clear()             # strings not in the digest cache yet, then cached
+    for k in keys + keys:
+        assert slots._FAST.key_hash(k) == key_hash(k), k
+    with pytest.raises(TypeError):
+        slots._FAST.key_hash(1.5)

@@ -21,6 +21,7 @@
  *   share(table, sender, recipient, now, window) -> (n, share)   RecipientHistory.share
  *   hadd(table, sender, recipient, now, window)                  RecipientHistory.add
  *   find(table, h) / slot(table, h, now) -> row                  SlotTable.find / slot
+ *   key_hash(key) -> int                                         keyhash.key_hash
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -153,6 +154,15 @@ static inline Py_ssize_t bisect16(const uint16_t *a, long long x, Py_ssize_t lo,
 
 #include "_slothistory.h"
 
+/* keyhash.key_hash(key): its compiled twin, for the Python paths that hash a key themselves (counters_at.py:
+   an ad's count at delivery), the same value by construction (key_hash above, its fallback that function) */
+static PyObject *f_key_hash(PyObject *self, PyObject *key)
+{
+    uint64_t h;
+    if (key_hash(key, &h) < 0) return NULL;
+    return PyLong_FromUnsignedLongLong(h);
+}
+
 /* ------------------------------------------------------------------ the table's own calls */
 
 static PyObject *f_find(PyObject *self, PyObject *const *a, Py_ssize_t n)
@@ -194,6 +204,7 @@ static PyMethodDef methods[] = {
     {"hadd", (PyCFunction)(void (*)(void))f_hadd, METH_FASTCALL, NULL},
     {"find", (PyCFunction)(void (*)(void))f_find, METH_FASTCALL, NULL},
     {"slot", (PyCFunction)(void (*)(void))f_slot, METH_FASTCALL, NULL},
+    {"key_hash", f_key_hash, METH_O, NULL},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_slotsfast", NULL, -1, methods};
