@@ -30,6 +30,7 @@ from .smsc_link import LATE
 log = logging.getLogger("telfilter.smpp")
 
 _GENERIC_NACK = C.GENERIC_NACK
+_SUBMIT_MULTI_RESP = C.SUBMIT_MULTI | 0x80000000
 _perf_counter = time.perf_counter
 
 
@@ -122,7 +123,10 @@ class ForwardPath:
         def on_resp(resp, status):
             # the one closure a forwarded message costs: the SMSC link's window holds it until
             # the resp (or a timeout, a lost link, the drain) calls it, exactly once
-            if refund is not None:
+            # (Refund.answered has nothing to do for no answer or for the resp of status 0 to the PDU, the common
+            # answer, and is not called for them; a submit_multi_resp of status 0 may list unsuccessful destinations)
+            if refund is not None and resp is not None and (resp.command_status or resp.command_id == _SUBMIT_MULTI_RESP
+                                                            or resp.command_id != pdu.command_id | 0x80000000):
                 refund.answered(self, resp, pdu.command_id)
             if status == LATE:
                 return self._late_response(acct, link, resp, pdu, part, refund, nums)
