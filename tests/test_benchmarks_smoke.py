@@ -77,7 +77,8 @@ def test_smpp_instr_runs_the_proxy_in_process_and_counts_every_answer(own_tempdi
     from types import SimpleNamespace
     from pathlib import Path
     from benchmarks.smpp_instr import _pdu_file, run
-    a = SimpleNamespace(n=60, warm=20, binds=2, window=4, profile=True, callgrind=False, valgrind_arg=None)
+    a = SimpleNamespace(n=60, warm=20, binds=2, window=4, profile=True, callgrind=False, valgrind_arg=None, dnc=0,
+                        config=None)
     f = _pdu_file(a.warm + a.n, 11)
     try:
         row = run(str(Path(__file__).resolve().parent.parent), f, a)
