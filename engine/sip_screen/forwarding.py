@@ -42,6 +42,7 @@ from .recent import dialog_digest, digest
 from .responses import _to_tag_of, same_host  # noqa: F401  (re-exported: the old home, tests import them from here)
 from .responses import tx_of
 from .screening import Decision
+from .settings import LOCAL_NAMES
 from .tcp import INVITE_WAIT_MAX, WRITE_MAX, TcpConnection
 from .unreachable import STALE_SEND_ERRORS
 
@@ -101,8 +102,7 @@ class Forwarding:
                     k = dialog_digest(self.dialog_key, msg.first_values().get("call-id") or "")
                 ent = self.answered.get(k)
                 if ent is not None and ent[1] is None:     # (not answered: it stays in the tier forgotten first)
-                    # (_resolve's answer without its frame)
-                    self.answered.put_low(k, (ent[0], None, ent[2], "127.0.0.1" if host == "localhost" else host,
+                    self.answered.put_low(k, (ent[0], None, ent[2], LOCAL_NAMES.get(host, host),
                                               *ent[4:5]))
         now = time.monotonic()                          # (one read: the memories below note the same time)
         if msg.method == "INVITE":
@@ -275,9 +275,7 @@ class Forwarding:
 
     @staticmethod
     def _resolve(host):
-        if host == "localhost":
-            return "127.0.0.1"
-        return host            # no DNS on the hot path: names must be configured as addresses
+        return LOCAL_NAMES.get(host, host)      # no DNS on the hot path: names must be configured as addresses
 
     def _canonical(self, host: str) -> str:
         """`host` as one text per address, the key of TCP connections and of the outbound caps (bounds.py): an
@@ -299,8 +297,8 @@ class Forwarding:
     def _send(self, data: bytes, dest, transport="UDP", on_fail=None):
         # over TCP one text per address (the connection and cap keys); over UDP the text as given (a dual-stack
         # socket sends to an IPv4-mapped address, not to the IPv4 one)
-        host = dest[0]                                  # (_resolve's answer over UDP without its frame)
-        host = self._canonical(host) if transport == "TCP" else "127.0.0.1" if host == "localhost" else host
+        host = dest[0]
+        host = self._canonical(host) if transport == "TCP" else LOCAL_NAMES.get(host, host)
         if not (self.permit_cache.get(host) or self._permitted(host)):    # (a peer known permitted: no frame)
             self.stats["not_permitted"] += 1
             self._warn("permit", "not sending to %s: outside the permitted networks", addr_text(*dest[:2]))
@@ -355,13 +353,8 @@ class Forwarding:
             elif on_fail:
                 on_fail("too many messages waiting for the TCP connection")
             return
-        try:                                            # (_udp_send without its frame)
-            try:
-                self.udp.sendto(data, (host, dest[1]))
-            except OSError as e:
-                if e.errno not in STALE_SEND_ERRORS:
-                    raise
-                self.udp.sendto(data, (host, dest[1]))
+        try:
+            self._udp_send(data, (host, dest[1]))
         except OSError as e:
             if on_fail:
                 on_fail(f"UDP send failed: {e}")

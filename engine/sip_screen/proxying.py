@@ -102,7 +102,7 @@ class Proxying:
             key = ack_key(vias[0].params["branch"], call_id)
             went = self.invites.d.get(key)                  # (Recent.get without its two calls: no ttl here)
             if went is not None and msg.method == "INVITE" and went[1][0] != branch:
-                # the INVITE of another transaction on that branch (a new CSeq: screening._branch_of): a call of
+                # the INVITE of another transaction on that branch (a new CSeq: screening._call_keys): a call of
                 # its own, sent as one (with the first call's branch, the next hop took it for a retransmission)
                 went = None
             if went is not None:

@@ -60,26 +60,22 @@ CANCELLED_JUDGED = "cancelled while judged"
 DRAINING = Decision(Action.DROP, 503, (), (), 0.0)      # not judged: serve is stopping (draining.py; known by identity)
 
 
-def _verdict_key(msg, first, called, n=None, tag=None) -> int:
-    """The key a call's verdict is kept under: its Call-ID, From tag, the whole From value (a copy of the call has
-    it byte for byte, RFC 3261 §8.1.3.5, §22.2: another caller on the same Call-ID and tag gets no verdict of
-    someone else's) and the number called (a redirect or a fork to another callee on the same Call-ID and tag is a
-    call of its own: one such INVITE to a DNC number was let through on the first callee's verdict).
-    `n`: normalise_number(called), `tag`: the From tag (msg.tag_in), when the caller has them."""
-    frm, n = first.get("from") or "", normalise_number(called) if n is None else n
-    return digest(first.get("call-id") or "", msg.tag_in(frm) if tag is None else tag, frm,
-                  called if n is None else str(n))
-
-
-def _branch_of(msg) -> int:
-    """The top Via's branch (its whole value without one) and the CSeq number, as a fixed-size digest: the verdict
-    memory stays bounded in bytes whatever a peer writes there. A retransmission repeats both (RFC 3261 §17.1.1.2),
-    and so does the INVITE's CANCEL (§9.1); an INVITE with the branch of a judged call and a new CSeq number is
-    another request (§8.1.1.7: a new branch), no copy (an advertiser's second call to a callee reusing its first
-    call's branch went out on that call's verdict, uncounted)."""
-    top = msg.vias[0]
-    cseq = (msg.first_values().get("cseq") or "").split(None, 1)
-    return digest(top.params.get("branch") or top.raw, cseq[0] if cseq else "")
+def _call_keys(msg, first, called, n, tag) -> tuple[int, int]:
+    """A call's two keys, fixed-size digests (the verdict memory stays bounded in bytes whatever a peer writes).
+    The verdict key: its Call-ID, From tag, the whole From value (a copy of the call has it byte for byte, RFC 3261
+    §8.1.3.5, §22.2: another caller on the same Call-ID and tag gets no verdict of someone else's) and the number
+    called (a redirect or a fork to another callee on the same Call-ID and tag is a call of its own: one such INVITE
+    to a DNC number was let through on the first callee's verdict). The branch: the top Via's branch (its whole
+    value without one) and the CSeq number. A retransmission repeats both (RFC 3261 §17.1.1.2), and so does the
+    INVITE's CANCEL (§9.1); an INVITE with the branch of a judged call and a new CSeq number is another request
+    (§8.1.1.7: a new branch), no copy (an advertiser's second call to a callee reusing its first call's branch went
+    out on that call's verdict, uncounted). `first`: msg.first_values(); `n`: normalise_number(called) (None: not a
+    number); `tag`: the From tag (msg.tag_in), None to read it here."""
+    frm = first.get("from") or ""
+    key = digest(first.get("call-id") or "", msg.tag_in(frm) if tag is None else tag, frm,
+                 called if n is None else str(n))
+    top, cseq = msg.vias[0], (first.get("cseq") or "").split(None, 1)
+    return key, digest(top.params.get("branch") or top.raw, cseq[0] if cseq else "")
 
 
 class Screening:
@@ -104,14 +100,9 @@ class Screening:
         if not called:
             called = _callee(msg, first)
         called_n = normalise_number(called)
-        frm = first.get("from") or ""
         if tag is None:                                 # (once: the key's and _screen's)
-            tag = msg.tag_in(frm)
-        # _verdict_key's and _branch_of's digests, without their two frames and two reads of `first`
-        call_id = first.get("call-id") or ""
-        key = digest(call_id, tag, frm, called if called_n is None else str(called_n))
-        top, cseq = msg.vias[0], (first.get("cseq") or "").split(None, 1)
-        branch = digest(top.params.get("branch") or top.raw, cseq[0] if cseq else "")
+            tag = msg.tag_in(first.get("from") or "")
+        key, branch = _call_keys(msg, first, called, called_n, tag)
         now = time.monotonic()
         tx = msg.tx = digest(key, branch)               # (a forward that fails keeps our 503 there: forwarding.py)
         done = self.transactions.get(tx, now)
@@ -138,6 +129,7 @@ class Screening:
             # (the same branch as the call judged, RETRANSMISSIONS after it -- `transactions` forgot it --, is no
             # copy: an advertiser sending its answered, ended call's INVITE again byte for byte rang the callee
             # again for 3 minutes, the next hop long done with that transaction, without meeting the caps)
+            call_id = first.get("call-id") or ""
             retry = retry_key = self.retries.pop(digest(call_id))
             if retry is not None:
                 # only when tried again as the caller it was judged as (the retry of a plain number's challenged

@@ -76,6 +76,11 @@ def hostport(s: str, default_port=5060):
     return host.strip("[]"), int(port)
 
 
+# the one name a host may be written as (no DNS on the call path: names must be configured as addresses); read as
+# LOCAL_NAMES.get(host, host) wherever an address is needed
+LOCAL_NAMES = {"localhost": "127.0.0.1"}
+
+
 def parse_next_hop(s: str):
     """'host:port[;transport=udp|tcp]' -> (host, port, TRANSPORT)."""
     hp, _, params = s.partition(";")
@@ -92,7 +97,7 @@ def parse_next_hop(s: str):
         raise ValueError(f"next hop {s!r}: the port must be a number (host:port)") from None
     if not host or not 0 < port < 65536:
         raise ValueError(f"next hop {s!r}: expected host:port[;transport=udp|tcp]")
-    if host != "localhost":
+    if host not in LOCAL_NAMES:
         try:
             ipaddress.ip_address(host)
         except ValueError:
@@ -105,7 +110,7 @@ def next_hop_outside(next_hop: str, networks) -> str | None:
     """Why a next hop (parsed by parse_next_hop) could never be sent to: outside `networks` (allow_networks),
     so every call would be answered 503; None when it can."""
     host = parse_next_hop(next_hop)[0]
-    ip = ipaddress.ip_address("127.0.0.1" if host == "localhost" else host)
+    ip = ipaddress.ip_address(LOCAL_NAMES.get(host, host))
     if getattr(ip, "ipv4_mapped", None) is not None:
         return f"next hop {next_hop!r} is an IPv4-mapped address: write the IPv4 address ({ip.ipv4_mapped})"
     n, v = int(ip), ip.version
@@ -124,7 +129,7 @@ def udp_family_mismatch(listen: str, next_hop: str) -> str | None:
         return None
     fam = []
     for h in (hostport(listen)[0], host):
-        h = "127.0.0.1" if h == "localhost" else h or "0.0.0.0"
+        h = LOCAL_NAMES.get(h, h) or "0.0.0.0"
         try:
             fam.append(ipaddress.ip_address(h).version)
         except ValueError:

@@ -1,15 +1,15 @@
-"""Mixed into SipScreen: an INVITE on a call key (screening._verdict_key) that is still being judged, with another top
+"""Mixed into SipScreen: an INVITE on a call key (screening._call_keys) that is still being judged, with another top
 Via branch, waits for that verdict (bounded in number and time, never left unanswered); a CANCEL of an INVITE still
 being judged or waiting is noted for its answer (487)."""
 from __future__ import annotations
 
 import time
 
+from ..numbers import normalise_number
 from .identity import _callee
-from .recent import digest
 from . import screening       # (its MAX_WAIT and MAX_WAITING read when used: the one place they are set)
-from .screening import (BUSY, CANCELLED, CANCELLED_WAITING, PENDING, TOO_MANY_WAITING, WAITED_TOO_LONG, _branch_of,
-                        _verdict_key)
+from .screening import (BUSY, CANCELLED, CANCELLED_WAITING, PENDING, TOO_MANY_WAITING, WAITED_TOO_LONG,
+                        _call_keys)
 
 
 class WaitingInvites:
@@ -24,7 +24,7 @@ class WaitingInvites:
         return list(waiting.values())
 
     def _wait_for_judging(self, key, branch, msg, src, then, cancelled=False, since=None):
-        """An INVITE on a key (_verdict_key) whose call is being judged, with another top Via branch: kept until that
+        """An INVITE on a key (_call_keys) whose call is being judged, with another top Via branch: kept until that
         verdict comes (a retransmission of it while it waits is dropped), at most MAX_WAITING of all calls
         together; beyond that answered 503 with a Retry-After (RFC 3261 §21.5.4), never left unanswered. `cancelled`:
         a CANCEL of it came already (it waited before, behind a call on the key that is now judged in turn); `since`:
@@ -55,9 +55,7 @@ class WaitingInvites:
         The 487 is its transaction's (`transactions`): its retransmission (the 487 lost) gets it again, not judged as a
         new call that rang for a caller gone; one answered 503 is judged (room may have come)."""
         if w[3]:
-            msg, first = w[0], w[0].first_values()
-            tx = digest(_verdict_key(msg, first, _callee(msg, first)), _branch_of(msg))
-            self.transactions.put(tx, CANCELLED, time.monotonic())
+            self.transactions.put(w[0].tx, CANCELLED, time.monotonic())     # (its transaction: _screen_once)
             self._refusal_logged(w[0], w[1], 487, CANCELLED_WAITING)
             return w[2](CANCELLED, False)
         self._refusal_logged(w[0], w[1], 503, reason)
@@ -68,7 +66,8 @@ class WaitingInvites:
         its verdict entry (the INVITE, once judged, is answered 487: `judged` in _screen_once). False when its
         INVITE is not being judged (same Call-ID, From, callee and top Via branch, RFC 3261 §9.1)."""
         first = msg.first_values()
-        key, branch = _verdict_key(msg, first, _callee(msg, first)), _branch_of(msg)
+        called = _callee(msg, first)
+        key, branch = _call_keys(msg, first, called, normalise_number(called), None)
         ent = self.verdicts.get(key)
         if ent is None or ent[0] is not PENDING:
             return False
