@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .cli import _skipped, serving_scorer
-from .data import file_digests, say_trained_on, trained_on
+from .provenance import file_digests, say_trained_on, trained_on
 from .model import ModelError, load_scorer
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import DataError, read_all, say_trained_on, trained_on
+from .data import DataError, read_all
+from .provenance import say_trained_on, trained_on
 from .model import ModelError, default_model_dir, load_scorer
 from .thresholds import shown
 
