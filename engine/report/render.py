@@ -14,7 +14,8 @@ import subprocess
 from pathlib import Path
 
 from ..csvcell import row, writer as csv_writer
-from .aggregate import ACTIONS, CHANNELS, REPORT_KINDS, VIOLATIONS
+from .aggregate import ACTIONS, CHANNELS, REPORT_KINDS
+from .hits import VIOLATIONS
 
 
 def tables(agg, summary: dict) -> dict[str, tuple[list, list]]:
