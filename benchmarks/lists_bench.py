@@ -4,6 +4,7 @@ Each measurement runs in its own process so RSS is that of the structure alone:
     python -m benchmarks.lists_bench build N DIR      build N numbers, save the DNC snapshot in DIR
     python -m benchmarks.lists_bench load DIR         load it through ListStore, measure
     python -m benchmarks.lists_bench pyset N          the baseline
+    python -m benchmarks.lists_bench counters N       the pack's counter state after N distinct recipients
 """
 from __future__ import annotations
 
@@ -87,7 +88,31 @@ def main(argv):
         print(json.dumps({"rss_mb": r1 - r0, "build_s": build_s, "lookup_us": us}))
 
 
+def _usage_error(argv) -> str | None:
+    """What is wrong with the arguments, before anything is built (an unknown mode printed nothing and exited 0; a
+    missing or non-numeric count was a traceback)."""
+    forms = {"build": ("N", "DIR"), "load": ("DIR",), "pyset": ("N",), "counters": ("N",)}
+    if not argv or argv[0] not in forms:
+        return f"a mode is needed: one of {', '.join(forms)}"
+    if len(argv) != 1 + len(forms[argv[0]]):
+        return f"{argv[0]} takes {' '.join(forms[argv[0]])}"
+    for what, v in zip(forms[argv[0]], argv[1:]):
+        if what == "N" and not (v.isdigit() and int(v) > 0):
+            return f"N must be a count above 0: {v!r}"
+    if argv[0] == "load" and not (Path(argv[1]) / "sample.npy").is_file():
+        return f"{argv[1]!r} holds no list built by `build N DIR` (no sample.npy)"
+    return None
+
+
 if __name__ == "__main__":
     from .util import exit_on_sigterm
+    usage = "usage:\n" + "\n".join(ln for ln in __doc__.splitlines() if ln.startswith("    python -m"))
+    if sys.argv[1:2] in (["-h"], ["--help"]):
+        print(usage)
+        sys.exit(0)
+    if (why := _usage_error(sys.argv[1:])) is not None:
+        print(usage, file=sys.stderr)
+        print(f"python -m benchmarks.lists_bench: error: {why}", file=sys.stderr)
+        sys.exit(2)
     exit_on_sigterm()       # its TemporaryDirectory is removed on SIGTERM (timeout(1), util.child) too
     main(sys.argv[1:])

@@ -53,6 +53,11 @@ BAD = [
     ("engine.sip_screen.cpubench", "--per-type", "--interleave", "-1"),     # ValueError: negative count
     # smpp_check: a first and a last --edge seconds that overlap gave a growth of the same seconds (1.0 at --seconds 3)
     ("benchmarks.smpp_check", "--seconds", "10", "--edge", "6"),
+    # lists_bench (the suite's lists step, one measurement a process): a mode it does not know printed nothing and
+    # exited 0; no mode, a missing count or a count that is no number ended in a traceback
+    ("benchmarks.lists_bench",), ("benchmarks.lists_bench", "bogus"), ("benchmarks.lists_bench", "build"),
+    ("benchmarks.lists_bench", "pyset", "abc"), ("benchmarks.lists_bench", "counters", "0"),
+    ("benchmarks.lists_bench", "load", "/nonexistent"),
 ]
 
 
@@ -70,7 +75,7 @@ def test_a_bad_argument_is_refused_with_a_clear_error(args):
                                  "benchmarks.rules_scale", "benchmarks.traffic", "benchmarks.capacity", "benchmarks.lists_reload_bench",
                                  "benchmarks.sip_flood", "benchmarks.smpp_flood", "engine.ml.bench", "engine.sip_screen.cpubench",
                                  "benchmarks.soak", "benchmarks.state_bench", "benchmarks.smpp_instr",
-                                 "engine.sip_screen.instrbench"])
+                                 "engine.sip_screen.instrbench", "benchmarks.lists_bench"])
 def test_help_answers(mod):
     p = _run(mod, "--help")
     assert p.returncode == 0 and "usage:" in p.stdout and "Traceback" not in p.stderr, p.stderr
