@@ -109,6 +109,14 @@ def _plots(out: Path, res) -> list[str]:
     return made
 
 
+# the classes of benchmarks.traffic's mix, which the pipeline stage and the long run both judge
+MIX_LEGEND = ("p2p = person-to-person texts from plain numbers (word-bigram chain over the shipped ham, and Vietnamese "
+              "clauses); p2p_ucs2 = Vietnamese with diacritics; ad = registered QC brandnames, labelled, with opt-out; "
+              "ad_dnc = the same to DNC numbers; cskh = OTP/balance/bill from CSKH brandnames; campaign = spam "
+              "templates (names, numbers, amounts varied) each sent from 15-300 plain-number senders, a new campaign "
+              "replacing each finished one; phish = links under a blacklisted domain.")
+
+
 def _f(v, nd=1):
     return "–" if v is None else (f"{v:,.{nd}f}" if isinstance(v, float) else f"{v:,}")
 
@@ -198,13 +206,10 @@ def write_report(out: Path, res) -> None:
             L.append(f"| {k} | {_f(v['p50'])} | {_f(v['p99'])} | {_f(v['p99.9'])} | {_f(v['mean'])} |")
         L += ["", f"ML baseline: scikit-learn's own single-message predict_proba of the same model: "
                   f"{_f(p['ml_sklearn_us_per_msg'])} µs (ours on 160-char texts: {_f(p['ml_us_per_msg_160'])} µs).", "",
-              "### The traffic mix of this stage (benchmarks.gen)", "", "| class | share | verdicts |", "|---|---|---|"]
+              "### The traffic mix of this stage (benchmarks.traffic)", "", "| class | share | verdicts |", "|---|---|---|"]
         for k, share in p["mix_shares"].items():
             L.append(f"| {k} | {share:.0%} | {', '.join(f'{a} {n}' for a, n in sorted(p['verdicts_by_mix'].get(k, {}).items()))} |")
-        L += ["", "p2p = person-to-person from plain numbers; ad = registered QC brandname (20% sent at night, "
-                  "30% to DNC numbers); spam = known spam texts from plain numbers; phish = links to a blacklisted domain; "
-                  "cskh = bank OTP/balance from a CSKH brandname; mo = 5656 commands; ucs2_long = Vietnamese UCS2 texts "
-                  "longer than one SMS (one template: SHARED_TEMPLATE tags it once many senders use it, as it should)."]
+        L += ["", MIX_LEGEND]
     l = res.get("lists")
     if l:
         L += ["", "## 2. Lists", "", "| structure | numbers | RSS MB | snapshot MB | load s | lookup µs |", "|---|---|---|---|---|---|"]
@@ -241,11 +246,7 @@ def write_report(out: Path, res) -> None:
             h = lr["hits_by_mix"].get(k, {})
             L.append(f"| {k} | {share:.0%} | {', '.join(f'{a} {n:,}' for a, n in sorted(v.items()))} | "
                      f"{', '.join(f'{a} {n:,}' for a, n in h.items()) or '–'} |")
-        L += ["", "p2p = person-to-person texts from plain numbers (word-bigram chain over the shipped ham, and Vietnamese "
-                  "clauses); p2p_ucs2 = Vietnamese with diacritics; ad = registered QC brandnames, labelled, with opt-out; "
-                  "ad_dnc = the same to DNC numbers; cskh = OTP/balance/bill from CSKH brandnames; campaign = spam "
-                  "templates (names, numbers, amounts varied) each sent from 15-300 plain-number senders, a new campaign "
-                  "replacing each finished one; phish = links under a blacklisted domain."]
+        L += ["", MIX_LEGEND]
     ck = res.get("counter_keys")
     if ck:
         L += ["", f"Counter state per advertiser-recipient key (AD_FREQUENCY_CAP, {ck['keys']:,} keys, one message each): "
