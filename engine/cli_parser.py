@@ -7,13 +7,14 @@ import argparse
 from .cli_types import _at_least_one, _reload_part, _seconds, rate, seed
 
 
-def _common(p: argparse.ArgumentParser, top=False):
+def _common(p: argparse.ArgumentParser, top=False, unused=None):
+    """--config, --data-dir and -v; `unused`: why a command refuses the first two (said in its --help)."""
     d = None if top else argparse.SUPPRESS
     p.add_argument("--config", metavar="DIR", default=d,
-                   help="config directory (default: the shipped config/)")
+                   help=unused or "config directory (default: the shipped config/)")
     p.add_argument("--data-dir", metavar="DIR", default=d,
-                   help="list snapshots and reports (default: $TELFILTER_DATA_DIR, else $XDG_DATA_HOME/telfilter, "
-                        "~/.local/share/telfilter when that is unset, which "
+                   help=unused or "list snapshots and reports (default: $TELFILTER_DATA_DIR, else "
+                        "$XDG_DATA_HOME/telfilter, ~/.local/share/telfilter when that is unset, which "
                         "the first CLI use other than serve seeds with the sample lists; a directory you name is never seeded)")
     p.add_argument("-v", "--verbose", action="store_true", default=False if top else argparse.SUPPRESS,
                    help="log more")
@@ -30,9 +31,9 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def _sub(subs, name, help, **kw):
+def _sub(subs, name, help, unused=None, **kw):
     p = subs.add_parser(name, help=help, description=help, **kw)
-    _common(p)
+    _common(p, unused=unused)
     return p
 
 
@@ -295,7 +296,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-data", action="store_true", help="keep the demo's temporary data dir (the demo always "
                    "runs on a temporary data dir seeded with the sample lists; --data-dir is not used)")
 
-    p = _sub(subs, "bench", "run the capacity-planning benchmark suite (python -m benchmarks)")
+    p = _sub(subs, "bench", "run the capacity-planning benchmark suite (python -m benchmarks)",
+             unused="refused (exit 2): bench measures the shipped config/ on data it makes for each run")
     p.add_argument("--quick", action="store_true", help="the ~2-minute run (smaller loads, fewer repeats); without "
                    "it the full run, ≤ 20 minutes, which installs Kamailio with apt-get when it is missing "
                    "(redis-server too, either run)")

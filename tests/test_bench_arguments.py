@@ -131,6 +131,17 @@ def test_telfilter_bench_refuses_a_config_or_data_dir_it_would_not_use(opt, tmp_
     assert f"{opt} is not used" in p.stderr, p.stderr
 
 
+def test_telfilter_bench_help_says_config_and_data_dir_are_refused():
+    # `telfilter bench --help` offered "--config DIR  config directory (default: the shipped config/)" and the
+    # data-dir's seeding, options bench then refuses
+    p = _run("engine.cli", "bench", "--help")
+    assert p.returncode == 0, p.stderr
+    text = " ".join(p.stdout.split("options:", 1)[1].split())
+    for opt in ("--config DIR", "--data-dir DIR"):
+        said = text.split(opt, 1)[1].split(" --", 1)[0]
+        assert "refused" in said and "shipped config/" in said, (opt, said)
+
+
 def test_smpp_check_and_instr_take_a_config_dir(tmp_path):
     # the timezone smpp_check prints its local time in is --config's (it judged by Vietnamese time whatever the
     # config); smpp_instr's child builds its pipeline from the --config it is handed
