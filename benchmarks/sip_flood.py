@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 
 FLOOD = r"""
-import socket, sys, time
+import signal, socket, sys, time
+signal.signal(signal.SIGINT, signal.SIG_DFL)   # Ctrl-C (the whole group): no traceback; the tool says it
 port, seconds, me = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("127.0.0.2", me))
@@ -45,7 +46,8 @@ print(n)
 """
 
 CALLER = r"""
-import socket, sys, time
+import signal, socket, sys, time
+signal.signal(signal.SIGINT, signal.SIG_DFL)   # Ctrl-C (the whole group): no traceback; the tool says it
 port, seconds, rate, me = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("127.0.0.3", me))
@@ -62,7 +64,8 @@ print(n)
 """
 
 SINK = r"""
-import socket, sys, time
+import signal, socket, sys, time
+signal.signal(signal.SIGINT, signal.SIG_DFL)   # Ctrl-C (the whole group): no traceback; the tool says it
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("127.0.0.1", int(sys.argv[2])))
 s.settimeout(0.5)
