@@ -42,8 +42,8 @@ def _free_sip_port():
 def _sipp_uac(tmp, name, target_port, uas_port, sf, caller, rate, calls, extra=()):
     d = tmp / name
     d.mkdir(exist_ok=True)
-    cmd = ["sipp", f"127.0.0.1:{uas_port}", "-sf", str(SC / sf), "-i", "127.0.0.1", "-p", str(_free_udp()),
-           "-rsa", f"127.0.0.1:{target_port}", "-m", str(calls), "-r", str(rate), "-l", str(max(50, rate)),
+    cmd = ["sipp", f"127.0.0.1:{uas_port}", "-sf", str(SC / sf), "-i", "127.0.0.1", "-ci", "127.0.0.1",
+           "-p", str(_free_udp()), "-rsa", f"127.0.0.1:{target_port}", "-m", str(calls), "-r", str(rate), "-l", str(max(50, rate)),
            "-s", "0912345678", "-key", "caller", caller, "-timeout", "60s", "-nostdin",
            "-trace_stat", "-stf", str(d / "stat.csv"), "-fd", "1", "-trace_rtt", "-rtt_freq", "1",
            "-recv_timeout", "5s", *extra]
@@ -155,7 +155,7 @@ def _one(tmp, rate, seconds, mode, server="screen", kam_bin=None):
     d = tmp / f"{server}_{mode}_{rate}"
     d.mkdir(parents=True, exist_ok=True)
     n_allowed = calls if mode == "allowed" else calls // 2
-    uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port),
+    uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", "127.0.0.1", "-ci", "127.0.0.1", "-p", str(uas_port),
                             "-timeout", f"{int(seconds + 40)}s", "-nostdin", "-m", str(n_allowed)],
                            cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # every process of the element (Kamailio forks its workers), in ns (schedstat), and in 10-ms ticks as a check

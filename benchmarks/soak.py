@@ -130,11 +130,12 @@ async def _run(a) -> dict:
         calls = int(a.cps * seconds)
         sipd = a.out / "sipp"
         sipd.mkdir(exist_ok=True)
-        uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", "127.0.0.1", "-p", str(ports["uas"]),
+        uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", "127.0.0.1", "-ci", "127.0.0.1",
+                                "-p", str(ports["uas"]),
                                 "-timeout", f"{int(seconds + 60)}s", "-nostdin", "-m", str(calls)],
                                cwd=sipd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         uac = subprocess.Popen(["sipp", f"127.0.0.1:{ports['uas']}", "-sf", str(SC / "uac_call.xml"), "-i",
-                                "127.0.0.1", "-p", str(ports["uac"]), "-rsa", f"127.0.0.1:{ports['sip']}", "-m",
+                                "127.0.0.1", "-ci", "127.0.0.1", "-p", str(ports["uac"]), "-rsa", f"127.0.0.1:{ports['sip']}", "-m",
                                 str(calls), "-r", str(a.cps), "-l", str(max(50, a.cps * 5)), "-s", "0912345678",
                                 "-key", "caller", "0901234567", "-timeout", f"{int(seconds + 60)}s", "-nostdin",
                                 "-trace_stat", "-stf", str(sipd / "stat.csv"), "-fd", "10", "-recv_timeout", "5s"],

@@ -55,10 +55,10 @@ def capture_call(h, uas_port: int, cwd: Path, peer: str = "127.0.0.1") -> tuple[
         got.append((data, addr))
         return real(data, addr)
     h.screen.on_datagram = tap
-    uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", peer, "-p", str(uas_port), "-m", "1",
+    uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", peer, "-ci", peer, "-p", str(uas_port), "-m", "1",
                             "-timeout", "20s", "-nostdin"], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     subprocess.run(["sipp", f"{ref}:{uas_port}", "-sf", str(SC / "uac_call.xml"), "-i", peer,
-                    "-p", str(free_udp(peer)), "-rsa", f"{ref}:{h.port}", "-m", "1", "-s", "0912345678",
+                    "-ci", peer, "-p", str(free_udp(peer)), "-rsa", f"{ref}:{h.port}", "-m", "1", "-s", "0912345678",
                     "-key", "caller", "0901234567", "-timeout", "20s", "-nostdin"],
                    cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
     uas.wait(25)

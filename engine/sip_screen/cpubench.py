@@ -149,7 +149,7 @@ def _one(target: str, rate: int, seconds: float, tmp: Path, listen: str = "127.0
             time.sleep(0.05)
         if not ready.exists():
             return {"error": f"{target} did not start"}
-        uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", peer, "-p", str(uas_port),
+        uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", peer, "-ci", peer, "-p", str(uas_port),
                                 "-m", str(calls), "-timeout", f"{int(seconds + 30)}s", "-nostdin"],
                                cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.3)
@@ -157,7 +157,7 @@ def _one(target: str, rate: int, seconds: float, tmp: Path, listen: str = "127.0
             return {"error": f"{target} exited at start (status {srv.returncode}); see {d}"}
         c0, t0 = tree_cpu(srv.pid), time.perf_counter()
         uac = subprocess.Popen(["sipp", f"{ref}:{uas_port}", "-sf", str(SC / "uac_call.xml"), "-i", peer,
-                                "-p", str(free_udp(peer)), "-rsa", f"{ref}:{port}", "-m", str(calls),
+                                "-ci", peer, "-p", str(free_udp(peer)), "-rsa", f"{ref}:{port}", "-m", str(calls),
                                 "-r", str(rate), "-l", str(max(50, rate)), "-s", "0912345678",
                                 "-key", "caller", "0901234567", "-timeout", f"{int(seconds + 30)}s", "-nostdin",
                                 "-trace_stat", "-stf", str(d / "stat.csv"), "-fd", "1"],
