@@ -186,7 +186,8 @@ def write_report(out: Path, res) -> None:
         s.get("gc_max_pause_cpu_ms"), None, "ms")
     row("worst stall of one judge() in the long run, thread CPU (a collection or a state table growing)",
         s.get("state_max_pause_ms"), None, "ms", "≤ 20 ms")
-    row(f"counter bytes per advertiser-recipient key ({s.get('counter_bytes_per_key_source') or '–'})",
+    row(f"counter bytes per advertiser-recipient key, counted at delivery as the pack's AD_FREQUENCY_CAP is: rows "
+        f"with room for 6 stamps ({s.get('counter_bytes_per_key_source') or '–'})",
         s.get("counter_bytes_per_key"), None, "B", "≤ 64 B")
     row(f"event-loop pause of a state snapshot, {_f(s.get('snapshot_table_mb'))} MB of counter tables (forked writer vs "
         f"the copy on the loop)", s.get("snapshot_pause_ms"), s.get("snapshot_pause_copy_ms"), "ms")
@@ -351,8 +352,10 @@ def write_report(out: Path, res) -> None:
             nd = 3 if key == "redis_batches_per_msg" else 1
             L.append(f"| {name} | " + " | ".join(_f((st.get(k) or {}).get(key), nd) for k, _t in sets) + " |")
         m, d = st.get("memory_per_key_bytes") or {}, st.get("dnc_replication_ms") or {}
-        L += ["", f"Memory per advertiser–recipient key ({_f(m.get('keys'), 0)} keys): {_f(m.get('redis'))} B in "
-                  f"Redis, {_f(m.get('embedded'))} B in the embedded tables. DNC change node A -> node B: p50 "
+        L += ["", f"Memory per advertiser–recipient key, a plain count of 3 stamps ({_f(m.get('keys'), 0)} keys; the "
+                  f"summary's counter bytes per key is a count at delivery, rows with room for 6): "
+                  f"{_f(m.get('redis'))} B in Redis, {_f(m.get('embedded'))} B in the embedded tables. DNC change node "
+                  f"A -> node B: p50 "
                   f"{_f(d.get('p50'), 2)} ms, p99 {_f(d.get('p99'), 2)} ms, max {_f(d.get('max'), 2)} ms "
                   f"({d.get('includes', '')})."]
     c = res.get("capacity", {})

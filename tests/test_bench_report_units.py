@@ -17,3 +17,22 @@ def test_summary_rows_have_units(tmp_path, monkeypatch):
             if ln.startswith("| ") and ln.count("|") == 6}
     assert rows["pipeline verdicts/s, one core"] == "39,004.2 /s", rows["pipeline verdicts/s, one core"]
     assert rows["DNC 10M numbers: load time"] == "0.06 s", rows["DNC 10M numbers: load time"]
+
+
+def test_the_two_bytes_per_key_figures_say_what_each_counts(tmp_path, monkeypatch):
+    # one report gave "counter bytes per advertiser-recipient key" 37.4 B in its summary and "Memory per
+    # advertiser–recipient key" 25.4 B embedded in its shared-state section, with nothing to tell why: the first is
+    # the pack's count at delivery (rows with room for 2 x limit stamps), the second a plain count of 3
+    monkeypatch.setattr("benchmarks.report._plots", lambda out, res: [])
+    res = {"mode": "quick", "started": "20261201T000000Z", "duration_s": 1.0, "step_seconds": {},
+           "machine": {"cores": 2, "cpu_model": "x", "python": "3.11", "platform": "linux"},
+           "state": {"binds": 4, "window": 10, "n": 6000, "memory_per_key_bytes": {"keys": 50000, "redis": 162.4,
+                                                                                  "embedded": 25.4}}}
+    res["summary"], res["capacity"] = summarise(res), capacity(res)
+    res["summary"].update(counter_bytes_per_key=37.4, counter_bytes_per_key_source="memory_bytes()")
+    write_report(tmp_path, res)
+    text = (tmp_path / "report.md").read_text()
+    summary_row = next(ln for ln in text.splitlines() if ln.startswith("| counter bytes per"))
+    assert "37.4 B" in summary_row and "at delivery" in summary_row and "6 stamps" in summary_row, summary_row
+    state_line = next(ln for ln in text.splitlines() if ln.startswith("Memory per advertiser"))
+    assert "25.4 B in the embedded" in state_line and "3 stamps" in state_line, state_line
