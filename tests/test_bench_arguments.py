@@ -106,10 +106,11 @@ def test_cpubench_via_flood_and_per_type_remove_their_files(own_tempdir):
 
 
 @pytest.mark.parametrize("mod", ["benchmarks.sip_flood", "engine.sip_screen.cpubench", "engine.sip_screen.instrbench",
-                                 "engine.ml.bench"])
+                                 "engine.ml.bench", "benchmarks.smpp_codec_bench"])
 def test_help_names_the_command_to_run_and_ends_its_sentence(mod):
     # sip_flood's description stopped mid-sentence ("... through a flood from another address, with the"), and the
-    # engine's benchmarks named themselves `cpubench.py`, `instrbench.py`, `bench.py`: run so, they fail to import
+    # engine's benchmarks named themselves `cpubench.py`, `instrbench.py`, `bench.py`: run so, they fail to import;
+    # smpp_codec_bench did both ("smpp_codec_bench.py", "... what the pipeline reads (addresses, text,")
     p = _run(mod, "--help")
     assert p.stdout.startswith(f"usage: python -m {mod} "), p.stdout.splitlines()[0]
     description = p.stdout.split("\n\n")[1]

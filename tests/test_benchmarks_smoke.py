@@ -139,3 +139,18 @@ def test_sip_flood_runs_each_reader_with_the_shares_on_and_off_and_stops_by_itse
                    for c in ("shares_on", "shares_off")), r
         assert r["shares_off"]["dropped_unread"] == 0 and "ratio" in r, r
     json.dumps(out)
+
+
+def test_smpp_codec_bench_runs_every_variant():
+    # `python -m benchmarks.smpp_codec_bench` stopped on an ImportError: it imported lean.set_sequence_number, the
+    # twin of lean.with_sequence that the codec removed; and --n 0 (or 1, 2) divided by zero
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from benchmarks.smpp_codec_bench import run as codec_run
+    out = codec_run(1, rounds=1)             # (one submit_sm: fewer than its sample PDUs, each decoded once)
+    assert {"full_decode_read", "full_decode_read_tag_reencode", "lean_view_read", "lean_view_read_tag_raw"} <= set(out)
+    p = subprocess.run([sys.executable, "-m", "benchmarks.smpp_codec_bench", "--n", "0"], capture_output=True,
+                       text=True, cwd=Path(__file__).resolve().parent.parent, timeout=60)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
