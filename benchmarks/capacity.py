@@ -142,7 +142,8 @@ def main(argv=None) -> int:
     print(json.dumps({"sms_per_s": a.sms, "cps": a.cps, "cores": n, "sms_per_core": c.get("sms_per_core"),
                       "sms_cpu_us_per_msg": c.get("sms_cpu_us_per_msg"), "sms_baseline": c.get("sms_baseline"),
                       "cps_per_core": c.get("cps_per_core"), "cps_cpu_us_per_call": c.get("cps_cpu_us_per_call"),
-                      "cps_baselines": c.get("cps_baselines"), "assumptions": c["assumptions"]}, indent=2))
+                      "cps_baselines": c.get("cps_baselines"), "assumptions": c["assumptions"]}, indent=2,
+                     ensure_ascii=False))      # (µs, ×, ≤ as they are: "166.7 \u00b5s" was printed)
     return 0
 
 

@@ -65,6 +65,8 @@ def test_the_command_answers_for_a_load_from_a_runs_summary(tmp_path):
                        capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["cores"] == 5 + 1
+    # its assumptions are read by a person: "166.7 \u00b5s" was printed for 166.7 µs
+    assert "\\u00b5" not in p.stdout and "µs" in p.stdout, p.stdout
     for bad in ([str(tmp_path)], [str(tmp_path), "--sms", "-1"], [str(tmp_path / "nope"), "--sms", "1"]):
         p = subprocess.run([sys.executable, "-m", "benchmarks.capacity", *bad], capture_output=True, text=True,
                            cwd=ROOT, timeout=60)
