@@ -145,13 +145,15 @@ def make_screen(tmp, next_hop, record_route=False):
 def sipp_calls(tmp, entry, uas_port, caller, uac_sf, n, uas_sf="uas.xml", uac_keys=(), run_uas=True):
     """n calls from a sipp UAC sent to `entry` (outbound proxy), addressed to the sipp UAS at uas_port.
     Returns (uac status, uas status, error text); 0 means every call followed its scenario to the end."""
-    uas = subprocess.Popen([SIPP, "-sf", str(SC / uas_sf), "-i", "127.0.0.1", "-p", str(uas_port), "-m", str(n),
+    uas = subprocess.Popen([SIPP, "-sf", str(SC / uas_sf), "-i", "127.0.0.1", "-ci", "127.0.0.1",
+                            "-p", str(uas_port), "-m", str(n),
                             "-timeout", "30s", "-timeout_error", "-nostdin", "-trace_err",
                             "-error_file", str(tmp / "uas_err.log")],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp) if run_uas else None
     try:
         uac = subprocess.run([SIPP, f"127.0.0.1:{uas_port}", "-sf", str(SC / uac_sf), "-i", "127.0.0.1",
-                              "-p", str(free_port()), "-rsa", f"127.0.0.1:{entry}", "-m", str(n), "-r", "5",
+                              "-ci", "127.0.0.1", "-p", str(free_port()), "-rsa", f"127.0.0.1:{entry}",
+                              "-m", str(n), "-r", "5",
                               "-s", "0912345678", "-key", "caller", caller, "-timeout", "30s", "-timeout_error",
                               "-nostdin", "-trace_err", "-error_file", str(tmp / "uac_err.log"), *uac_keys],
                              capture_output=True, text=True, cwd=tmp, timeout=90)

@@ -67,7 +67,7 @@ class Kamailio6(Kamailio):
 def sipp6(tmp, entry, uas_port, uac_sf, n, uas_sf="uas.xml"):
     """n calls over UDP from a sipp UAC on ::1 sent to [::1]:entry, addressed to the sipp UAS at [::1]:uas_port
     (TCP is tested below with sockets: sipp's -t t1 with -rsa hangs on IPv4 as well)."""
-    common = ["-i", "::1", "-m", str(n), "-timeout", "30s", "-timeout_error", "-nostdin", "-trace_err"]
+    common = ["-i", "::1", "-ci", "::1", "-m", str(n), "-timeout", "30s", "-timeout_error", "-nostdin", "-trace_err"]
     uas = subprocess.Popen([SIPP, "-sf", str(SC / uas_sf), "-p", str(uas_port), *common,
                             "-error_file", str(tmp / "uas_err.log")],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp)

@@ -35,7 +35,8 @@ def test_serve_logs_every_invite_once_and_report_counts_an_unsent_call_as_refuse
     uac = _udp(5.0)
     try:
         caller = subprocess.run([SIPP, f"127.0.0.1:{sip_port}", "-sf", str(SC / "uac_unsent.xml"), "-i", "127.0.0.1",
-                                 "-p", str(free_sip_port()), "-t", "u1", "-m", "1", "-s", CALLEE, "-key", "caller",
+                                 "-ci", "127.0.0.1", "-p", str(free_sip_port()), "-t", "u1", "-m", "1", "-s", CALLEE,
+                                 "-key", "caller",
                                  AD_CALLER, "-nostdin", "-timeout", "30s", "-timeout_error", "-trace_err",
                                  "-error_file", str(tmp_path / "uac_err.log")],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path, timeout=60)

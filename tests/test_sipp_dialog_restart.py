@@ -92,7 +92,7 @@ def configure(tmp_path, save_interval=None):
 def call_parties(tmp_path, sip_port, uas_port, pause_ms=PAUSE_MS):
     """sipp as callee (at uas_port) and as the advertiser calling through the screen at sip_port: the call is
     answered, then refreshed (re-INVITE) after `pause_ms` and ended by the caller's BYE."""
-    base = [SIPP, "-i", "127.0.0.1", "-t", "u1", "-m", "1", "-s", CALLEE, "-nostdin", "-trace_err"]
+    base = [SIPP, "-i", "127.0.0.1", "-ci", "127.0.0.1", "-t", "u1", "-m", "1", "-s", CALLEE, "-nostdin", "-trace_err"]
     uas = subprocess.Popen([*base, "-sf", str(SC / "uas_restart.xml"), "-p", str(uas_port), "-timeout", "60s",
                             "-timeout_error", "-error_file", str(tmp_path / "uas_err.log")],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)

@@ -83,7 +83,8 @@ def screen(tmp_path, request):
 
 
 def sipp(transport):
-    return [SIPP, "-i", "127.0.0.1", "-t", "t1" if transport == "tcp" else "u1", "-m", "1", "-s", CALLEE,
+    return [SIPP, "-i", "127.0.0.1", "-ci", "127.0.0.1",
+            "-t", "t1" if transport == "tcp" else "u1", "-m", "1", "-s", CALLEE,
             "-timeout", "10s", "-timeout_error", "-nostdin", "-trace_err"]
 
 

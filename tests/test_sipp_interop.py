@@ -58,13 +58,15 @@ def screen(tmp_path, request):
 
 
 def run_calls(h, uas_port, tmp, caller, uac_sf, n=3, uas_keys=(), uac_keys=(), uas_sf="uas.xml"):
-    uas = subprocess.Popen([SIPP, "-sf", str(SC / uas_sf), "-i", "127.0.0.1", "-p", str(uas_port), "-m", str(n),
+    uas = subprocess.Popen([SIPP, "-sf", str(SC / uas_sf), "-i", "127.0.0.1", "-ci", "127.0.0.1",
+                            "-p", str(uas_port), "-m", str(n),
                             "-timeout", "20s", "-timeout_error", "-nostdin", "-trace_err",
                             "-error_file", str(tmp / "uas_err.log"), *uas_keys],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp) if uas_keys is not None else None
     try:
         uac = subprocess.run([SIPP, f"127.0.0.1:{uas_port}", "-sf", str(SC / uac_sf), "-i", "127.0.0.1",
-                              "-p", str(free_port()), "-rsa", f"127.0.0.1:{h.port}", "-m", str(n), "-r", "5",
+                              "-ci", "127.0.0.1", "-p", str(free_port()), "-rsa", f"127.0.0.1:{h.port}",
+                              "-m", str(n), "-r", "5",
                               "-s", "0912345678", "-key", "caller", caller, "-timeout", "20s", "-timeout_error",
                               "-nostdin", "-trace_err", "-error_file", str(tmp / "uac_err.log"), *uac_keys],
                              capture_output=True, text=True, cwd=tmp, timeout=60)
@@ -122,10 +124,12 @@ def test_sipps_builtin_uac_aimed_at_the_screen_completes_its_calls(screen):
     screen itself) and no Route. Those go to the next hop, as the INVITE did: before, the screen sent the BYE to
     the Request-URI, itself, and answered it 482 (loop), so every call of `sipp -sn uac SCREEN` failed."""
     h, uas_port, tmp = screen
-    uas = subprocess.Popen([SIPP, "-sn", "uas", "-i", "127.0.0.1", "-p", str(uas_port), "-m", "3", "-timeout", "20s",
+    uas = subprocess.Popen([SIPP, "-sn", "uas", "-i", "127.0.0.1", "-ci", "127.0.0.1",
+                            "-p", str(uas_port), "-m", "3", "-timeout", "20s",
                             "-timeout_error", "-nostdin"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
     try:
-        uac = subprocess.run([SIPP, "-sn", "uac", f"127.0.0.1:{h.port}", "-i", "127.0.0.1", "-p", str(free_port()),
+        uac = subprocess.run([SIPP, "-sn", "uac", f"127.0.0.1:{h.port}", "-i", "127.0.0.1", "-ci", "127.0.0.1",
+                              "-p", str(free_port()),
                               "-m", "3", "-r", "5", "-s", "0912345678", "-timeout", "20s", "-timeout_error", "-nostdin",
                               "-trace_err", "-error_file", str(tmp / "uac_err.log")],
                              capture_output=True, text=True, cwd=tmp, timeout=60)
