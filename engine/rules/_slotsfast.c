@@ -20,6 +20,9 @@
  *   add_distinct(table, first, key, value, now, window, k)       MemoryCounters.add_distinct
  *   share(table, sender, recipient, now, window) -> (n, share)   RecipientHistory.share
  *   hadd(table, sender, recipient, now, window)                  RecipientHistory.add
+ *   count_at(table, key, when, now, window, limit, rows_limit, without) -> int
+ *                                                                 MemoryCounters.count_at (_slotat.h)
+ *   add_at(table, key, when, now)                                MemoryCounters.add_at (_slotat.h)
  *   find(table, h) / slot(table, h, now) -> row                  SlotTable.find / slot
  *   key_hash(key) -> int                                         keyhash.key_hash
  */
@@ -154,6 +157,10 @@ static inline Py_ssize_t bisect16(const uint16_t *a, long long x, Py_ssize_t lo,
 
 #include "_slothistory.h"
 
+/* ------------------------------------------------------------------ counts at delivery */
+
+#include "_slotat.h"
+
 /* keyhash.key_hash(key): its compiled twin, for the Python paths that hash a key themselves (counters_at.py:
    an ad's count at delivery), the same value by construction (key_hash above, its fallback that function) */
 static PyObject *f_key_hash(PyObject *self, PyObject *key)
@@ -202,6 +209,8 @@ static PyMethodDef methods[] = {
     {"add_distinct", (PyCFunction)(void (*)(void))f_add_distinct, METH_FASTCALL, NULL},
     {"share", (PyCFunction)(void (*)(void))f_share, METH_FASTCALL, NULL},
     {"hadd", (PyCFunction)(void (*)(void))f_hadd, METH_FASTCALL, NULL},
+    {"count_at", (PyCFunction)(void (*)(void))f_count_at, METH_FASTCALL, NULL},
+    {"add_at", (PyCFunction)(void (*)(void))f_add_at, METH_FASTCALL, NULL},
     {"find", (PyCFunction)(void (*)(void))f_find, METH_FASTCALL, NULL},
     {"slot", (PyCFunction)(void (*)(void))f_slot, METH_FASTCALL, NULL},
     {"key_hash", f_key_hash, METH_O, NULL},
