@@ -37,12 +37,25 @@ typedef struct {
 static struct { PyTypeObject *type; Py_ssize_t off[NFIELDS]; } types[NTYPES];
 static int ntypes;
 
-static Py_ssize_t slot_offset(PyObject *o, int f)
+static PyTypeObject *last_type;           /* the class met last and its offsets (types[]): one compare */
+static const Py_ssize_t *last_off;
+
+static Py_ssize_t slot_offset_of(PyTypeObject *tp, int f);
+
+/* (inline: the class met last, one compare in the caller; any other: slot_offset_of) */
+static inline Py_ssize_t slot_offset(PyObject *o, int f)
 {
-    PyTypeObject *tp = Py_TYPE(o);
+    return Py_TYPE(o) == last_type ? last_off[f] : slot_offset_of(Py_TYPE(o), f);
+}
+
+static Py_ssize_t __attribute__((noinline)) slot_offset_of(PyTypeObject *tp, int f)
+{
     int k;
     for (k = 0; k < ntypes; k++)
-        if (types[k].type == tp) return types[k].off[f];
+        if (types[k].type == tp) {
+            last_type = tp, last_off = types[k].off;
+            return types[k].off[f];
+        }
     if (ntypes >= NTYPES) return -1;
     for (int i = 0; i < NFIELDS; i++) {
         Py_ssize_t off = -1;
@@ -88,6 +101,14 @@ static int set_attr(PyObject *o, int f, PyObject *v)
 
 static int get_ll(PyObject *o, int f, long long *out)
 {
+    Py_ssize_t off = slot_offset(o, f);
+    if (off > 0) {
+        PyObject *b = *(PyObject **)((char *)o + off);
+        if (b && PyLong_CheckExact(b)) {        /* an int: read where it is (no Python code runs, no reference) */
+            *out = PyLong_AsLongLong(b);
+            return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+        }
+    }
     PyObject *v = attr(o, f);
     if (!v) return -1;
     *out = PyLong_AsLongLong(v);
