@@ -187,3 +187,30 @@ def test_an_enquire_link_answered_after_it_was_given_up_is_not_counted_unmatched
         assert raw_submit(s, 41).command_status == 0          # (the SMSC's answer to the probe came before it)
         time.sleep(0.1)
         assert h.proxy.stats["smsc_unmatched_responses"] == 0
+
+
+def test_lean_resps_leave_the_window_as_window_complete_takes_them():
+    """The SMSC link's lean path takes an answered request out of the window itself (smsc_link.py, Window.complete
+    inline): each on_resp called once with its resp, nothing left pending, the same entry `complete` returns."""
+    import asyncio
+    from engine.smpp_proxy.codec import Window
+    from engine.smpp_proxy.smsc_link import SmscLink
+
+    class Proxy:
+        settings = SmppSettings()
+        stats: dict = {}
+
+    w = Window(4, 5.0)
+    w.add(7, 0.0, "ctx")
+    assert w.complete(7) == "ctx" and w.complete(7) is None and not w.pending
+
+    async def run():
+        link, got = SmscLink(Proxy(), ("127.0.0.1", 1)), []
+        for seq in (1, 2):
+            link.window.add(seq, 0.0, lambda r, st, seq=seq: got.append((seq, r.sequence_number, st, r.message_id)))
+        link.data_received(encode(P.SubmitSmResp(sequence_number=2, message_id="B"))
+                           + encode(P.SubmitSmResp(sequence_number=1, command_status=C.ESME_RTHROTTLED)))
+        return got, link.window.pending
+
+    got, pending = asyncio.run(run())
+    assert got == [(2, 2, 0, "B"), (1, 1, C.ESME_RTHROTTLED, "")] and not pending

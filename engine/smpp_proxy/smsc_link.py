@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..listen import addr_text
 from .codec import RemoteProtocolError, SmppConnection, Window, as_request, encode
+from .codec.connection import ENTRY_CTX
 from .codec import constants as C
 from .codec import pdu as P
 from .stream import CoalescedStream
@@ -30,13 +31,13 @@ _monotonic = time.monotonic
 
 
 class _RawResp:
-    """A submit_sm_resp / data_sm_resp read from its bytes: the fields the proxy uses."""
+    """A submit_sm_resp / data_sm_resp read from its bytes: the fields the proxy uses. Made by the lean path alone
+    (SmscLink._read), its five fields stored there: no __init__ frame a resp."""
 
     __slots__ = ("command_id", "command_status", "sequence_number", "message_id", "raw")
 
-    def __init__(self, command_id, command_status, sequence_number, message_id, raw):
-        self.command_id, self.command_status, self.sequence_number = command_id, command_status, sequence_number
-        self.message_id, self.raw = message_id, raw
+
+_new = object.__new__
 
 
 LATE = -1               # on_resp(resp, LATE): the answer came after we gave up on it
@@ -148,7 +149,10 @@ class SmscLink(CoalescedStream):
                     if status == _RINVBNDSTS:
                         self.bind_lost()
                         status, frame = BIND_LOST_STATUS, frame[:8] + _BIND_LOST_BYTES + frame[12:]
-                    self.window.complete(seq)(_RawResp(cid, status, seq, mid, frame), status)
+                    ent = pending.pop(seq, None)        # (Window.complete, inline: a call less a resp)
+                    r = _new(_RawResp)
+                    r.command_id, r.command_status, r.sequence_number, r.message_id, r.raw = cid, status, seq, mid, frame
+                    (ent[ENTRY_CTX] if ent else None)(r, status)
                     continue
             off = end
             super().data_received(frame)

@@ -110,6 +110,10 @@ class BindState:
 
 
 # ---------------------------------------------------------------- window (after cloudhopper-smpp)
+ENTRY_CTX = 1       # where an entry of Window.pending, (deadline, ctx), holds its ctx: `complete`, and the SMSC link's
+# lean path, which takes an answered request out of the window itself (smsc_link.py: a call less a resp)
+
+
 class Window:
     """Outstanding requests by sequence number; a timed-out request is an event, not a hang.
 
@@ -130,7 +134,7 @@ class Window:
 
     def complete(self, seq: int):
         ent = self.pending.pop(seq, None)
-        return ent[1] if ent else None
+        return ent[ENTRY_CTX] if ent else None
 
     def expired(self, now: float) -> list:
         out = []
