@@ -48,7 +48,10 @@ static inline Py_ssize_t slot_offset(PyObject *o, int f)
     return Py_TYPE(o) == last_type ? last_off[f] : slot_offset_of(Py_TYPE(o), f);
 }
 
-static Py_ssize_t __attribute__((noinline)) slot_offset_of(PyTypeObject *tp, int f)
+#if defined(__GNUC__)
+__attribute__((noinline))       /* (the rare path out of line: slot_offset stays a compare and a load) */
+#endif
+static Py_ssize_t slot_offset_of(PyTypeObject *tp, int f)
 {
     int k;
     for (k = 0; k < ntypes; k++)
