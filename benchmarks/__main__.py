@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .capacity import capacity, sip_pick
+from .sip_bench import PROGRESS_PER_RATE
 from .util import child, exit_on_sigterm, machine, out_dir
 
 QUICK = dict(pipeline_n=20_000, pipeline_dnc=1_000_000, dnc_sizes=[1_000_000, 10_000_000], pyset_sizes=[1_000_000],
@@ -75,7 +76,7 @@ def _run(a) -> int:
         + (len(cfg["dnc_sizes"]) + len(cfg["pyset_sizes"]) if "lists" not in a.skip else 0) \
         + (2 if "longrun" not in a.skip else 0) \
         + (2 + len(cfg["smpp_rates"]) + 3 if "smpp" not in a.skip else 0) \
-        + (2 * len(cfg["sip_rates"]) if "sip" not in a.skip else 0) + (1 if "sip_flood" not in a.skip else 0) \
+        + (PROGRESS_PER_RATE * len(cfg["sip_rates"]) if "sip" not in a.skip else 0) + (1 if "sip_flood" not in a.skip else 0) \
         + (1 if "state" not in a.skip else 0)
     prog = _progress(steps)
     t_start = time.time()
@@ -298,7 +299,7 @@ def summarise(res) -> dict:
             s["smpp_proxy_gc_max_pause_ms"] = _r(pg["max_ms"], 2)
             if s["gc_max_pause_ms"] is None or pg["max_ms"] > s["gc_max_pause_ms"]:
                 s["gc_max_pause_ms"] = _r(pg["max_ms"], 2)
-                s["gc_max_pause_source"] = "the proxy process (all SMPP steps)"
+                s["gc_max_pause_source"] = "the proxy process, all SMPP steps"
         acc = sm["accounting"]
         s["smpp_every_submit_answered_once"] = acc["unanswered"] == 0 and acc["unexpected"] == 0
         s["smpp_one_verdict_line_per_judged"] = acc["verdict_lines"] == acc["proxy_judged"]

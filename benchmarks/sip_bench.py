@@ -27,6 +27,8 @@ from . import ports
 from .util import pct, run_seconds, tree_cpu_seconds
 
 SC = Path(__file__).resolve().parent / "sipp"
+PROGRESS_PER_RATE = 4       # the suite's progress bar moves once for each run a rate takes: mixed, allowed, the relay,
+                            # Kamailio (once whether it ran or not)
 
 
 def _free_udp():
@@ -101,11 +103,15 @@ def _run(tmp, rates, seconds, progress, kamailio) -> dict:
             if progress:
                 progress.update(1)
         row["relay"] = _one(tmp, rate, seconds, "allowed", server="relay")
+        if progress:
+            progress.update(1)
         if kam_bin:
             try:
                 row["kamailio"] = _one(tmp, rate, seconds, "allowed", server="kamailio", kam_bin=kam_bin)
             except RuntimeError as e:           # reported, not fatal: the screen's figures stand alone
                 row["kamailio_error"] = str(e)
+        if progress:                            # (PROGRESS_PER_RATE)
+            progress.update(1)
         for k in ("allowed", "relay", "kamailio"):
             if k in row:
                 r = row[k]
