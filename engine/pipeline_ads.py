@@ -43,8 +43,7 @@ class AdCounts:
         delivery), None when it was not counted by every one of them (uncharge takes a stamp from each), or only
         by this process while a shared store was away (fail-open: a later give-back could take another
         process's stamp of that second)."""
-        if self._at_rules is not self.rules:       # (_at_delivery's test, without its call: once per ad let through)
-            self._at_delivery()
+        self._at_delivery()
         local_only = getattr(self.state.counters, "local_only", None)
         second, seen = None, set()
         for ns, keys, ts, _window, _limit in verdict.charged:
