@@ -79,6 +79,7 @@ from .tls import link_contexts, start_listener
 COMMANDS_WAIT = 10.0        # seconds a stop waits for the 5656 commands it took to be written and answered
 __all__ = ["SmppProxy", "EsmeSession", "SmscLink"]
 log = logging.getLogger("telfilter.smpp")
+life = logging.getLogger("telfilter.service")   # start-up and stop lines, shown without -v (servicelog.py)
 
 
 class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, ConcatSubmit, DeliveryRouting, HeldReceipts, MoPath,
@@ -291,8 +292,10 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
             await asyncio.wait(waiting, timeout=unbind_wait)
         stats = {"in_flight": in_flight, "unanswered": unanswered, "unbinds": len(waiting),
                  "unbind_resps": sum(1 for f in waiting if f.done() and f.result() is not None)}
-        log.info("drained: %(in_flight)d requests in flight at the stop, %(unanswered)d unanswered at the "
-                 "deadline; %(unbind_resps)d of %(unbinds)d unbinds answered", stats)
+        # on the service logger, as the SIP screen's `SIP drained:` line: telfilter.smpp's INFO needs -v, and an
+        # operator checking a stop saw the SIP drain said and nothing of the submits in flight
+        life.info("SMPP drained: %(in_flight)d requests in flight at the stop, %(unanswered)d unanswered at the "
+                  "deadline; %(unbind_resps)d of %(unbinds)d unbinds answered", stats)
         return stats
 
     async def _housekeeping(self):
