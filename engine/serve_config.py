@@ -124,6 +124,8 @@ def output_file_error(flag: str, path: str, replaced: bool) -> str | None:
     parent = p.absolute().parent
     if p.is_dir():
         return f"{flag} {path}: is a directory (name the file to write)"
+    if parent.exists() and not parent.is_dir():         # (said "does not exist" of a file that does)
+        return f"{flag} {path}: its directory {parent} is not a directory"
     if not parent.is_dir():
         return f"{flag} {path}: its directory {parent} does not exist"
     if (replaced or not p.exists()) and not os.access(parent, os.W_OK | os.X_OK):

@@ -27,6 +27,15 @@ def test_a_file_in_a_missing_directory_is_refused_naming_the_flag_before_the_sta
     assert "lists in" not in p.stderr and "listening" not in p.stderr
 
 
+@pytest.mark.parametrize("flag", ["--log", "--ready-file"])
+def test_a_file_under_a_regular_file_is_refused_saying_it_is_not_a_directory(tmp_path, flag):
+    (tmp_path / "afile").write_text("")
+    path = tmp_path / "afile" / "out"
+    p = _serve(tmp_path, *(["--log", tmp_path / "v.jsonl"] if flag != "--log" else []), flag, path)
+    assert p.returncode == 2, p.stderr
+    assert _last(p) == f"telfilter serve: error: {flag} {path}: its directory {path.parent} is not a directory"
+
+
 def test_every_bad_output_path_is_said_at_once(tmp_path):
     p = _serve(tmp_path, "--log", tmp_path, "--ready-file", tmp_path / "no" / "ready")
     assert p.returncode == 2, p.stderr
