@@ -54,6 +54,11 @@ def _a_directory(d: Path, named: str) -> Path:
     if d.exists() and not d.is_dir():
         from .config import ConfigError
         raise ConfigError([f"{named} {d}: not a directory (the data dir holds lists/, reports.jsonl, models/)"])
+    # a path under a file (FILE/data) failed the same way, a path inside it named per command
+    above = next((p for p in d.absolute().parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        from .config import ConfigError
+        raise ConfigError([f"{named} {d}: cannot be made: {above} is not a directory"])
     return d
 
 

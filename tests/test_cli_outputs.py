@@ -152,6 +152,23 @@ def test_a_data_dir_that_is_a_file_is_named_as_such(tmp_path, argv):
     assert p.returncode == 2 and f"$TELFILTER_DATA_DIR {f}: not a directory" in p.stderr, p.stderr
 
 
+@pytest.mark.parametrize("argv", [
+    ("lists", "stats"),
+    ("check", "--sender", "A", "--recipient", "0912345678", "--text", "hi"),
+    ("reports", "list"),
+    ("ctl", "stats"),
+    ("serve", "--control-socket", "off", "--sip-listen", "off", "--smpp-listen", "127.0.0.1:0"),
+])
+def test_a_data_dir_under_a_file_is_named_as_such(tmp_path, argv):
+    """It was 'FILE/data/lists/dnc.delta: Not a directory', 'FILE/data/reports.jsonl: …', a path inside it per command."""
+    f = tmp_path / "afile"
+    f.write_text("")
+    p = run_cli(*argv, "--data-dir", f / "data", timeout=60)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().splitlines()[-1] == (f"telfilter {_named(argv)}: error: --data-dir {f / 'data'}: cannot "
+                                                 f"be made: {f} is not a directory")
+
+
 @pytest.mark.parametrize("argv", [("serve", "--control-socket", "off"), ("check", "--sender", "A", "--recipient",
                                   "0912345678", "--text", "hi"), ("lists", "stats"), ("config", "check")])
 def test_a_config_dir_that_is_no_directory_is_named_with_its_flag(tmp_path, argv):
