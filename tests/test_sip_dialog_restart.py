@@ -14,7 +14,7 @@ import msgpack
 import pytest
 
 from engine.sip_screen.codec import make_response
-from engine.sip_screen.dialogstore import dump, load, restore_dialogs, save_dialogs
+from engine.sip_screen.dialogstore import dump, load, restore_dialogs, save_at_stop, save_dialogs
 from engine.sip_screen.recent import Recent
 
 from .conftest import ROOT
@@ -124,6 +124,16 @@ def test_an_empty_memory_removes_the_file(pipe, tmp_path):
     path.write_bytes(b"old")
     assert save_dialogs(scr, path) == 0 and not path.exists()
     assert restore_dialogs(scr, path) == 0                  # no file: nothing said, nothing restored
+
+
+def test_a_stop_with_nothing_to_save_says_so_not_a_file_it_removed(pipe, tmp_path, caplog):
+    scr, _ = screen(pipe, [0.0], [0.0])
+    scr.dialogs_file = tmp_path / "d.msgpack"
+    caplog.set_level(logging.INFO, logger="telfilter.service")
+    save_at_stop(scr)
+    said = [r.getMessage() for r in caplog.records if r.name == "telfilter.service"]
+    assert said == ["SIP: no call in progress and no INVITE judged in the last 32 s: nothing to save"], said
+    assert not scr.dialogs_file.exists()
 
 
 def _valid(pipe):

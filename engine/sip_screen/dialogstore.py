@@ -220,8 +220,12 @@ def save_at_stop(screen) -> None:
         return
     try:
         n = save_dialogs(screen, path)
-        life.info("SIP: %d calls in progress saved to %s, with the INVITEs judged in the last %g s", n, path,
-                  RETRANSMISSIONS)
+        if Path(path).exists():
+            life.info("SIP: %d calls in progress saved to %s, with the INVITEs judged in the last %g s", n, path,
+                      RETRANSMISSIONS)
+        else:                           # (it named a file an empty memory had removed)
+            life.info("SIP: no call in progress and no INVITE judged in the last %g s: nothing to save",
+                      RETRANSMISSIONS)
     except OSError as e:
         log.error("SIP: the calls in progress could not be saved to %s (%s): after the restart their re-INVITEs are "
                   "judged as new calls", path, e.strerror or e)
