@@ -160,7 +160,8 @@ class StateCollector:
                                 value=getattr(pipe, "rules_generation", 1))
         yield GaugeMetricFamily("telfilter_rules_loaded", "rules in the set in force",
                                 value=len(getattr(rules, "rules", ())))
-        yield GaugeMetricFamily("telfilter_rules_reload_errors", "errors of the last refused rules reload",
+        yield GaugeMetricFamily("telfilter_rules_reload_errors", "errors that refused the last rules reload (0 once "
+                                "one succeeds)",
                                 value=len(getattr(pipe, "rule_errors", ())))
         bi = InfoMetricFamily("telfilter_build", "the telfilter version running")
         bi.add_metric([], {"version": __version__})

@@ -287,3 +287,17 @@ def test_every_blacklist_kind_has_its_size_exported(tmp_path):
                            .registry).decode()
     sizes = {s.labels["list"]: s.value for s in _samples(text, "telfilter_list_entries")}
     assert sizes["blacklist_ip_ranges"] == 2 and sizes["blacklist_domains"] == 1
+
+
+def test_the_rules_reload_errors_help_says_a_good_reload_clears_it(tmp_path):
+    """Its HELP said 'errors of the last refused rules reload', which a good reload does not change; the gauge reads 0
+    once one succeeds (README, Operating it), so an alert on it clears: the HELP an operator reads says so."""
+    from prometheus_client import generate_latest
+
+    from engine.metrics import Metrics
+    pipe = build(data_dir=tmp_path, with_model=False, persist=False)
+    pipe.rule_errors = ["rules/x.toml:1:1: unknown key 'symbl'"]
+    text = generate_latest(Metrics(pipe).registry).decode()
+    (fam,) = [f for f in text_string_to_metric_families(text) if f.name == "telfilter_rules_reload_errors"]
+    assert fam.samples[0].value == 1
+    assert fam.documentation == "errors that refused the last rules reload (0 once one succeeds)"
