@@ -41,6 +41,8 @@ class ReloadCommands:
         from .serve import reload_rules
         errors = [str(e) for e in await reload_rules(self.pipe)]
         ans = {"ok": not errors, "errors": errors, "rules": len(self.pipe.rules.rules), "generation": self._rules_gen()}
+        if not errors:          # what this swap changed from the set it replaced (pipeline.install_rules)
+            ans["changes"] = self.pipe.rules_changes
         if not errors and self.pipe.rules.warnings:     # what loads but never takes effect, as `rules check` says it
             ans["warnings"] = [str(w) for w in self.pipe.rules.warnings[:100]]
         return ans

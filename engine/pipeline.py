@@ -90,6 +90,7 @@ class Pipeline(AdCounts):
         self.shortcode = normalise_number(settings.shortcode)
         self.rules = rules
         self.rules_generation = 1       # +1 at each rule set swapped in (ctl stats and /metrics both show it)
+        self.rules_changes: dict = {}   # what the last swap changed (RuleSet.changes_from): ctl reload rules says it
         self.rules_reload_lock = None   # serve's reloads run one at a time under it (serve.reload_rules)
         self.rules_reload_queued = None  # the reload waiting for the one under way: later requests join it
         self.rules_stamp = None         # rules_stamp() of the files the last read began with (RuleWatcher's test)
@@ -311,10 +312,11 @@ class Pipeline(AdCounts):
             self._refused = refused
             return new.errors
         self._refused = None
+        self.rules_changes = new.changes_from(self.rules)
         self.rules = new
         self.rules_generation += 1
         self.rule_errors = []
-        life.info("rules reloaded from %s: %d rules", d, len(new.rules))
+        life.info("rules reloaded from %s: %d rules; %s", d, len(new.rules), said_changes(self.rules_changes))
         if self.say_rule_warnings:
             for w in [*new.warnings, *new.notes]:
                 log.warning("rules: %s", w)
@@ -330,6 +332,13 @@ def _journalled(cmd: Command) -> tuple:
     if cmd.mo is None:
         return cmd.dnc
     return (*cmd.dnc, {"mo_digest": f"{cmd.mo:016x}", "at": round(cmd.ts, 3)})
+
+
+def said_changes(changes: dict) -> str:
+    """RuleSet.changes_from's dict as a log line's words: `added X, Y; tag threshold 3 -> 5`."""
+    said = [f"{k} {', '.join(v)}" for k, v in changes.items() if k != "thresholds"]
+    said += [f"{k} threshold {a:g} -> {b:g}" for k, (a, b) in changes.get("thresholds", {}).items()]
+    return "; ".join(said) or "no rule changed from those in force"
 
 
 def read_rules(d: Path):

@@ -84,6 +84,23 @@ class RuleSet:
         from .linear import backtracking_notes
         return backtracking_notes(self.rules)
 
+    def changes_from(self, old: "RuleSet") -> dict:
+        """What this set changes from `old`, the set in force, by symbol: `added`, `removed`, `changed` (scope,
+        score, action, answer or conditions; not the line it sits at, its description or its examples, which no
+        verdict reads), `enabled`, `disabled`, and `thresholds` {key: [old, new]}; only the keys with something.
+        A reload says it: the rule count alone read the same after an edit and after a save in the wrong place."""
+        def definition(r):
+            return (r.applies_to, r.score, r.action, r.smpp_status, r.sip_code, r.conds)
+        was, now = old.by_symbol, self.by_symbol
+        out = {"added": [s for s in now if s not in was and s not in old.disabled],
+               "removed": [s for s in was if s not in now and s not in self.disabled],
+               "changed": [s for s in now if s in was and definition(now[s]) != definition(was[s])],
+               "enabled": [s for s in now if s in old.disabled],
+               "disabled": [s for s in was if s in self.disabled],
+               "thresholds": {k: [a, b] for k, a, b in (("tag", old.tag_threshold, self.tag_threshold),
+                                                        ("drop", old.drop_threshold, self.drop_threshold)) if a != b}}
+        return {k: v for k, v in out.items() if v}
+
     def restricted(self, symbol: str) -> "RuleSet":
         """The set with only `symbol` (and the helpers/symbols it refers to) enabled."""
         need, todo = set(), [symbol]
