@@ -192,7 +192,13 @@ class Settings:
 
 def config_dir_problem(cdir) -> str | None:
     """Why `cdir` is no config directory, else None."""
-    if Path(cdir).is_dir():
+    cdir = Path(cdir)
+    if cdir.is_dir():
+        # `--config CFG/rules`, the directory just edited: it was `CFG/rules/rules:1:1: rules directory does not exist`
+        if not (cdir / "telfilter.toml").exists() and not (cdir / "rules").exists() and any(
+                p.name not in ("smpp.toml", "sip.toml") and not p.name.startswith(".") for p in cdir.glob("*.toml")):
+            return (f"holds rule files (*.toml) but no telfilter.toml or rules/: a rules directory? name the "
+                    f"config directory above it ({cdir.absolute().parent})")
         return None
     return ("is a file: name the directory holding telfilter.toml, smpp.toml, sip.toml and rules/"
             if Path(cdir).exists() else "config directory does not exist")

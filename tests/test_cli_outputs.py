@@ -5,6 +5,7 @@ was written in place after the splits had run)."""
 import errno
 import json
 import os
+import shutil
 
 import pytest
 
@@ -180,3 +181,18 @@ def test_a_config_dir_that_is_no_directory_is_named_with_its_flag(tmp_path, argv
         p = run_cli(*argv, "--config", path, "--data-dir", tmp_path / "d")
         assert p.returncode == 2, p.stderr
         assert p.stderr.strip().splitlines()[-1] == f"telfilter {_named(argv)}: error: --config {path}: {why}"
+
+
+@pytest.mark.parametrize("argv", [("serve", "--control-socket", "off"), ("check", "--sender", "A", "--recipient",
+                                  "0912345678", "--text", "hi"), ("rules", "check"), ("config", "check")])
+def test_a_rules_dir_given_as_config_says_to_name_the_dir_above(tmp_path, argv):
+    """`--config CFG/rules`, the directory just edited, said `CFG/rules/rules:1:1: rules directory does not exist`
+    (serve: the same, as its start error), which names a directory nobody wrote and not the flag to change."""
+    from .conftest import CONFIG
+    rules = tmp_path / "cfg" / "rules"
+    shutil.copytree(CONFIG / "rules", rules)
+    p = run_cli(*argv, "--config", rules, "--data-dir", tmp_path / "d")
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().splitlines()[-1] == (
+        f"telfilter {_named(argv)}: error: --config {rules}: holds rule files (*.toml) but no telfilter.toml or "
+        f"rules/: a rules directory? name the config directory above it ({tmp_path / 'cfg'})"), p.stderr
