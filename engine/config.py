@@ -67,9 +67,53 @@ def toml_error_at(e: tomllib.TOMLDecodeError, text: str) -> tuple[int, int, str]
         k = _KEY_AT.match(text.split("\n")[ln - 1]) if msg == "Cannot overwrite a value" else None
         if k:       # a key written twice (a `score = 20` added below `score = 15.0`): name it, at its start
             return ln, k.start(1) + 1, f"{k.group(1)} is set twice in its table (a TOML key is set once): {msg}"
+        if msg in ("Illegal character '\\n'", "Found invalid character '\\n'"):
+            return ln, col, f"{_UNCLOSED}: {msg}"
+        if msg == "Unescaped '\\' in a string":
+            return ln, col, (f"{msg}: a \"...\" string reads \\ as an escape; write a regex in '...' (a literal "
+                             f"string, as the shipped rules do: text_regex = '\\d+') or double each \\")
         return ln, col, msg
+    if str(e) == 'Expected "\'" (at end of document)':
+        # a '...' string missing its closing quote: tomllib looks for it to the end of the file and says so there
+        at = _unclosed_literal(text)
+        if at:
+            return *at, _UNCLOSED
     end = len(text.rstrip())
     return text.count("\n", 0, end) + 1, end - text.rfind("\n", 0, end), str(e)
+
+
+_UNCLOSED = "a string is not closed on its line (a \"...\" or '...' string ends on the line it starts: close its quote)"
+
+
+def _unclosed_literal(text: str) -> tuple[int, int] | None:
+    """(line, col) of the quote opening the first '...' string not closed on its line, past comments, "..." strings
+    and multi-line ones, or None."""
+    multi = None
+    for ln, line in enumerate(toml_lines(text), 1):
+        i = 0
+        while i < len(line):
+            if multi:
+                j = line.find(multi, i)
+                if j < 0:
+                    break
+                i, multi = j + 3, None
+            elif line[i] == "#":
+                break
+            elif line.startswith(("'''", '"""'), i):
+                multi, i = line[i:i + 3], i + 3
+            elif line[i] == '"':
+                i += 1
+                while i < len(line) and line[i] != '"':
+                    i += 2 if line[i] == "\\" else 1
+                i += 1
+            elif line[i] == "'":
+                j = line.find("'", i + 1)
+                if j < 0:
+                    return ln, i + 1
+                i = j + 1
+            else:
+                i += 1
+    return None
 
 
 def read_toml(path: Path) -> tuple[dict, str]:
