@@ -1,6 +1,8 @@
 """`rules check` reports every error of a set at once, and only real ones: a rule with a mistake is not
 "unknown" to the composites that name it, and a composite's own mistakes (its scopes, a cycle) are
 reported beside the other files' errors, not only once those are fixed."""
+import shutil
+
 import pytest
 
 from engine.rules.loader import RuleSetError, load_rules
@@ -101,3 +103,25 @@ def test_every_mistake_of_a_counter_is_said_at_once(tmp_path):
                     "must be a non-empty list of sender, recipient, owner, content, template, account; got ['sendr']; "
                     "bad duration '1 hour': use e.g. \"30s\", \"5m\", \"1h\", \"24h\", \"7d\" or \"forever\"; "
                     "counter limit must be an integer >= 1, got 0"], errs
+
+
+def test_a_rule_redefined_over_a_disabled_one_is_told_what_to_do(tmp_path):
+    # the shipped AD_NO_OPTOUT set `enabled = false` and written again in a local file: the error named the line of
+    # a rule that is out of force, without saying so or what to change
+    d = tmp_path / "rules"
+    shutil.copytree(CONFIG / "rules", d)
+    f = d / "20-advertising-sms.toml"
+    f.write_text(f.read_text().replace('symbol = "AD_NO_OPTOUT"\n', 'symbol = "AD_NO_OPTOUT"\nenabled = false\n'))
+    (d / "50-mine.toml").write_text('[[rule]]\nsymbol = "AD_NO_OPTOUT"\naction = "tag"\n[rule.when]\n'
+                                    'expr = "__IS_AD"\nkeywords_absent = ["tc", "tuchoi"]\n')
+    with pytest.raises(RuleSetError) as e:
+        load_rules(d)
+    errs = [str(x) for x in e.value.errors]
+    assert len(errs) == 1 and errs[0].startswith(f"{d / '50-mine.toml'}:2:10: duplicate symbol AD_NO_OPTOUT"), errs
+    assert "disabled there (enabled = false)" in errs[0] and "one rule a symbol, enabled or not" in errs[0], errs
+
+
+def test_a_duplicate_symbol_says_what_to_do(tmp_path):
+    errs, _ = _errors(tmp_path, '[[rule]]\nsymbol = "AD_TO_DNC"\naction = "drop"\n[rule.when]\nexpr = "__IS_AD"\n')
+    assert errs[0].startswith("50-mine.toml:2:10: duplicate symbol AD_TO_DNC (first defined at "), errs
+    assert errs[0].endswith("): give this rule another symbol, or edit that one"), errs

@@ -225,7 +225,11 @@ def load_rules(directory, base: Path | None = None, full_lint: bool = True) -> R
             sym = r.symbol if r is not None else rd.get("symbol") if isinstance(rd, dict) else None
             if isinstance(sym, str) and sym in first_seen:
                 ln, col = loc.at(i, "symbol", value=True)
-                errors.append(RuleError(disp, ln, col, f"duplicate symbol {sym} (first defined at {first_seen[sym]})"))
+                # a shipped rule set `enabled = false` and written again in a local file is a duplicate too: said so,
+                # as "first defined at" alone reads as a rule in force
+                off = ", disabled there (enabled = false): one rule a symbol, enabled or not" if sym in disabled else ""
+                errors.append(RuleError(disp, ln, col, f"duplicate symbol {sym} (first defined at {first_seen[sym]}"
+                                                       f"{off}): give this rule another symbol, or edit that one"))
                 continue
             if r is None:
                 if isinstance(sym, str):
