@@ -135,7 +135,9 @@ def rel_source(path: Path, base: Path | None = None) -> str:
     directory when it is below it (`config/rules/ads.toml`), else absolute. Run from the root (serve under
     systemd), absolute: `etc/telfilter/rules/ads.toml` would name nothing from anywhere else."""
     import os
-    path = Path(path).resolve()
+    # a link nothing can be read through (one that loops, or whose target is gone) by its own name: resolve() raised
+    # on a loop (a traceback) and named a dangling link's missing target
+    path = Path(path).resolve() if Path(path).exists() else Path(path).absolute()
     cwd = Path(os.getcwd()).resolve()
     if cwd == Path(cwd.anchor):
         return str(path)
