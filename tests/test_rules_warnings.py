@@ -284,3 +284,14 @@ def test_an_empty_file_and_a_set_without_scoring_rules_are_warned_of(tmp_path, c
     assert "no scoring rule: no message is judged by the rules" in _msgs(load_rules(d))
     p = run_cli("rules", "check", "--strict", d)
     assert p.returncode == 1 and "warning: no scoring rule" in p.stderr, p.stderr
+
+
+def test_a_sender_written_as_a_wildcard_is_warned_of(tmp_path):
+    # `sender = ["1900*"]` to catch a prefix loaded without a word and never held: a sender is matched whole
+    rs = _load(tmp_path, '[[rule]]\nsymbol = "PREMIUM_CALLER"\napplies_to = ["call"]\naction = "tag"\n[rule.when]\n'
+                         'sender = ["1900*", "19001234"]\n')
+    assert [(w.line, w.message) for w in rs.warnings] == [
+        (9, "PREMIUM_CALLER: sender '1900*' is matched whole, as a number or a name: '*', '?' and '%' are no "
+            "wildcards (no condition matches a sender by its prefix)")]
+    assert _load(tmp_path, '[[rule]]\nsymbol = "PREMIUM_CALLER"\napplies_to = ["call"]\naction = "tag"\n'
+                           '[rule.when]\nsender = ["19001234"]\n').warnings == []

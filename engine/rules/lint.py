@@ -98,6 +98,12 @@ def _lint(rules, by_symbol, thresholds, threshold_locs, directory) -> list:
         _warn(out, r, ("when", k), f"{len(unchecked)} pattern(s) ({r.symbol}'s {k} first) not checked for characters "
                                    f"folded text never holds (the table it needs costs seconds of CPU, not spent on "
                                    f"serve's event loop at a reload): `telfilter rules check` checks them")
+    for r in rules:         # `sender = ["1900*"]` for a prefix: loaded, and never held
+        v = r.conds.get("sender")
+        for x in [x for x in ([v] if isinstance(v, str) else v or ()) if any(c in x for c in "*?%")]:
+            _warn(out, r, ("when", "sender"), f"{r.symbol}: sender {x!r} is matched whole, as a number or a name: "
+                                              f"'*', '?' and '%' are no wildcards (no condition matches a sender by "
+                                              f"its prefix)")
     _unused_helpers(rules, by_symbol, out)
     _dead_actions(rules, out)
     _duplicates(rules, out)
