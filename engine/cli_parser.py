@@ -263,7 +263,8 @@ def parser() -> argparse.ArgumentParser:
     cs = p.add_subparsers(dest="ctlcmd", metavar="ACTION", required=True)
     q = _sub(cs, "reload", "reload rules, lists, model, ESME accounts (smpp.toml, --esme-accounts-file; with them the "
              "TLS listener's certificate, key, client CA and client CRL files) and sip.toml; each part is validated "
-             "whole: a refused one is reported as path:line:col and its old version kept")
+             "whole: a refused one is reported as path:line:col and its old version kept; rules put in force say what "
+             "changed (symbols added, removed, changed, enabled, disabled; [actions] thresholds)")
     from .control_reload import RELOAD_PARTS
     q.add_argument("parts", nargs="*", metavar="PART", type=_reload_part,
                    help=f"what to reload: {', '.join(RELOAD_PARTS)} (default: all of them, each part's result reported)")

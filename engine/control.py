@@ -30,7 +30,8 @@ wrong type, refuses the request and names the key: engine/control_keys.py):
                        re-reads sip.toml (sip_screen/live_settings.py: listen and advertise
                        need a restart). "full": true reads every list again (else a lists
                        reload reads only the lists whose files changed); its answer names the
-                       lists read again ("read") and those kept ("kept").
+                       lists read again ("read") and those kept ("kept"); a rules reload put in
+                       force, what it changed ("changes": RuleSet.changes_from).
   {"cmd": "drain"}     the graceful stop of SIGTERM; answered before the drain starts.
   {"cmd": "metrics"}   this process's /metrics families as JSON and its /healthz verdict (engine/metrics_pool.py:
                        how worker 0 of a --workers pool shows the others); answered at once, beside a command under
