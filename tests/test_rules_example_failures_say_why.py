@@ -33,7 +33,8 @@ def test_each_failure_says_why_in_file_order(tmp_path):
         "12: LOAN_SPAM: example must miss but hit (keyword 'vay tien'; sender is a number; 2 messages per sender "
         "within 1h (limit 1))",
         "15: LOAN_SPAM: example must hit but missed (verdict []; sender_kind does not hold; counter does not hold)",
-        "18: LOAN_SPAM: example must hit but missed (verdict []; it is call, the rule applies to sms-mt)"], p.stderr
+        "18: LOAN_SPAM: example must hit but missed (verdict []; it is call, the rule applies to sms-mt: make the "
+        "example an SMS (leave kind = \"call\" out))"], p.stderr
 
 
 def test_a_composite_that_is_false_names_its_symbols(tmp_path):
@@ -57,3 +58,16 @@ text = "[QC] vay tien"
     assert p.returncode == 1, p.stderr
     assert p.stderr.splitlines()[0] == \
         f"{tmp_path}/a.toml:14: LOAN_AD: example must hit but missed (verdict []; expr is false: __LOAN holds, __QC holds)"
+
+
+def test_an_example_out_of_the_rules_scope_says_what_to_write(tmp_path):
+    # an example is an MT SMS unless it says otherwise: for a rule on subscribers' MO it only said "it is sms-mt"
+    (tmp_path / "a.toml").write_text('[[rule]]\nsymbol = "MO_PRIZE"\napplies_to = ["sms-mo"]\nscore = 1\n'
+                                     '[rule.when]\nkeywords = ["trung thuong"]\n'
+                                     '[[rule.examples.hit]]\ntext = "Ban da trung thuong"\n'
+                                     '[[rule.examples.hit]]\ntext = "Ban da trung thuong"\ndirection = "mo"\n')
+    p = run_cli("rules", "check", tmp_path)
+    assert p.returncode == 1, p.stderr
+    assert [line.split("a.toml:", 1)[1] for line in p.stderr.splitlines() if "a.toml:" in line] == [
+        "7: MO_PRIZE: example must hit but missed (verdict []; it is sms-mt, the rule applies to sms-mo: write "
+        "direction = \"mo\" in the example)"], p.stderr

@@ -88,7 +88,16 @@ def _why_missed(rule, sub, settings, ruleset, ex) -> str:
         p.judge(example_record(pr))
     ctx = MessageContext(example_record(ex), p.lists, p.tz, p.shortcode)
     if ctx.scope not in rule.applies_to:
-        return f"; it is {ctx.scope}, the rule applies to {', '.join(sorted(rule.applies_to))}"
+        want = sorted(rule.applies_to)
+        # an example leaving kind and direction out is an MT SMS (records.EXAMPLE_DEFAULTS)
+        if ctx.scope == "call":
+            fix = 'make the example an SMS (leave kind = "call" out' + (
+                ', write direction = "mo")' if want[0] == "sms-mo" else ")")
+        elif want[0] == "call":
+            fix = 'write kind = "call" (with caller, callee) in the example'
+        else:
+            fix = f'write direction = "{want[0][4:]}" in the example'
+        return f"; it is {ctx.scope}, the rule applies to {', '.join(want)}: {fix}"
     held = sub.evaluate_all(ctx, p.state)[0]
     out = []
     if rule.tree is not None and not evaluate_tree(rule.tree, held.__contains__):
