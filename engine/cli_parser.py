@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .cli_types import _at_least_one, _reload_part, _seconds, rate, seed
+from .cli_types import _at_least_one, _reload_part, _seconds, _zero_or_more, rate, seed
 
 
 def _common(p: argparse.ArgumentParser, top=False, unused=None):
@@ -177,7 +177,7 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--rules", dest="rules_dir", help="edited rules directory (default: CONFIG/rules)")
     q.add_argument("--baseline", help="baseline rules directory (default: CONFIG/rules, the rules in force, when --rules names another "
                    "directory; else the shipped rules)")
-    q.add_argument("--examples", type=int, default=3, help="examples shown per symbol (default 3)")
+    q.add_argument("--examples", type=_zero_or_more, default=3, help="examples shown per symbol (default 3; 0: none)")
 
     p = _sub(subs, "ml", "train, evaluate and run the spam classifier")
     ms = p.add_subparsers(dest="mcmd", metavar="ACTION", required=True)

@@ -50,6 +50,14 @@ def seed(v: str) -> int:
     return n
 
 
+def _zero_or_more(v: str) -> int:
+    """A whole number of at least 0 (argparse type): how many of something to show."""
+    n = whole_number(v)
+    if n < 0:       # a slice's bound: -1 quietly showed none
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {v!r}")
+    return n
+
+
 def _at_least_one(v: str) -> int:
     """A whole number of at least 1 (argparse type): a table's rows."""
     n = whole_number(v)

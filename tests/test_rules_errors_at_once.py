@@ -125,3 +125,21 @@ def test_a_duplicate_symbol_says_what_to_do(tmp_path):
     errs, _ = _errors(tmp_path, '[[rule]]\nsymbol = "AD_TO_DNC"\naction = "drop"\n[rule.when]\nexpr = "__IS_AD"\n')
     assert errs[0].startswith("50-mine.toml:2:10: duplicate symbol AD_TO_DNC (first defined at "), errs
     assert errs[0].endswith("): give this rule another symbol, or edit that one"), errs
+
+
+@pytest.mark.parametrize("written, hint", [("ESME_RNOPE", ""), ("ESME_RSYSER", "; did you mean 'ESME_RSYSERR'?")])
+def test_a_misspelt_status_is_never_told_it_may_mean_success(tmp_path, written, hint):
+    """A rule's smpp_status answers a message it drops: a misspelt one was told "did you mean 'ESME_ROK'?", the
+    status that tells the ESME its message went."""
+    errs, _ = _errors(tmp_path, f'[[rule]]\nsymbol = "MINE"\naction = "drop"\nsmpp_status = "{written}"\n'
+                                '[rule.when]\nkeywords = ["vay tien"]\n')
+    assert len(errs) == 1 and errs[0].startswith("50-mine.toml:4:") and "ESME_ROK'?" not in errs[0], errs
+    assert errs[0].endswith(hint), errs
+
+
+def test_rules_test_refuses_a_negative_number_of_examples(tmp_path):
+    """`rules test --examples -1` showed none, quietly (a slice's bound)."""
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"sender": "0901234567", "recipient": "0912345678", "text": "hi"}\n')
+    p = run_cli("rules", "test", "--corpus", corpus, "--examples", "-1")
+    assert p.returncode == 2 and "--examples: must be 0 or more, got '-1'" in p.stderr, p.stderr

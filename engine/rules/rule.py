@@ -35,6 +35,8 @@ SMPP_STATUS = {
     "ESME_RSUBMITFAIL": 0x45, "ESME_RTHROTTLED": 0x58, "ESME_RX_T_APPN": 0x64, "ESME_RX_P_APPN": 0x65,
     "ESME_RX_R_APPN": 0x66, "ESME_RINVSERTYP": 0x15, "ESME_RMSGQFUL": 0x14, "ESME_RUNKNOWNERR": 0xFF,
 }
+REFUSALS = [k for k, v in SMPP_STATUS.items() if v]     # what a misspelt status is told it may mean: ESME_ROK
+# answers success for a message the rule drops (`ESME_RNOPE` was told "did you mean 'ESME_ROK'?")
 
 
 @dataclass
@@ -142,7 +144,7 @@ def build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
                 value=True)
         else:
             err(f"smpp_status must be an integer or one of {', '.join(SMPP_STATUS)}"
-                + (did_you_mean(str(st).upper(), SMPP_STATUS) if isinstance(st, str) else ""), "smpp_status", value=True)
+                + (did_you_mean(str(st).upper(), REFUSALS) if isinstance(st, str) else ""), "smpp_status", value=True)
     sip = rd.get("sip_code")
     if sip is not None and (not isinstance(sip, int) or isinstance(sip, bool) or not 400 <= sip <= 699):
         err(f"sip_code must be a SIP final error code (e.g. 603 or 608), got {sip!r}", "sip_code", value=True)
