@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .util import OWN_GROUP
+
 FLOOD = r"""
 import signal, socket, sys, time
 signal.signal(signal.SIGINT, signal.SIG_DFL)   # Ctrl-C (the whole group): no traceback; the tool says it
@@ -93,7 +95,8 @@ def calls_through_a_flood(work: Path, overload_after: float, pump=True, seconds=
     from engine.smpp_proxy.harness import ProxyHarness
     pipe = build(data_dir=work / "data", with_model=False)
     py, procs = sys.executable, []
-    sink = subprocess.Popen([py, "-c", SINK, str(seconds + 4.0), str(ports[1])], stdout=subprocess.PIPE, text=True)
+    sink = subprocess.Popen([py, "-c", SINK, str(seconds + 4.0), str(ports[1])], stdout=subprocess.PIPE, text=True,
+                            **OWN_GROUP)
     try:
         sink_port = int(sink.stdout.readline())
         with ProxyHarness(pipe) as h:
@@ -103,10 +106,10 @@ def calls_through_a_flood(work: Path, overload_after: float, pump=True, seconds=
             h.call(screen.start())
             try:
                 procs.append(subprocess.Popen([py, "-c", FLOOD, str(screen.port), str(seconds + 1.0), str(ports[2])],
-                                              stdout=subprocess.PIPE))
+                                              stdout=subprocess.PIPE, **OWN_GROUP))
                 time.sleep(0.7)                                             # the flood is under way
                 caller = subprocess.run([py, "-c", CALLER, str(screen.port), str(seconds), str(rate), str(ports[3])],
-                                        capture_output=True, text=True, timeout=seconds + 60)
+                                        capture_output=True, text=True, timeout=seconds + 60, **OWN_GROUP)
                 flooded = int(procs[0].communicate(timeout=30)[0] or 0)
             finally:
                 h.call(screen.stop())

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from . import ports
+from .util import OWN_GROUP
 
 THROTTLED = "0x58"
 
@@ -130,8 +131,8 @@ def _run(tmp, rates, seconds, sat_seconds, fwd_seconds, sat_rate_cap, dnc_n, pro
     vlog = tmp / "verdicts.jsonl"
     r_port, f_port, p_port = _free_port(), _free_port(), _free_port()
     py = sys.executable
-    resp = subprocess.Popen([py, "-m", "benchmarks.smpp_peers", "responder", str(r_port)])
-    fwd = subprocess.Popen([py, "-m", "benchmarks.smpp_peers", "forwarder", str(f_port), str(r_port)])
+    resp = subprocess.Popen([py, "-m", "benchmarks.smpp_peers", "responder", str(r_port)], **OWN_GROUP)
+    fwd = subprocess.Popen([py, "-m", "benchmarks.smpp_peers", "forwarder", str(f_port), str(r_port)], **OWN_GROUP)
     gc_file = tmp / "proxy_gc.json"
     proxy = subprocess.Popen([py, "-m", "benchmarks.proxy_runner", str(gc_file), "serve", "--data-dir", str(tmp / "data"),
                               "--smpp-listen", f"127.0.0.1:{p_port}", "--smsc", f"127.0.0.1:{r_port}",

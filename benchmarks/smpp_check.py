@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from .smpp_bench import THROTTLED, _free_port, _growth, _load, _per_msg, _wait_port
-from .util import checkout, config_dir, positive, stop_all
+from .util import OWN_GROUP, checkout, config_dir, positive, stop_all
 
 
 def _serve(code: str, tmp: Path, k: int, r_port: int, config: str | None = None):
@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     sample = tmp / "dnc_sample.npy"
     np.save(sample, nums[:: max(1, len(nums) // 10_000)])
     r_port = _free_port()
-    resp = subprocess.Popen([sys.executable, "-m", "benchmarks.smpp_peers", "responder", str(r_port)])
+    resp = subprocess.Popen([sys.executable, "-m", "benchmarks.smpp_peers", "responder", str(r_port)], **OWN_GROUP)
     out = {"seconds": a.seconds, "edge_s": edge, "binds": a.binds, "window": a.window, "campaign_share": a.campaign_share,
            "proxy_local_time": datetime.now(ZoneInfo(tz)).strftime("%H:%M"), "runs": {}}
     try:

@@ -29,7 +29,7 @@ import time
 from .smpp_bench import _free_port
 from .smpp_load import Bind, _bind_pdu
 from .traffic import pdus as _pdus
-from .util import checkout, positive, run_seconds
+from .util import OWN_GROUP, checkout, positive, run_seconds
 
 _CHILD = r"""
 import asyncio, json, signal, sys, time
@@ -274,7 +274,7 @@ def main(argv=None) -> int:
         import atexit
         import shutil
         atexit.register(shutil.rmtree, d, True)
-    sim = subprocess.Popen([sys.executable, "-m", "benchmarks.smpp_peers", "responder", str(sim_port)])
+    sim = subprocess.Popen([sys.executable, "-m", "benchmarks.smpp_peers", "responder", str(sim_port)], **OWN_GROUP)
     try:
         for _ in range(100):
             try:

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from .smpp_bench import _free_port, _wait_port
-from .util import checkout, positive
+from .util import OWN_GROUP, checkout, positive
 
 _HDR = struct.Struct(">IIII")
 _BIND = 0x00000009
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     procs, out = [], {"kind": a.kind, "seconds": a.seconds, "interval": a.interval, "runs": []}
     try:
         r_port = port()
-        procs.append(subprocess.Popen([py, "-m", "benchmarks.smpp_peers", "responder", str(r_port)]))
+        procs.append(subprocess.Popen([py, "-m", "benchmarks.smpp_peers", "responder", str(r_port)], **OWN_GROUP))
         if not _wait_port(r_port):
             raise RuntimeError("the responder did not start")
         for k, (code, mode) in enumerate(runs):

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .smpp_bench import _free_port, _load, _per_msg, _wait_port
-from .util import checkout, positive, stop_all
+from .util import OWN_GROUP, checkout, positive, stop_all
 
 
 def main(argv=None) -> int:
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
         sample = tmp / "dnc_sample.npy"
         np.save(sample, nums[:: max(1, len(nums) // 10_000)])
         r_port = _free_port()
-        procs.append(subprocess.Popen([py, "-m", "benchmarks.smpp_peers", "responder", str(r_port)]))
+        procs.append(subprocess.Popen([py, "-m", "benchmarks.smpp_peers", "responder", str(r_port)], **OWN_GROUP))
         for k, code in enumerate(codes):
             d = tmp / f"p{k}"
             subprocess.run(["cp", "-r", str(tmp / "seed"), str(d)], check=True)

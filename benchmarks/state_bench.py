@@ -37,7 +37,7 @@ from pathlib import Path
 from .smpp_bench import _free_port, _wait_port
 from .smpp_cpu import closed_loop, drops_and_errors
 from .traffic import pdus as _pdus
-from .util import out_file, positive, run_seconds, tree_cpu_seconds
+from .util import OWN_GROUP, out_file, positive, run_seconds, tree_cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -215,7 +215,8 @@ def run(n=20000, binds=4, window=10, keys=200_000) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="state-bench-"))
     redis = Redis(exe, tmp)
     sim_port = _free_port()
-    sim = subprocess.Popen([sys.executable, "-m", "benchmarks.smpp_peers", "responder", str(sim_port)], cwd=ROOT)
+    sim = subprocess.Popen([sys.executable, "-m", "benchmarks.smpp_peers", "responder", str(sim_port)], cwd=ROOT,
+                           **OWN_GROUP)
     try:
         assert _wait_port(sim_port, 30)
         pdus = _pdus(n + 2000, seed=11)

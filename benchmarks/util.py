@@ -52,6 +52,12 @@ def run_stopping_gently(cmd: list, timeout=None, **popen_args) -> subprocess.Com
     return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 
+# Popen arguments of a child the tool stops itself (stop_all, or kill in its `finally`): in a process group of its own,
+# so a terminal's Ctrl-C (SIGINT to the foreground group) reaches the tool alone and never a child still importing
+# its modules (a KeyboardInterrupt traceback above the tool's one line, tests/test_bench_ctrl_c_group.py)
+OWN_GROUP = {"process_group": 0}
+
+
 def stop_all(procs, timeout: float = 20) -> None:
     """SIGTERM to each child still running, then wait for each: SIGKILL to one still running `timeout` s later."""
     for p in procs:
