@@ -34,6 +34,25 @@ def _alive(pid):
         return False
 
 
+def _ended(p, kids) -> bool:
+    """Whether the tool `p` and its children `kids` are gone (within 15 s of its exit); the rest killed either way."""
+    try:
+        end = time.monotonic() + 15
+        while any(_alive(k) for k in kids) and time.monotonic() < end:
+            time.sleep(0.05)
+        return not any(_alive(k) for k in kids)
+    finally:
+        if p.poll() is None:
+            if os.getpgid(p.pid) == p.pid:      # (a tool started in a session of its own: its group too)
+                os.killpg(p.pid, signal.SIGKILL)
+            else:
+                p.kill()
+            p.wait()
+        for k in kids:
+            if _alive(k):
+                os.kill(k, signal.SIGKILL)
+
+
 @pytest.mark.parametrize("cmd", [["benchmarks.smpp_p99", "--rate", "200", "--seconds", "60", "--repeat", "1",
                                   "--dnc", "1000"],
                                  ["benchmarks.smpp_cpu", "--n", "5000000", "--modes", "forwarder"],
@@ -56,14 +75,6 @@ def test_ctrl_c_is_one_line_and_exit_130(cmd, tmp_path):
         err = p.communicate(timeout=60)[1]
         assert p.returncode == 130 and "Traceback" not in err and "interrupted" in err, (p.returncode, err[-1500:])
         assert len(err.strip().splitlines()) == 1, err
-        end = time.monotonic() + 15
-        while any(_alive(k) for k in kids) and time.monotonic() < end:
-            time.sleep(0.05)
-        assert not any(_alive(k) for k in kids)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        for k in kids:
-            if _alive(k):
-                os.kill(k, signal.SIGKILL)
+        gone = _ended(p, kids)
+    assert gone, "a child outlived the tool"
