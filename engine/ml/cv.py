@@ -202,6 +202,8 @@ def cmd(args) -> int:
         ds = read_dataset(p)
         for e in ds.errors:
             print(f"telfilter ml cv: skipped bad line: {e}", file=sys.stderr)
+        for n in ds.notes:          # what the file left out (unlabelled reports, calls), as train and eval say it
+            print(f"telfilter ml cv: {n}", file=sys.stderr)
         sets[p] = ds
     data = [(p, sets[p]) for p in args.data]
     if not any(ds.texts for _, ds in data):

@@ -348,6 +348,10 @@ def read_dataset(path) -> Dataset:
     for key, what in _LEFT_OUT:
         if counts.get(key):
             ds.notes.append(f"{p}: {counts[key]} {what}")
+    if not ds.texts:
+        # an empty file (an export made before anything was labelled, a header row alone) given beside others
+        # added nothing, and nothing said so: the analyst's reports were thought trained on
+        ds.notes.append(f"{p}: no labelled messages in it")
     return ds
 
 
