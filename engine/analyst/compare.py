@@ -236,6 +236,7 @@ def plots(d: Path, summary: dict, P, labels, langs, names) -> list[str]:
         for ax, t in zip(axes, ("spam caught", "ham blocked")):
             ax.set_xticks(np.arange(len(groups)) + .4 - w / 2, groups)
             ax.set(title=f"{t} per language", ylabel="rate"); ax.grid(alpha=.3, axis="y")
+            ax.set_ylim(bottom=0)       # a rate: with none blocked the axis ran from -0.04
         axes[0].legend(fontsize=8)
         fig.tight_layout(); fig.savefig(d / "per_language.png", dpi=110); plt.close(fig)
         written.append("per_language.png")
