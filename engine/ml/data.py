@@ -176,7 +176,11 @@ def _header_first(text: str) -> str | None:
         return None
     if _columns(line.rstrip("\r").split("\t"), "") is not None:
         return "tsv"
-    return "csv" if _columns(next(csv.reader([line])), "") is not None else None
+    try:
+        first = next(csv.reader([line]))
+    except csv.Error:       # a carriage return inside the line (`spam,a\rb`): no CSV header
+        return None
+    return "csv" if _columns(first, "") is not None else None
 
 
 def _store(ds: Dataset, p: Path, raw: bytes) -> dict:
@@ -312,7 +316,14 @@ def read_dataset(path) -> Dataset:
         raw = p.read_bytes()
     except OSError as e:
         raise DataError(f"{p}: {e.strerror}") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # a spreadsheet's "Unicode Text": every line's NULs and the BOM ended in csv's traceback or a bad label
+        raise DataError(f"{p}:1: UTF-16 text (a spreadsheet's \"Unicode Text\"); save the file as UTF-8")
     text = raw.decode("utf-8-sig", errors="surrogateescape")  # a byte-order mark is no part of the first header
+    if "\r" in text and "\n" not in text:
+        # lines ended by a carriage return alone (a spreadsheet's "CSV (Macintosh)"): read as one line, the
+        # header sniffing's csv reader raised a traceback in every `ml` command
+        text = text.replace("\r", "\n")
     ds = Dataset()
     not_utf8 = []
     if _NOT_UTF8.search(text):
