@@ -7,7 +7,7 @@ import sys
 
 from engine.analyst.export import labelled_rows
 from engine.analyst.store import Workspace
-from engine.ml.data import read_all, read_dataset
+from engine.ml.data import DataError, read_all, read_dataset
 
 from .conftest import CONFIG, ROOT
 
@@ -139,3 +139,16 @@ def test_the_rows_trained_on_are_the_bytes_the_card_hashes_while_serve_appends(t
     ds = read_dataset(store)
     assert ds.info["sha256"] == hashlib.sha256(seen["raw"]).hexdigest()
     assert SPAM[0] + " 2" not in ds.texts
+
+
+def test_the_labels_log_given_as_data_names_the_store_beside_it(tmp_path):
+    store, _ = _labelled_store(tmp_path / "dd")
+    labels = store.with_name("labels.jsonl")
+    try:
+        read_dataset(labels)
+    except DataError as e:
+        assert str(e).startswith(f"{labels}:1: the analysts' labels, no texts") and f"--data {store}" in str(e)
+    else:
+        raise AssertionError("labels.jsonl was read as training data")
+    p = _cli("ml", "eval", "--data-dir", tmp_path / "dd", "--data", labels)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and f"--data {store}" in p.stderr

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ..csvcell import uncell
 from ..jsonl import lone_surrogate, unpaired
-from .data_sniff import (csv_records, ends_quoted, first_line, is_store, json_object_first, runs_on,
+from .data_sniff import (csv_records, ends_quoted, first_line, is_labels_log, is_store, json_object_first, runs_on,
                          text_takes_the_surplus, unnamed_column)
 
 LABELS = {"spam": 1, "ham": 0, "1": 1, "0": 0, "true": 1, "false": 0}
@@ -345,6 +345,9 @@ def read_dataset(path) -> Dataset:
         if is_store(text):
             counts = _store(ds, p, raw)
             not_utf8 = []                   # the store's reader names those lines itself: each was said twice
+        elif is_labels_log(text):
+            raise DataError(f"{p}:1: the analysts' labels, no texts: give the report store beside it "
+                            f"(--data {p.with_name('reports.jsonl')}), read with these labels")
         else:
             counts = _jsonl(ds, p, text)
     elif (_header_first(text) or ("csv" if name.endswith(".csv") else "tsv")) == "csv":

@@ -68,6 +68,13 @@ def is_store(text: str) -> bool:
         and o.get("kind") in ("S", "V", "FW")
 
 
+def is_labels_log(text: str) -> bool:
+    """The analysts' labels log (labels.jsonl beside the store: `{"id", "label", "time", "by"}` a line), which
+    has labels but no texts: given as --data, each of its lines was a bad line "record has no `text` field"."""
+    o = first_record(text)
+    return o is not None and {"id", "label"} <= o.keys() <= {"id", "label", "time", "by"}
+
+
 # A column of a file without a header row holding one word from a few (a `kind`: scam, personal; a `lang`): at
 # most this many distinct values, some of them repeated
 FEW_VALUES = 32
