@@ -315,6 +315,7 @@ class Workspace:
 
     def resolve(self, ident: str) -> list[Report]:
         """The reports a campaign id or report id names (a unique prefix of 5+ characters will do)."""
+        ident = ident.strip().lower()   # pasted from a ticket or a spreadsheet: `C380BE0FAAC`, ` c380be0faac`
         table = self.campaigns if ident.startswith("c") else self.by_id if ident.startswith("r") else None
         if table is None:
             raise StoreError(f"{ident!r}: a campaign id starts with c, a report id with r")
