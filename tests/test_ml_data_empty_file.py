@@ -1,6 +1,6 @@
 """A --data file with no labelled message in it (empty, a header row alone: an export made before anything was
 labelled) is named when it is read beside others, in `ml train`, `ml eval` and `ml cv`, never dropped without a
-word; `ml cv` says what each file left out, as train and eval do."""
+word; `ml cv` says what each file left out, and its first 1,000 bad lines then a count, as train and eval do."""
 import json
 import subprocess
 import sys
@@ -58,3 +58,18 @@ def test_ml_cv_says_what_a_file_left_out(tmp_path):
              "--no-progress")
     assert p.returncode == 0, p.stderr
     assert f"telfilter ml cv: {header}: no labelled messages in it" in p.stderr
+
+
+def test_ml_cv_shows_the_first_1000_bad_lines_as_train_and_eval_do(tmp_path):
+    ds = read_dataset(ROOT / "engine" / "ml" / "data" / "sms_spam_collection_train.tsv")
+    rows = [(y, t) for y, t in zip(ds.labels, ds.texts) if y][:20] + [(y, t) for y, t in zip(ds.labels, ds.texts)
+                                                                       if not y][:40]
+    good, log = tmp_path / "good.tsv", tmp_path / "verdicts.jsonl"
+    good.write_text("".join(f"{y}\t{t}\n" for y, t in rows), encoding="utf-8")
+    log.write_text("".join(json.dumps({"action": "allow", "n": i}) + "\n" for i in range(1200)), encoding="utf-8")
+    p = _cli("ml", "cv", "--data-dir", tmp_path / "dd", "--data", good, "--extra", log, "--splits", "1",
+             "--no-progress")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stderr.count("skipped bad line") == 1000
+    assert "... and 200 more bad lines skipped (1200 in all)" in p.stderr
+    assert f"{log}: no labelled messages in it" in p.stderr

@@ -197,14 +197,13 @@ def cmd(args) -> int:
     if both:
         print(f"telfilter ml cv: error: {sorted(both)[0]} is given as --data and as --extra", file=sys.stderr)
         return 2
+    from .cli import _skipped
     sets = {}
     for p in args.data + args.extra:
-        ds = read_dataset(p)
-        for e in ds.errors:
-            print(f"telfilter ml cv: skipped bad line: {e}", file=sys.stderr)
-        for n in ds.notes:          # what the file left out (unlabelled reports, calls), as train and eval say it
-            print(f"telfilter ml cv: {n}", file=sys.stderr)
-        sets[p] = ds
+        sets[p] = read_dataset(p)
+    # as train and eval say them: the first 1,000 bad lines (a verdict log given as --extra printed every line),
+    # then what each file left out (unlabelled reports, calls)
+    _skipped("cv", [e for ds in sets.values() for e in ds.errors], [n for ds in sets.values() for n in ds.notes])
     data = [(p, sets[p]) for p in args.data]
     if not any(ds.texts for _, ds in data):
         print("telfilter ml cv: error: no labelled messages in --data", file=sys.stderr)
