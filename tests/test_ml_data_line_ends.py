@@ -1,8 +1,14 @@
 """Labelled files as spreadsheets save them: lines ended by a carriage return alone ("CSV (Macintosh)") are read
 as lines, a first line with a bare carriage return inside is no header, and UTF-16 ("Unicode Text") is refused
-with what to do; each used to end every `ml` command in csv's traceback."""
+with what to do (each used to end every `ml` command in csv's traceback), and so are a workbook and a compressed
+file."""
+import bz2
+import gzip
+import io
+import lzma
 import subprocess
 import sys
+import zipfile
 
 import pytest
 
@@ -39,3 +45,23 @@ def test_utf16_is_refused_with_what_to_do(tmp_path):
                         "--data", str(p)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.startswith("telfilter ml eval: error: ") and "UTF-16" in r.stderr
+
+
+@pytest.mark.parametrize("name,pack,why", [
+    ("labelled.xlsx", lambda b: _zip(b), "ZIP archive"),
+    ("labelled.tsv.gz", lambda b: gzip.compress(b), "compressed"),
+    ("labelled.tsv.xz", lambda b: lzma.compress(b), "compressed"),
+    ("labelled.tsv.bz2", lambda b: bz2.compress(b), "compressed")])
+def test_a_workbook_or_a_compressed_file_is_refused_as_what_it_is(tmp_path, name, pack, why):
+    """Each of their lines was "not valid UTF-8 ... (save the file as UTF-8)", the first 1,000 of them."""
+    p = tmp_path / name
+    p.write_bytes(pack("".join(f"{a}\t{b}\n" for a, b in ROWS * 50).encode()))
+    with pytest.raises(DataError, match=f"{name}:1: .*{why}"):
+        read_dataset(p)
+
+
+def _zip(b: bytes) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("xl/sheet1.xml", b)
+    return buf.getvalue()

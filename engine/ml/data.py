@@ -31,8 +31,8 @@ from pathlib import Path
 
 from ..csvcell import uncell
 from ..jsonl import lone_surrogate, unpaired
-from .data_sniff import (csv_records, ends_quoted, first_line, is_labels_log, is_store, json_object_first, runs_on,
-                         text_takes_the_surplus, unnamed_column)
+from .data_sniff import (csv_records, ends_quoted, first_line, is_labels_log, is_store, json_object_first,
+                         not_text, runs_on, text_takes_the_surplus, unnamed_column)
 
 LABELS = {"spam": 1, "ham": 0, "1": 1, "0": 0, "true": 1, "false": 0}
 
@@ -316,9 +316,8 @@ def read_dataset(path) -> Dataset:
         raw = p.read_bytes()
     except OSError as e:
         raise DataError(f"{p}: {e.strerror}") from None
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        # a spreadsheet's "Unicode Text": every line's NULs and the BOM ended in csv's traceback or a bad label
-        raise DataError(f"{p}:1: UTF-16 text (a spreadsheet's \"Unicode Text\"); save the file as UTF-8")
+    if not_text(raw):
+        raise DataError(f"{p}:1: {not_text(raw)}")
     text = raw.decode("utf-8-sig", errors="surrogateescape")  # a byte-order mark is no part of the first header
     if "\r" in text and "\n" not in text:
         # lines ended by a carriage return alone (a spreadsheet's "CSV (Macintosh)"): read as one line, the

@@ -68,6 +68,18 @@ def is_store(text: str) -> bool:
         and o.get("kind") in ("S", "V", "FW")
 
 
+def not_text(raw: bytes) -> str | None:
+    """Why the bytes `raw` are no text file of labelled rows, or None: each of their lines was a bad line "not
+    valid UTF-8 ... (save the file as UTF-8)", said of a gzip or a workbook too, or csv's traceback (UTF-16)."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16 text (a spreadsheet's \"Unicode Text\"); save the file as UTF-8"
+    if raw.startswith(b"PK\x03\x04"):
+        return "a ZIP archive (an .xlsx or .ods workbook?); save the sheet as CSV UTF-8"
+    if raw.startswith((b"\x1f\x8b", b"\xfd7zXZ\x00")) or (raw[:3] == b"BZh" and raw[4:10] == b"1AY&SY"):
+        return "compressed (gzip, xz or bzip2); decompress it first"
+    return None
+
+
 def is_labels_log(text: str) -> bool:
     """The analysts' labels log (labels.jsonl beside the store: `{"id", "label", "time", "by"}` a line), which
     has labels but no texts: given as --data, each of its lines was a bad line "record has no `text` field"."""
