@@ -24,6 +24,16 @@ def _good(tmp_path):
     return p
 
 
+def _cv_data(tmp_path):
+    """good.tsv: 20 spam and 40 ham of the shipped English set, enough for one `ml cv` split."""
+    ds = read_dataset(ROOT / "engine" / "ml" / "data" / "sms_spam_collection_train.tsv")
+    rows = [(y, t) for y, t in zip(ds.labels, ds.texts) if y][:20] + [(y, t) for y, t in zip(ds.labels, ds.texts)
+                                                                       if not y][:40]
+    p = tmp_path / "good.tsv"
+    p.write_text("".join(f"{y}\t{t}\n" for y, t in rows), encoding="utf-8")
+    return p
+
+
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "engine.cli", *map(str, args)], cwd=ROOT, capture_output=True,
                           text=True, timeout=600)
@@ -48,11 +58,7 @@ def test_ml_eval_names_the_empty_file(tmp_path):
 
 
 def test_ml_cv_says_what_a_file_left_out(tmp_path):
-    ds = read_dataset(ROOT / "engine" / "ml" / "data" / "sms_spam_collection_train.tsv")
-    rows = [(y, t) for y, t in zip(ds.labels, ds.texts) if y][:20] + [(y, t) for y, t in zip(ds.labels, ds.texts)
-                                                                       if not y][:40]
-    good, header = tmp_path / "good.tsv", tmp_path / "header.tsv"
-    good.write_text("".join(f"{y}\t{t}\n" for y, t in rows), encoding="utf-8")
+    good, header = _cv_data(tmp_path), tmp_path / "header.tsv"
     header.write_text("label\ttext\n", encoding="utf-8")
     p = _cli("ml", "cv", "--data-dir", tmp_path / "dd", "--data", good, "--extra", header, "--splits", "1",
              "--no-progress")
@@ -61,11 +67,7 @@ def test_ml_cv_says_what_a_file_left_out(tmp_path):
 
 
 def test_ml_cv_shows_the_first_1000_bad_lines_as_train_and_eval_do(tmp_path):
-    ds = read_dataset(ROOT / "engine" / "ml" / "data" / "sms_spam_collection_train.tsv")
-    rows = [(y, t) for y, t in zip(ds.labels, ds.texts) if y][:20] + [(y, t) for y, t in zip(ds.labels, ds.texts)
-                                                                       if not y][:40]
-    good, log = tmp_path / "good.tsv", tmp_path / "verdicts.jsonl"
-    good.write_text("".join(f"{y}\t{t}\n" for y, t in rows), encoding="utf-8")
+    good, log = _cv_data(tmp_path), tmp_path / "verdicts.jsonl"
     log.write_text("".join(json.dumps({"action": "allow", "n": i}) + "\n" for i in range(1200)), encoding="utf-8")
     p = _cli("ml", "cv", "--data-dir", tmp_path / "dd", "--data", good, "--extra", log, "--splits", "1",
              "--no-progress")
