@@ -14,14 +14,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .capacity import capacity, sip_pick
 from .sip_bench import PROGRESS_PER_RATE
-from .util import child, exit_on_sigterm, machine, out_dir
+from .util import child, exit_on_sigterm, machine, out_dir, scratch_dir
 
 QUICK = dict(pipeline_n=20_000, pipeline_dnc=1_000_000, dnc_sizes=[1_000_000, 10_000_000], pyset_sizes=[1_000_000],
              long_n=200_000, long_seconds=20, key_n=50_000, snapshot_keys=1_000_000,
@@ -117,7 +116,7 @@ def _run(a) -> int:
     def lists():
         res["lists"] = {"roaring": [], "python_set": []}
         for n in cfg["dnc_sizes"]:
-            with tempfile.TemporaryDirectory() as td:
+            with scratch_dir() as td:
                 b = child("benchmarks.lists_bench", "build", n, td, timeout=1800)
                 l = child("benchmarks.lists_bench", "load", td, timeout=1800)
                 res["lists"]["roaring"].append({"n": n, **b, **l})

@@ -17,12 +17,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .util import run_stopping_gently
+from .util import run_stopping_gently, scratch_dir
 
 
 def child(n: int, dnc: int, out: str) -> None:
@@ -35,7 +34,7 @@ def child(n: int, dnc: int, out: str) -> None:
     from engine.serve import GC_THRESHOLDS
 
     from .traffic import records, seed_data
-    with tempfile.TemporaryDirectory() as td:
+    with scratch_dir() as td:
         nums = seed_data(Path(td), dnc)
         pipe = build(data_dir=td, persist=False)
         sample = nums[:: max(1, len(nums) // 10_000)]
@@ -109,7 +108,7 @@ def main(argv=None) -> int:
     if a.child:
         child(a.n, a.dnc, a.child)
         return 0
-    with tempfile.TemporaryDirectory() as td:
+    with scratch_dir() as td:
         outs = [os.path.join(td, f"run{k}.npz") for k in range(a.runs)]
         for out in outs:
             p = run_stopping_gently([sys.executable, "-m", "benchmarks.judge_tail", "--n", str(a.n), "--dnc",

@@ -20,7 +20,6 @@ from __future__ import annotations
 import gc
 import json
 import sys
-import tempfile
 import time
 import tracemalloc
 from collections import Counter, defaultdict
@@ -62,7 +61,8 @@ def judge_run(n: int, seconds: float, rate: float = 2000.0, dnc_n: int = 1_000_0
     from engine.records import parse_record
     from .traffic import records, seed_data
     from .util import rss_mb
-    with tempfile.TemporaryDirectory() as td:
+    from .util import scratch_dir
+    with scratch_dir() as td:
         nums = seed_data(Path(td), dnc_n)
         pipe = build(data_dir=td, persist=False)
         from engine.serve import GC_THRESHOLDS

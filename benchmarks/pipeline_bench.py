@@ -4,7 +4,6 @@ realistic mix of benchmarks/traffic.py (distinct p2p texts, campaigns with varie
 a small pool of replayed texts, which would measure the score cache and the flood rules."""
 from __future__ import annotations
 
-import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .traffic import SHARES, records, seed_data
-from .util import pct
+from .util import pct, scratch_dir
 
 
 def build_pipeline(dnc_size: int, tmp: Path):
@@ -24,7 +23,7 @@ def build_pipeline(dnc_size: int, tmp: Path):
 def run(n: int, dnc_size: int, progress=None) -> dict:
     from engine.context import MessageContext
     from engine.records import parse_record
-    with tempfile.TemporaryDirectory() as td:
+    with scratch_dir() as td:
         pipe, nums = build_pipeline(dnc_size, Path(td))
         recs = list(records(n, dnc_sample=nums[:: max(1, len(nums) // 10_000)]))
         mix = [r.pop("mix") for r in recs]

@@ -16,13 +16,12 @@ import argparse
 import json
 import random
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .util import positive
+from .util import positive, scratch_dir
 
 PHRASES = ["khuyến mãi", "khuyen mai", "giảm giá", "giam gia", "trúng thưởng", "trung thuong", "vay tiền", "vay tien",
            "giải ngân", "giai ngan", "lãi suất", "lai suat", "ưu đãi", "uu dai", "miễn phí", "mien phi", "xác minh",
@@ -143,7 +142,7 @@ def main(argv=None) -> int:
         sizes = [positive()(x) for x in a.sizes.split(",")]
     except argparse.ArgumentTypeError as e:
         ap.error(f"--sizes {a.sizes!r}: {e}")
-    with tempfile.TemporaryDirectory() as td:
+    with scratch_dir() as td:
         td = Path(td)
         nums = seed_data(td / "data", 20_000)
         recs = list(records(a.n, dnc_sample=nums[:: max(1, len(nums) // 10_000)]))

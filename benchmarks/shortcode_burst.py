@@ -128,7 +128,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if not 1 <= a.commands <= 100_000 or not 1 <= a.submits <= 100_000 or not 1 <= a.rounds <= 20:
         ap.error("--commands and --submits 1..100000, --rounds 1..20")
-    with tempfile.TemporaryDirectory(dir=a.dir, prefix="telfilter-burst-") as root:
+    from .util import scratch_dir
+    with scratch_dir(dir=a.dir, prefix="telfilter-burst-") as root:
         runs = []
         for r in range(a.rounds):
             for mode in (("off-loop", "on-loop") if r % 2 == 0 else ("on-loop", "off-loop")):

@@ -19,7 +19,6 @@ import os
 import random
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -71,7 +70,8 @@ async def _run(calls: int, repeats: int) -> dict:
     gc.collect()
     out = {"calls": calls, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
            "fork": [], "fork_child_cpu_s": [], "on_loop": [], "on_loop_copy_ms": [], "unchanged_tick_us": None}
-    with tempfile.TemporaryDirectory() as td:
+    from .util import scratch_dir
+    with scratch_dir() as td:
         path = Path(td) / "sip" / "dialogs.msgpack"
         saver = DialogSaver(scr, path)
         for _ in range(repeats):

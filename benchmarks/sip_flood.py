@@ -21,11 +21,10 @@ import logging
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from .util import OWN_GROUP
+from .util import OWN_GROUP, scratch_dir
 
 FLOOD = r"""
 import signal, socket, sys, time
@@ -146,7 +145,7 @@ def _cases(out, seconds, rate, rounds, port) -> None:
     from engine.sip_screen.transport import Pump
     from .ports import free_port
     readers = [("c_pump", True), ("python_reader", False)] if Pump is not None else [("python_reader", False)]
-    with tempfile.TemporaryDirectory(prefix="tf-sipflood-") as td:
+    with scratch_dir(prefix="tf-sipflood-") as td:
         for k in range(rounds):
             for name, pump in readers:
                 for shares, after in (("shares_on", 0.25), ("shares_off", 0.0)):

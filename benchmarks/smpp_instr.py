@@ -33,7 +33,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .util import checkout, config_dir, out_file, positive
+from .util import checkout, config_dir, out_file, positive, scratch_dir
 
 _HERE = Path(__file__).resolve().parent.parent
 
@@ -244,7 +244,7 @@ def run(tree: str, pdu_file: str, a, direct: bool = False) -> dict:
     env = {**os.environ, "PYTHONPATH": tree, "PYTHONHASHSEED": "0", "TELFILTER_LOG_LEVEL": "WARNING"}
     # the data dir (the message-id log's files) and the profile: a scratch dir removed here, since the child
     # ends in os._exit; callgrind's dumps go to a directory of their own, kept for the one the row names
-    with tempfile.TemporaryDirectory(prefix="smpp_instr_") as work:
+    with scratch_dir(prefix="smpp_instr_") as work:
         if a.dnc:       # smpp_check's lists: its brandnames registered (their ads tagged and forwarded by day)
             sys.path.insert(0, str(_HERE))
             from benchmarks.traffic import seed_data

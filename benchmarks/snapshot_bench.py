@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -48,7 +47,8 @@ async def _ticked(coro_fn) -> tuple[float, float]:
 
 async def _run(keys: int, repeats: int) -> dict:
     from engine.state.embedded import EmbeddedStore
-    with tempfile.TemporaryDirectory() as td:
+    from .util import scratch_dir
+    with scratch_dir() as td:
         s = EmbeddedStore(Path(td))
         now = 1_790_000_000
         for i in range(keys):

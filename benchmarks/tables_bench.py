@@ -12,7 +12,6 @@ judge. `--compare` replays it on the pure-Python tables and the compiled ones in
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,7 +39,8 @@ def capture(n: int, dnc_size: int = 20_000):
     from engine.records import parse_record
     from .pipeline_bench import build_pipeline
     from .traffic import records
-    with tempfile.TemporaryDirectory() as td:
+    from .util import scratch_dir
+    with scratch_dir() as td:
         pipe, nums = build_pipeline(dnc_size, Path(td))
         recs = list(records(n, dnc_sample=nums[:: max(1, len(nums) // 10_000)]))
         for r in recs:

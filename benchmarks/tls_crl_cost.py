@@ -16,7 +16,6 @@ import datetime as dt
 import json
 import ssl
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -103,7 +102,8 @@ def main(argv=None) -> int:
         return 2
     from engine.smpp_proxy.tls import server_context
     from engine.smpp_proxy.tls_crl import check_crl
-    with tempfile.TemporaryDirectory() as tmp:
+    from .util import scratch_dir
+    with scratch_dir() as tmp:
         d = Path(tmp)
         crls = _pki(d, sizes)
         client = ssl.create_default_context(cafile=str(d / "ca.pem"))

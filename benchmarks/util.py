@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
 import numpy as np
@@ -87,6 +90,28 @@ def exit_on_sigterm():
     def stop(signum, _frame):
         raise SystemExit(128 + signum)
     return signal.signal(signal.SIGTERM, stop)
+
+
+@contextlib.contextmanager
+def scratch_dir(**kw):
+    """`tempfile.TemporaryDirectory(**kw)` as a `with` gives it, made with SIGTERM and SIGINT held until its removal is
+    registered: a stop signal landing between the directory's mkdir and TemporaryDirectory's finalizer (a few
+    bytecodes, where a benchmark descheduled right after the mkdir is when a watcher that saw the directory
+    appear signals it) left it in $TMPDIR. A signal held is delivered right after, the directory removed as the
+    SystemExit unwinds."""
+    main = threading.current_thread() is threading.main_thread()
+    held = []
+    before = {s: signal.signal(s, lambda signum, _frame: held.append(signum))
+              for s in ((signal.SIGTERM, signal.SIGINT) if main else ()) if signal.getsignal(s) is not None}
+    try:
+        td = tempfile.TemporaryDirectory(**kw)
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+        for s in held:
+            signal.raise_signal(s)
+    with td as name:
+        yield name
 
 
 def run_main(main, name: str) -> int:
