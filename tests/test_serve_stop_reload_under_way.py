@@ -86,16 +86,38 @@ def _open_in(pid, path) -> bool:
     return False
 
 
+def _all_stopped(pid) -> bool:
+    """Whether every thread of `pid` is stopped (SIGSTOP takes effect after kill(2) returns)."""
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{t}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] not in "Tt":
+                    return False
+        except FileNotFoundError:
+            pass
+    return True
+
+
 def _feed(p, fifo, data, fd):
     """Each read of `fifo` (a reload's identity look, then its load) gets `data`, until `p` exits: written to the
     reader at `fd`, then, once that reader closed it, to the next one."""
+    assert len(data) < 65536        # (it fits the pipe's buffer: the write ends with the reader stopped)
     deadline = time.monotonic() + 30
     while fd is not None and time.monotonic() < deadline:
+        # `p` stopped while the bytes go in and the write end closes: a reader that reads part (the identity look's
+        # 16 bytes), closes and opens the FIFO again (the load) while the write end is open gets the same pipe, the
+        # rest of the bytes in it ("bad magic", once in a loaded CI run); once both ends are closed, its next open
+        # gets a new, empty pipe
+        os.kill(p.pid, signal.SIGSTOP)
         try:
-            os.write(fd, data)
-        except BrokenPipeError:
-            pass
-        os.close(fd)
+            assert wait_for(lambda: _all_stopped(p.pid), 10)
+            try:
+                os.write(fd, data)
+            except BrokenPipeError:
+                pass
+            os.close(fd)
+        finally:
+            os.kill(p.pid, signal.SIGCONT)
         wait_for(lambda: p.poll() is not None or not _open_in(p.pid, fifo), 30)     # (that reader is done)
         fd = None
         while p.poll() is None and fd is None and time.monotonic() < deadline:
