@@ -31,7 +31,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -40,7 +39,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from .smpp_bench import THROTTLED, _free_port, _growth, _load, _per_msg, _wait_port
-from .util import OWN_GROUP, checkout, config_dir, positive, stop_all
+from .util import OWN_GROUP, checkout, config_dir, positive, scratch_dir, stop_all
 
 
 def _serve(code: str, tmp: Path, k: int, r_port: int, config: str | None = None):
@@ -112,8 +111,15 @@ def main(argv=None) -> int:
     except ConfigError as e:
         ap.error(f"--config: {e}")
     codes = [str(Path(c).resolve()) for c in (a.code or [os.getcwd()])]
+    with scratch_dir(prefix="tf-check-") as td:
+        out = _measure(a, Path(td), codes, edge, tz)
+    print(json.dumps(out))
+    return 0
+
+
+def _measure(a, tmp: Path, codes: list, edge: float, tz: str) -> dict:
+    """Each checkout in `codes` serving in turn behind one responder, with the data seeded in `tmp`; the figures."""
     from .traffic import seed_data
-    tmp = Path(tempfile.mkdtemp(prefix="tf-check-"))
     nums = seed_data(tmp / "seed", a.dnc)
     sample = tmp / "dnc_sample.npy"
     np.save(sample, nums[:: max(1, len(nums) // 10_000)])
@@ -147,9 +153,7 @@ def main(argv=None) -> int:
                 "per_second_us": [round(x, 1) if x else x for x in growth["per_second_us"]] if growth else None}
     finally:
         _stop(resp)
-        subprocess.run(["rm", "-rf", str(tmp)])
-    print(json.dumps(out))
-    return 0
+    return out
 
 
 if __name__ == "__main__":

@@ -30,14 +30,13 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from .smpp_bench import _free_port, _wait_port
 from .smpp_cpu import closed_loop, drops_and_errors
 from .traffic import pdus as _pdus
-from .util import OWN_GROUP, out_file, positive, run_seconds, tree_cpu_seconds
+from .util import OWN_GROUP, out_file, positive, run_seconds, scratch_dir, tree_cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -212,12 +211,17 @@ def run(n=20000, binds=4, window=10, keys=200_000) -> dict:
     exe = ensure_redis()
     if exe is None:
         return {"skipped": "redis-server not installed and apt-get install -y redis-server failed"}
-    tmp = Path(tempfile.mkdtemp(prefix="state-bench-"))
+    with scratch_dir(prefix="state-bench-") as td:       # (a stop while redis-server starts: removed too)
+        return _measure(exe, Path(td), n, binds, window, keys)
+
+
+def _measure(exe, tmp: Path, n, binds, window, keys) -> dict:
     redis = Redis(exe, tmp)
-    sim_port = _free_port()
-    sim = subprocess.Popen([sys.executable, "-m", "benchmarks.smpp_peers", "responder", str(sim_port)], cwd=ROOT,
-                           **OWN_GROUP)
+    sim = None
     try:
+        sim_port = _free_port()
+        sim = subprocess.Popen([sys.executable, "-m", "benchmarks.smpp_peers", "responder", str(sim_port)], cwd=ROOT,
+                               **OWN_GROUP)
         assert _wait_port(sim_port, 30)
         pdus = _pdus(n + 2000, seed=11)
         out = {"redis_version": redis.client().info("server")["redis_version"], "n": n, "binds": binds,
@@ -231,10 +235,10 @@ def run(n=20000, binds=4, window=10, keys=200_000) -> dict:
         out["dnc_replication_ms"] = dnc_delay(redis, tmp)
         return out
     finally:
-        sim.kill()
-        sim.wait()
+        if sim is not None:
+            sim.kill()
+            sim.wait()
         redis.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv=None) -> int:

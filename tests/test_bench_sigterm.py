@@ -136,3 +136,10 @@ def test_a_sigterm_landing_as_a_benchmark_makes_its_scratch_dir_removes_the_dir(
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 128 + signal.SIGTERM, p.stderr[-2000:]
     assert sorted(x.name for x in tmp_path.iterdir()) == []
+
+
+def test_sigterm_to_smpp_check_while_it_seeds_removes_its_data(tmp_path):
+    # (its seeded data dir was made outside the try that removed it: a stop while it seeded left it)
+    left = _stopped_once_its_tempdir_exists(["-m", "benchmarks.smpp_check", "--seconds", "5", "--dnc", "5000000"],
+                                            tmp_path)
+    assert left == []
