@@ -225,7 +225,7 @@ class EsmeSession(CoalescedStream):
 
     def _send_raw_v33(self, raw: bytes) -> None:
         try:
-            out = for_v33(raw)
+            out = for_v33(raw, self.proxy._schedule_now)      # (a receipt text it writes: the SMSC's dates)
         except RemoteProtocolError:         # (bytes of ours or the SMSC's, read before: sent as they are)
             out = raw
         if out is None:

@@ -356,8 +356,9 @@ class SubmitPath(ForwardPath, GraceSlots):
 
     def _rejected_receipt(self, sess, pdu, mid):
         """The REJECTD receipt(s) of a message dropped silently: one per recipient, as the SMSC would send them
-        (a submit_multi's SME destinations; a distribution list's members are the SMSC's to know)."""
-        now = self.clock().strftime("%y%m%d%H%M")
+        (a submit_multi's SME destinations; a distribution list's members are the SMSC's to know). Its dates are on
+        the clock of `[engine] timezone`, as the carrier's SMSC dates its own receipts (in UTC, 7 hours behind them)."""
+        now = self._schedule_now().strftime("%y%m%d%H%M")
         body = f"id:{mid} sub:001 dlvrd:000 submit date:{now} done date:{now} stat:REJECTD err:000 text:".encode()
         if pdu.command_id == C.SUBMIT_MULTI:
             dests = [d[1:4] for d in pdu.dest_addresses if d[0] == 1]

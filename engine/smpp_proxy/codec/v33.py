@@ -11,7 +11,8 @@ carries no TLV, and what a TLV carried that the message needs moves into the man
   unless the message's UDH names its part already (the codec refused one naming another);
 - a data_sm becomes a deliver_sm (the fields they share, §4.7.1 / §4.6.1; the others at their defaults);
 - a receipt with no text (a data_sm's, typically: its message and state in TLVs only) gets SMPP 3.4 appendix B
-  text written from receipted_message_id, message_state and network_error_code (its dates: now, UTC);
+  text written from receipted_message_id, message_state and network_error_code (its dates: now on the clock the
+  caller gives, the proxy's in `[engine] timezone`, as the SMSC dates its own; UTC without one);
 - every other TLV is dropped: a receipt's receipted_message_id and message_state (its text says them,
   SMPP 3.4 appendix B), network_error_code, ports, user_message_reference, vendor tags.
 
@@ -21,8 +22,8 @@ whole: `for_v33` gives None and the proxy does not offer it to that bind (routin
 """
 from __future__ import annotations
 
-import time
 from dataclasses import replace
+from datetime import datetime, timezone
 
 from . import constants as C
 from .pdu import DeliverSm, decode, encode, tlv
@@ -43,8 +44,9 @@ _RECEIPTS = (C.ESM_TYPE_DELIVERY_RECEIPT, C.ESM_TYPE_INTERMEDIATE)
 _STAT = {1: "ENROUTE", 2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV", 6: "ACCEPTD", 7: "UNKNOWN", 8: "REJECTD"}
 
 
-def downgrade(pdu):
-    """The PDU a 3.3 peer reads for `pdu` (a decoded PDU), or None when its message does not fit short_message."""
+def downgrade(pdu, local_now=None):
+    """The PDU a 3.3 peer reads for `pdu` (a decoded PDU), or None when its message does not fit short_message.
+    `local_now()`: the clock a receipt text written here is dated by (None: UTC)."""
     if not pdu.tlvs and pdu.command_id != C.DATA_SM:
         return pdu                          # nothing a 3.3 peer lacks (a deliver_sm's short_message fits by its spec)
     if pdu.command_id not in _MESSAGES:
@@ -56,7 +58,7 @@ def downgrade(pdu):
     if not ud and esm_class & C.ESM_TYPE_MASK in _RECEIPTS:
         # a receipt that says its message and state in TLVs only (a data_sm's, typically): the text a 3.3 ESME
         # matches receipts by, else it acknowledges one it cannot read (the SMSC is told it was delivered)
-        ud = _receipt_text(pdu)
+        ud = _receipt_text(pdu, local_now)
         data_coding = 0
     if any(len(getattr(pdu, name)) > n for name, n in _DELIVER_ADDR_MAX.items()):     # (latin-1: octets)
         return None                         # (a data_sm's address longer than a deliver_sm holds)
@@ -73,9 +75,10 @@ def downgrade(pdu):
     return DeliverSm(sequence_number=pdu.sequence_number, command_status=pdu.command_status, **fields)
 
 
-def _receipt_text(pdu) -> bytes:
+def _receipt_text(pdu, local_now=None) -> bytes:
     """SMPP 3.4 appendix B text for a receipt from its receipted_message_id, message_state and network_error_code
-    (its error code, 3 digits); its dates are unknown: now (UTC), as our own receipts say them (submit.py)."""
+    (its error code, 3 digits); its dates are unknown: now on `local_now()` (the proxy's clock in `[engine]
+    timezone`, as our own receipts and the SMSC's say them: submit.py), UTC without one."""
     mid = (tlv(pdu, C.TAG_RECEIPTED_MESSAGE_ID) or b"").rstrip(b"\0").decode("latin-1")
     if not mid:
         return b""
@@ -83,7 +86,7 @@ def _receipt_text(pdu) -> bytes:
     stat = _STAT.get(state[0], "UNKNOWN")
     nec = tlv(pdu, C.TAG_NETWORK_ERROR_CODE) or b""
     err = int.from_bytes(nec[1:3], "big") % 1000 if len(nec) == 3 else 0
-    now = time.strftime("%y%m%d%H%M", time.gmtime())
+    now = (local_now() if local_now is not None else datetime.now(timezone.utc)).strftime("%y%m%d%H%M")
     return (f"id:{mid} sub:001 dlvrd:{'001' if stat == 'DELIVRD' else '000'} submit date:{now} done date:{now} "
             f"stat:{stat} err:{err:03d} text:").encode("latin-1")
 
@@ -103,12 +106,13 @@ def _with_concat(ud: bytes, esm_class: int, sar: tuple) -> tuple[bytes | None, i
     return bytes((len(ie),)) + ie + ud, esm_class | C.ESM_UDHI
 
 
-def for_v33(raw: bytes) -> bytes | None:
-    """`raw` (one whole PDU) as a 3.3 peer is sent it: the same bytes when they hold nothing 3.3 lacks."""
+def for_v33(raw: bytes, local_now=None) -> bytes | None:
+    """`raw` (one whole PDU) as a 3.3 peer is sent it: the same bytes when they hold nothing 3.3 lacks.
+    `local_now`: as downgrade's."""
     if len(raw) == 16 or (int.from_bytes(raw[4:8], "big") in _ID_ONLY and raw.find(b"\0", 16) == len(raw) - 1):
         return raw                          # (a submit_sm_resp's message_id and nothing after it: not decoded)
     pdu = decode(raw)
-    out = downgrade(pdu)
+    out = downgrade(pdu, local_now)
     if out is None:
         return None
     return raw if out is pdu else encode(out)
