@@ -10,10 +10,12 @@ import pytest
 
 from engine.smpp_proxy.accounts import SmppSettings
 from engine.smpp_proxy.codec import constants as C
+from engine.smpp_proxy.codec import encode
+from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.harness import ProxyHarness
 from engine.smpp_proxy.heldjournal import HeldJournal
 from engine.smpp_proxy.mo_restore import mo_origin
-from tests.test_smpp_mo_concat import CONTENT, REPORT, answers, deliver, mo, reports, ucs2_parts
+from tests.test_smpp_mo_concat import CONTENT, REPORT, REPORTER, answers, deliver, mo, reports, ucs2_parts
 from tests.test_smpp_proxy import pipe, wait  # noqa: F401  (pipe: fixture)
 from tests.test_smpp_receipts import ServeBeside
 
@@ -313,5 +315,28 @@ def test_a_part_longer_than_a_held_receipt_is_journalled_and_read_back(pipe, tmp
         [(owner, raw)] = h.proxy.mo_log.journal.replay()          # as the next start reads it
         assert json.loads(owner)[5] == 1 and len(raw) > 20_000
         assert not (path.parent / "mo_parts.journal.unreadable").exists()
+    finally:
+        h.stop()
+
+
+@pytest.mark.parametrize("same_port", [True, False])
+def test_a_part_journalled_by_a_version_before_stop_57_joins_its_rest_after_the_upgrade(pipe, tmp_path, same_port):
+    """Before stop 57 a part's key began with the address of the SMSC link it came on ([host, port]), not the
+    SMSC's origin (mo_origin): read back as it was, the part journalled before the upgrade and the one after it
+    were two messages, judged at concat_timeout as a cut report and a syntax error. An address the SMSC links
+    have, or any with one SMSC (one id_space: its port may have changed), is that SMSC's origin."""
+    path = tmp_path / "smpp" / "mo_parts.journal"
+    p1, p2 = ucs2_parts(REPORT, ref=0x7A)
+    h = ProxyHarness(pipe, settings=SmppSettings(concat_timeout=60)).start()
+    try:
+        addr = list(h.proxy.links[0].addr) if same_port else ["127.0.0.1", 1]
+        HeldJournal(path).rewrite([(1, json.dumps([addr, REPORTER, "5656", 0x7A, 2, 1, "c" * 16, 0, time.time() - 5]),
+                                    encode(P.replace(mo(p1), sequence_number=7)))])
+        h.run(lambda: h.proxy.open_mo_parts(path, h.proxy.loop))
+        h.run(h.proxy._restore_mo_parts)
+        s2 = deliver(h, mo(p2))
+        assert wait(lambda: answers(h).get(s2) == [0])
+        assert wait(lambda: len(reports(pipe)) == 1), "the report was not put together from its two parts"
+        assert reports(pipe)[0]["content"] == CONTENT
     finally:
         h.stop()

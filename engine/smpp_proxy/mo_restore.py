@@ -24,6 +24,7 @@ import time
 from ..verdict import Action, Hit, Verdict
 from .codec import decode, pdu_concat
 from .concat import Pending
+from .smsc import parse_addr
 from .submit import Refusal, message_content
 
 log = logging.getLogger("telfilter.smpp")
@@ -89,7 +90,10 @@ class MoPartsRestore:
             try:
                 addr, src, dst, ref, total, n, pid, roff, at = json.loads(owner)
                 n, pid, roff, at = int(n), str(pid), int(roff), float(at)
-                key = (addr if isinstance(addr, str) else tuple(addr), src, dst, ref, total)
+                addr = addr if isinstance(addr, str) else tuple(addr)
+                if len(addr) == 2 and isinstance(addr[1], int):
+                    addr = self._mo_origin_of_address(addr)
+                key = (addr, src, dst, ref, total)
                 k = keys.setdefault(key, {"parts": {}, "markers": []})
                 if n == 0:                 # a done message's marker: its parts' digests (module text)
                     nc = raw[:1] == NO_COMMAND
@@ -184,6 +188,17 @@ class MoPartsRestore:
                      "their parts for the late part", judged_back)
         if back:
             log.info("%d parts of 5656 messages acknowledged in the last run put back to wait for the rest", back)
+
+    def _mo_origin_of_address(self, addr: tuple) -> tuple:
+        """The origin (`mo_origin`) of a part journalled by a version before stop 57, whose key began with the
+        address of the SMSC link it came on, (host, port): the origin of the SMSC configured at that address, else,
+        with one id_space configured (one SMSC, whose port may have changed), that one's; else the address as it
+        was (its parts join no new one). Read as written, a message whose parts straddled the upgrade was two."""
+        s = self.settings
+        spaces = {parse_addr(a): s.smsc_links.get(a, {}).get("id_space", "") for a in s.smsc}
+        if addr in spaces:
+            return ("smsc", spaces[addr])
+        return ("smsc", next(iter(self.id_spaces()))) if len(self.id_spaces()) == 1 else addr
 
     def _mo_remember_done(self, key, marker, wall: float) -> None:
         until = self._mo_marker_until(marker, wall)
