@@ -228,3 +228,31 @@ def test_a_start_stopped_during_its_catch_up_still_publishes_them(tmp_path, url)
         assert got == [("add", "S", 84912000056)]
         await rb.close()
     asyncio.run(main())
+
+
+def test_a_file_from_before_an_earlier_versions_run_is_not_diffed(tmp_path, url, caplog):
+    """A version before this file (2026-12-06) neither reads nor removes it: gone back to after a clean stop and
+    forward again, the file is from before that version's run, whose own DNC changes (5656 commands, other nodes'
+    changes it applied) were diffed as CLI changes made while serve was down and published again at this start's
+    time (a number another node changed since was changed back on every node). That run read the stream on: the
+    file's stream id is not the node's. Said, the file deleted, nothing published."""
+    import engine.state.replication as R
+
+    async def main():
+        A = _lists_node(tmp_path, "A")
+        f = A.store.dir / "lists" / "dnc.published.msgpack"
+        assert await R.DncReplicator(url, A).close()          # this version's clean stop
+        stale = f.read_bytes()
+        r = R.DncReplicator(url, A)             # the earlier version's run: a 5656 DK DNC, published and read back
+        A.store.append_delta("add", 84912000058, "S")
+        A.lists.add_dnc(84912000058, "S")
+        await r._publish_all()
+        await r.catch_up()
+        assert r.last_id != "0"
+        assert await r.close()
+        f.write_bytes(stale)                    # (that version leaves the file as it was)
+        r, n = await _start(R, url, A)
+        assert n == 0 and not r.out and not f.exists()
+        assert any("dnc.published.msgpack" in m and "stream id" in m for m in caplog.messages), caplog.messages
+        await r.close()
+    asyncio.run(main())

@@ -14,7 +14,10 @@ changes an earlier stop saved, publishes the difference as a reload publishes a 
 No file (the first start, or the last stop was not clean): nothing is published, as before, and that is said. A
 file that cannot be read is said, deleted, and nothing is published; so is a DNC list loaded from its previous
 snapshot generation or from no snapshot while the file's was read from one (the difference would remove, on every
-node, what a damaged or missing snapshot lacks: lists.reuse.dnc_not_whole, which a reload refuses too).
+node, what a damaged or missing snapshot lacks: lists.reuse.dnc_not_whole, which a reload refuses too), and a file
+left at another stream id than the node's (`lists/dnc.stream-id`): a version before this file ran on the data dir
+since (gone back to, then forward again), whose own changes the difference would publish again at this start's
+time, changing back on every node a number another node changed since.
 """
 from __future__ import annotations
 
@@ -49,7 +52,8 @@ class _Published:
             return
         L = self.pipe.lists
         data = msgpack.packb({"format": FORMAT, "version": 1, "S": L.dnc_s.serialize(), "V": L.dnc_v.serialize(),
-                              "snapshot": L.sources.get("dnc", 0) is not None}, use_bin_type=True)
+                              "snapshot": L.sources.get("dnc", 0) is not None, "stream_id": self.last_id},
+                             use_bin_type=True)
         try:
             await asyncio.to_thread(replace_file, self.published_path, data)
         except OSError as e:
@@ -69,8 +73,8 @@ class _Published:
             raw = p.read_bytes()
         except FileNotFoundError:
             log.warning("DNC replication: no record of the DNC lists a clean stop left published (%s: a first "
-                        "start, or the last stop was not clean): CLI DNC changes made since the last clean stop, if "
-                        "any, are not published to the other nodes", p)
+                        "start, the last stop was not clean, or was one of a version before 2026-12-06): CLI DNC "
+                        "changes made since the last clean stop, if any, are not published to the other nodes", p)
             return
         except OSError as e:
             return self._published_unusable(f"unreadable: {e.strerror or e}")
@@ -82,6 +86,10 @@ class _Published:
                                   sources={"dnc": True if d["snapshot"] else None})
         except (ValueError, KeyError, TypeError, AttributeError, msgpack.UnpackException) as e:
             return self._published_unusable(f"damaged: {e}")
+        if d.get("stream_id", self.last_id) != self.last_id:
+            return self._published_unusable(
+                f"was left at stream id {d['stream_id']}, and this node has read {self.id_path.name} on to {self.last_id}: "
+                "a serve ran on this data dir since (a version before this file, which neither reads nor removes it)")
         from ..lists.reuse import dnc_not_whole
         why = dnc_not_whole(self.pipe.store, self.pipe.lists, old)
         if why:
