@@ -329,6 +329,8 @@ def test_a_model_of_another_feature_configuration_is_refused_naming_what_differs
     msg = str(e.value)
     assert f"name: '{ours}-future' in the card, '{ours}' in this build" in msg and "char_ngrams" not in msg, msg
     assert len(msg) < 400
+    # an upgrade's first start refused on the model trained before it: the way to serve at once is named too
+    assert "ml train" in msg and '[ml] model = ""' in msg, msg
 
 
 def test_bundled_model_does_not_block_vietnamese_ham_for_a_full_phone_number():

@@ -183,7 +183,8 @@ def _load_scorer(d: Path) -> Scorer:
         else:
             diff = f"{fc!r} in the card"
         raise ModelError(f"{cp}: feature configuration not supported by this build ({diff}): a model from another "
-                         "version of telfilter; retrain it with this one")
+                         "version of telfilter; retrain it with this one (`telfilter ml train`), or serve the bundled "
+                         'model meanwhile ([ml] model = "")')
     raw = wp.read_bytes()
     if not isinstance(card.get("weights_sha256"), str):
         raise ModelError(f"{cp}: weights_sha256 is required (the weights are checked against it)")
