@@ -15,7 +15,7 @@ No file (the first start, or the last stop was not clean): nothing is published,
 file that cannot be read is said, deleted, and nothing is published; so is a DNC list loaded from its previous
 snapshot generation or from no snapshot while the file's was read from one (the difference would remove, on every
 node, what a damaged or missing snapshot lacks: lists.reuse.dnc_not_whole, which a reload refuses too), and a file
-left at another stream id than the node's (`lists/dnc.stream-id`): a version before this file ran on the data dir
+left at a stream id the node's (`lists/dnc.stream-id`) has moved on from: a version before this file ran on the data dir
 since (gone back to, then forward again), whose own changes the difference would publish again at this start's
 time, changing back on every node a number another node changed since.
 """
@@ -31,6 +31,7 @@ from pyroaring import BitMap64
 
 from ..durable import remove_dead_writers_tmp, replace_file
 from ..servicelog import life
+from .stream_follower import _id_key
 
 log = logging.getLogger("telfilter")
 
@@ -84,12 +85,14 @@ class _Published:
                 raise ValueError(f"not a {FORMAT} file")
             old = SimpleNamespace(dnc_s=BitMap64.deserialize(d["S"]), dnc_v=BitMap64.deserialize(d["V"]),
                                   sources={"dnc": True if d["snapshot"] else None})
+            left_at = d.get("stream_id")        # (none: written before it was kept)
+            moved_on = left_at is not None and _id_key(self.last_id) > _id_key(left_at)
         except (ValueError, KeyError, TypeError, AttributeError, msgpack.UnpackException) as e:
             return self._published_unusable(f"damaged: {e}")
-        if d.get("stream_id", self.last_id) != self.last_id:
+        if moved_on:
             return self._published_unusable(
-                f"was left at stream id {d['stream_id']}, and this node has read {self.id_path.name} on to {self.last_id}: "
-                "a serve ran on this data dir since (a version before this file, which neither reads nor removes it)")
+                f"was left at stream id {left_at}, and {self.id_path.name} has moved on to {self.last_id} since: a "
+                "serve ran on this data dir (a version before this file, which neither reads nor removes it)")
         from ..lists.reuse import dnc_not_whole
         why = dnc_not_whole(self.pipe.store, self.pipe.lists, old)
         if why:
