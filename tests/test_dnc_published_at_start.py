@@ -256,3 +256,25 @@ def test_a_file_from_before_an_earlier_versions_run_is_not_diffed(tmp_path, url,
         assert any("dnc.published.msgpack" in m and "stream id" in m for m in caplog.messages), caplog.messages
         await r.close()
     asyncio.run(main())
+
+
+def test_a_damaged_stream_id_does_not_make_the_file_stale(tmp_path, url, caplog):
+    """lists/dnc.stream-id found damaged reads as 0 (the stream read again from its start): not a serve having run
+    since the file was left, so the CLI change made while serve was down is still published."""
+    import engine.state.replication as R
+
+    async def main():
+        A = _lists_node(tmp_path, "A")
+        r = R.DncReplicator(url, A)
+        A.store.append_delta("add", 84912000059, "S")      # a 5656 DK DNC, published and read back: the id moves
+        A.lists.add_dnc(84912000059, "S")
+        await r._publish_all()
+        await r.catch_up()
+        assert await r.close()                  # a clean stop, the file left at that id
+        (A.store.dir / "lists" / "dnc.stream-id").write_bytes(b"\x00" * 16)      # a power cut under an earlier version
+        ListStore(A.store.dir).add("dnc", "0912000060", "S")      # the CLI, serve down
+        A.lists = A.store.load()
+        r, n = await _start(R, url, A)
+        assert n == 1, caplog.messages
+        await r.close()
+    asyncio.run(main())
