@@ -14,6 +14,7 @@
  * second_key(t) -> (int, tzinfo): what tells t's second apart (its fields down to the second, and fold) and
  *   its zone: two datetimes with equal keys have the same isoformat() but for the microseconds
  *   (verdictlog._isoformat's cache key; reading those eight attributes in Python costs ~2,400 instructions).
+ * call_line(...) -> str | None: the verdict log's line for a judged call, in its common case (_callline.h).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -83,11 +84,16 @@ static PyObject *py_second_key(PyObject *self, PyObject *t)
     return r;
 }
 
+#include "_callline.h"
+
 static PyMethodDef methods[] = {
     {"posix", py_posix, METH_O, "posix(t) -> t.timestamp()"},
     {"utc_now", py_utc_now, METH_NOARGS, "utc_now() -> datetime.now(timezone.utc)"},
     {"second_key", py_second_key, METH_O,
      "second_key(t) -> (t's fields down to the second and its fold, as one int; t.tzinfo)"},
+    {"call_line", (PyCFunction)(void (*)(void))py_call_line, METH_FASTCALL,
+     "call_line(when, call_id, caller, callee, ingress, action, score, hits, judge_us) -> verdictlog's call line, "
+     "or None when it is not the common case"},
     {NULL, NULL, 0, NULL}
 };
 
