@@ -31,6 +31,25 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+class _IntermixedParser(argparse.ArgumentParser):
+    """A parser whose list positional (nargs "*" or "+") takes its words before, between and after the options, as
+    its usage line shows them: argparse takes the words of such a positional up to the first option only, and said
+    the rest were "unrecognized arguments" (`ctl reload lists --full rules`). A parser without one parses as argparse
+    does (parse_intermixed_args refuses a sub-command's parser)."""
+
+    _inner = False      # parse_known_intermixed_args calls parse_known_args itself, twice
+
+    def parse_known_args(self, args=None, namespace=None):
+        lists = any(a.nargs in ("*", "+") for a in self._get_positional_actions())
+        if self._inner or not lists:
+            return super().parse_known_args(args, namespace)
+        self._inner = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+
+
 def _sub(subs, name, help, unused=None, **kw):
     p = subs.add_parser(name, help=help, description=help, **kw)
     _common(p, unused=unused)
@@ -260,7 +279,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = _sub(subs, "ctl", "control a running serve over its Unix socket: reload, stats, drain, lists add|remove (JSON out)")
     _ctl_common(p, top=True)
-    cs = p.add_subparsers(dest="ctlcmd", metavar="ACTION", required=True)
+    cs = p.add_subparsers(dest="ctlcmd", metavar="ACTION", required=True, parser_class=_IntermixedParser)
     q = _sub(cs, "reload", "reload rules, lists, model, ESME accounts (smpp.toml, --esme-accounts-file; with them the "
              "TLS listener's certificate, key, client CA and client CRL files) and sip.toml; each part is validated "
              "whole: a refused one is reported as path:line:col and its old version kept; rules put in force say what "
