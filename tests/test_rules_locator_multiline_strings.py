@@ -31,7 +31,7 @@ def test_a_rule_header_in_a_description(tmp_path, quote):
     errs = _errors(tmp_path, f'[[rule]]\nsymbol = "AD"\nscore = 1\ndescription = {quote}\nsee\n[[rule]]\n{quote}\n'
                              '[rule.when]\nkeywords = ["giam gia"]\n\n[[rule]]\nsymbol = "B"\nscore = 1\n[rule.when]\n'
                              'text_regex = "(b"\n')
-    assert errs == ["15:14: bad regex in text_regex: missing ), unterminated subpattern at position 0"]
+    assert errs == ["15:15: bad regex in text_regex: missing ), unterminated subpattern at position 0"]
 
 
 def test_strings_that_open_and_close_on_one_line_and_escapes():
@@ -48,9 +48,9 @@ def test_a_unicode_line_separator_in_a_comment_or_string_is_no_line_end(tmp_path
     # and every error after it named a line too far down
     errs = _errors(tmp_path, f'# pasted:{sep}khuyen mai\n[[rule]]\nsymbol = "AD"\ndescription = "vay{sep}tien"\n'
                              'score = 1\n[rule.when]\ntext_regex = "(a"\n')
-    assert errs == ["7:14: bad regex in text_regex: missing ), unterminated subpattern at position 0"]
+    assert errs == ["7:15: bad regex in text_regex: missing ), unterminated subpattern at position 0"]
 
 
 def test_crlf_lines_keep_their_numbers_and_columns(tmp_path):
     errs = _errors(tmp_path, '[[rule]]\r\nsymbol = "AD"\r\nscore = 1\r\n[rule.when]\r\ntext_regex = "(a"\r\n')
-    assert errs == ["5:14: bad regex in text_regex: missing ), unterminated subpattern at position 0"]
+    assert errs == ["5:15: bad regex in text_regex: missing ), unterminated subpattern at position 0"]

@@ -17,6 +17,7 @@ from ..verdict import Action
 from .conditions import CONDITIONS, Stateful, sms_only
 from .expr import ExprError, parse_tree
 from .source import RuleError
+from .textconds import PatternError
 
 SCOPES = ("sms-mt", "sms-mo", "call")
 RULE_KEYS = ("symbol", "description", "applies_to", "score", "action", "smpp_status", "sip_code",
@@ -197,7 +198,11 @@ def build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
         try:
             p = factory(v, rule_symbol=rule.symbol)
         except ValueError as e:
-            err(f"{e}", "when", k, value=True)
+            at = (loc.string_char(i, ("when", k), e.item, e.char, e.length) if isinstance(e, PatternError) else None)
+            if at:          # the character a bad regex's error names, not the opening quote of its string
+                errors.append(RuleError(disp, *at, f"{e}"))
+            else:
+                err(f"{e}", "when", k, value=True)
             continue
         if isinstance(p, Stateful):
             rule.stateful.append(p)

@@ -8,6 +8,7 @@ which tomllib does not give.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,6 +145,10 @@ class Locator:
     _KEY = re.compile(r'^\s*((?:[A-Za-z0-9_-]+|"[^"]*")(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"))*)\s*=')
 
     def __init__(self, text: str):
+        self.text = text
+        self.line_starts = [0]          # the text offset of each line's first character
+        for line in text.split("\n")[:-1]:
+            self.line_starts.append(self.line_starts[-1] + len(line) + 1)
         self.pos: dict = {}
         self.rule_lines: list = []
         rule = -1
@@ -185,6 +190,20 @@ class Locator:
                 for im in re.finditer(r"[{,]\s*([A-Za-z0-9_]+)\s*=", line[m.end():]):
                     self.pos.setdefault((r, path + keys + (im.group(1),)), (ln, m.end() + im.start(1) + 1))
 
+    def string_char(self, rule, path: tuple, item: int | None, char: int, length: int):
+        """(line, col) of character `char` of the string value at `path` (of the `item`th string of its array when
+        item is not None), whose value is `length` characters long; None where it cannot be followed (a value in
+        an inline table, or text that does not decode to `length` characters)."""
+        if (rule, path + ("=",)) not in self.pos:
+            return None
+        ln, col = self.pos[(rule, path + ("=",))]
+        offs = _item_offsets(self.text, self.line_starts[ln - 1] + col - 1, item)
+        if offs is None or len(offs) != length + 1 or not 0 <= char <= length:
+            return None
+        o = offs[char]
+        ln = bisect_right(self.line_starts, o)
+        return ln, o - self.line_starts[ln - 1] + 1
+
     def at(self, rule, *path, value=False):
         p = tuple(path) + (("=",) if value else ())
         while True:
@@ -193,3 +212,69 @@ class Locator:
             if not p:
                 return (1, 1)
             p = p[:-1]
+
+
+_ESCAPE_LEN = {"u": 5, "U": 9}       # the characters after a basic string's backslash: \uXXXX, \UXXXXXXXX, else one
+
+
+def string_offsets(text: str, start: int) -> list | None:
+    """The text offset of each character of the TOML string that opens at text[start], then of its closing quote;
+    None when no string opens there. An escape of a basic string ("...", \"\"\"...\"\"\") is at its backslash;
+    a literal string ('...', '''...''') maps one to one; a multi-line string's first newline and a line-ending
+    backslash's run of blanks give no character (TOML 1.0 "String")."""
+    q = text[start:start + 3] if text.startswith(('"""', "'''"), start) else text[start:start + 1]
+    if q not in ('"', "'", '"""', "'''"):
+        return None
+    basic, multi, n = q[0] == '"', len(q) == 3, len(text)
+    i = start + len(q)
+    if multi:
+        i += 2 if text.startswith("\r\n", i) else 1 if text.startswith("\n", i) else 0
+    out: list = []
+    while i < n:
+        if text.startswith(q, i):
+            run = len(q)
+            while multi and run < 5 and text.startswith(q[0], i + run):
+                run += 1        # up to two quotes before the closing three are the string's
+            out.extend(range(i, i + run - len(q)))
+            out.append(i + run - len(q))
+            return out
+        ch = text[i]
+        if ch == "\n" and not multi:
+            return None
+        if basic and ch == "\\":
+            e = text[i + 1:i + 2]
+            if multi and e in (" ", "\t", "\r", "\n"):      # a line-ending backslash
+                i += 1
+                while i < n and text[i] in " \t\r\n":
+                    i += 1
+                continue
+            out.append(i)
+            i += 1 + _ESCAPE_LEN.get(e, 1)
+            continue
+        out.append(i)
+        i += 2 if text.startswith("\r\n", i) else 1     # (read as one "\n")
+    return None
+
+
+def _item_offsets(text: str, start: int, item: int | None) -> list | None:
+    """string_offsets of the value at text[start] (item None) or of the `item`th string of the array there."""
+    if item is None:
+        return string_offsets(text, start)
+    if not text.startswith("[", start):
+        return None
+    i, k, n = start + 1, 0, len(text)
+    while i < n:
+        if text[i] in " \t\r\n,":
+            i += 1
+            continue
+        if text[i] == "#":
+            i = text.find("\n", i)
+            if i < 0:
+                return None
+            continue
+        offs = string_offsets(text, i)
+        if offs is None or k == item:
+            return offs
+        i = offs[-1] + (3 if text.startswith(('"""', "'''"), i) else 1)
+        k += 1
+    return None

@@ -25,14 +25,37 @@ def _fold_pattern(p: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", p) if not unicodedata.combining(c))
 
 
-def _regex(p: str, what: str):
+class PatternError(ValueError):
+    """A pattern re refuses, with where: character `char` of the `item`th string of the value (None: the value is
+    that string), for rule.py to report at that character of the file."""
+
+    def __init__(self, msg: str, item: int | None, char: int, pattern: str):
+        super().__init__(msg)
+        self.item, self.char, self.length = item, char, len(pattern)
+
+
+def _unfolded_index(p: str, pos: int) -> int:
+    """The index in pattern `p` of the character whose folding (_fold_pattern) holds position `pos` of the folded
+    pattern (a ligature folds to two letters, an accent to none); len(p) for the end."""
+    n = 0
+    for i, c in enumerate(p):
+        n += len(_fold_pattern(c))
+        if n > pos:
+            return i
+    return len(p)
+
+
+def _regex(p: str, what: str, item: int | None = None):
     if not p:           # a placeholder left in: the rule held for every SMS (text_not_regex: for none)
         raise ValueError(f"empty regex in {what}: it matches every text")
     folded = _fold_pattern(p)
     try:
         rx = re.compile(folded, re.IGNORECASE)
     except re.error as e:
-        raise ValueError(f"bad regex in {what}: {e.msg} at position {e.pos}") from None
+        at = _unfolded_index(p, e.pos) if folded != p and e.pos is not None else e.pos
+        if at is None:
+            raise ValueError(f"bad regex in {what}: {e.msg}") from None
+        raise PatternError(f"bad regex in {what}: {e.msg} at position {at}", item, at, p) from None
     except RecursionError:
         raise ValueError(f"regex in {what} is nested too deeply") from None
     try:
@@ -48,7 +71,7 @@ def _regex(p: str, what: str):
 
 @condition("text_regex", "regex (or list: any) on the folded text: case- and diacritic-insensitive", cost=3)
 def _text_regex(v, **_):
-    pats = [_regex(p, "text_regex") for p in _strs(v, "text_regex")]
+    pats = [_regex(p, "text_regex", j if isinstance(v, list) else None) for j, p in enumerate(_strs(v, "text_regex"))]
 
     def pred(c, s):
         for p in pats:
@@ -62,7 +85,7 @@ def _text_regex(v, **_):
 
 @condition("text_not_regex", "none of these regexes match the folded text", cost=3)
 def _text_not_regex(v, **_):
-    pats = [_regex(p, "text_not_regex") for p in _strs(v, "text_not_regex")]
+    pats = [_regex(p, "text_not_regex", j if isinstance(v, list) else None) for j, p in enumerate(_strs(v, "text_not_regex"))]
 
     def pred(c, s):
         return None if any(p.search(c.folded) is not None for p in pats) else "no match"
