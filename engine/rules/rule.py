@@ -70,6 +70,15 @@ def did_you_mean(word, choices):
     return f"; did you mean {m[0]!r}?" if m else ""
 
 
+def _toml_type(v) -> str:
+    """What a TOML value is, as an error names it ("a string", "an array")."""
+    for t, name in ((bool, "a boolean"), (str, "a string"), (int, "an integer"), (float, "a float"),
+                    (list, "an array"), (dict, "a table")):
+        if isinstance(v, t):
+            return name
+    return "a date-time"
+
+
 def build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
     """The Rule of table `rd`, the i-th [[rule]] of file `disp`, or None with its errors appended to `errors`;
     each symbol its expr names goes to `pending_refs` as (rule, symbol, path, line, col) for composites.link_refs."""
@@ -209,13 +218,22 @@ def build_rule(rd, i, loc, disp, errors, pending_refs) -> Rule | None:
         else:
             rule.preds.append((k, p, repr(v)))
     ex = rd.get("examples", {})
-    if not isinstance(ex, dict) or set(ex) - {"hit", "miss"}:
-        err("examples must be a table with `hit` and/or `miss` arrays of messages", "examples")
+    if not isinstance(ex, dict):
+        err(f"examples must be a table holding `hit` and/or `miss`, arrays of messages, got {_toml_type(ex)}"
+            + (" ([[rule.examples]]: write [[rule.examples.hit]] or [[rule.examples.miss]])"
+               if isinstance(ex, list) else ""), "examples", *((0,) if isinstance(ex, list) else ()))
     else:
+        for k in set(ex) - {"hit", "miss"}:
+            err(f"examples: unknown key {k!r}{did_you_mean(k, ['hit', 'miss'])} (examples are `hit` and `miss`, "
+                f"arrays of messages: [[rule.examples.hit]])", "examples", k)
         for kind in ("hit", "miss"):
             lst = ex.get(kind, [])
             if not isinstance(lst, list) or not all(isinstance(x, dict) for x in lst):
-                err(f"examples.{kind} must be an array of tables", "examples", kind)
+                bad = next((x for x in lst if not isinstance(x, dict)), None) if isinstance(lst, list) else None
+                err(f"examples.{kind} must be an array of messages (tables: [[rule.examples.{kind}]] with text = "
+                    f"\"...\" and the other fields of a message), got "
+                    + (f"an array holding {_toml_type(bad)}" if isinstance(lst, list) else _toml_type(lst)),
+                    "examples", kind, value=True)
                 continue
             rule.examples[kind] = [(x, "%s:%d" % (disp, loc.at(i, "examples", kind, j)[0])) for j, x in enumerate(lst)]
             for j, x in enumerate(lst):
