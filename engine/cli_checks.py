@@ -60,6 +60,9 @@ def arguments_error(args) -> str | None:
                 if "\udc80" <= ch <= "\udcff":
                     return (f"{opt} is not valid UTF-8: byte 0x{ord(ch) - 0xDC00:02x} at character {i + 1} (set the "
                             "terminal or the script to UTF-8)")
+    if args.cmd == "ml" and args.mcmd == "predict" and args.text is not None and not args.text.strip():
+        # (its probability was the model's bias alone, "allow"; ml train and eval take such a line for a bad one)
+        return "--text is empty: there is nothing to score (a text of blanks only is no message)"
     if args.cmd == "bench":
         # the suite runs the shipped config/ on data it makes for each run: taken and not used, a --config looked
         # measured

@@ -215,8 +215,9 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--model", help="model directory (default: the one serve loads, with its thresholds: [ml] "
                    "model, else the bundled one)")
     g = q.add_mutually_exclusive_group(required=True)
-    g.add_argument("--text", help="one text to score")
-    g.add_argument("--jsonl", help="JSONL with a `text` field ('-' = stdin)")
+    g.add_argument("--text", help="one text to score (an empty one is refused, exit 2)")
+    g.add_argument("--jsonl", help="JSONL with a `text` field ('-' = stdin; a line whose text is empty gets an "
+                   "error record, a blank line is skipped)")
     from .ml.analyst_cli import add_analyst_parsers
     add_analyst_parsers(ms, _sub)
     from .ml.cv import add_parser as add_cv_parser

@@ -366,6 +366,8 @@ def _predict(args) -> int:
                 t = o.get("text") if isinstance(o, dict) else None
                 if not isinstance(t, str):
                     raise ValueError("needs a string `text` field")
+                if not t.strip():       # as ml train's "empty text": the model's bias is no score of a message
+                    raise ValueError("empty text: there is nothing to score")
                 if not_json(o.get("id")):          # written back: NaN, Infinity are no JSON
                     raise ValueError(NOT_JSON_ID)
             except ValueError as e:
