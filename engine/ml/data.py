@@ -3,7 +3,8 @@
 - TSV: `label<TAB>text` (UCI SMS Spam Collection layout), or a header row naming the
   columns (`label`, `text`, optional `kind`, `lang`/`language`, any others ignored);
 - CSV: a header row with `label` and `text` columns (and optional `kind`, `lang`), or none: label,text rows;
-  a file is a CSV or a TSV by its header row (naming them, split at commas or tabs) whatever its name;
+  a file is a CSV or a TSV by its header row (naming them, split at commas, ';' (Excel's) or tabs) whatever its
+  name; a ';' CSV without one is refused, said so;
 - without a header row, a file whose every row has a third field, the second (or last) one word of a few (a
   `kind` column whose header was deleted, data_sniff.unnamed_column) is refused: the header row is asked for;
 - a CSV quote left open is a bad line at the line it opens on, to the end of the file or up to a line inside it
@@ -32,7 +33,7 @@ from pathlib import Path
 from ..csvcell import uncell
 from ..jsonl import lone_surrogate, unpaired
 from .data_sniff import (csv_records, ends_quoted, first_line, is_labels_log, is_store, json_object_first,
-                         not_text, runs_on, text_takes_the_surplus, unnamed_column)
+                         not_text, runs_on, semicolon_separated, text_takes_the_surplus, unnamed_column)
 
 LABELS = {"spam": 1, "ham": 0, "1": 1, "0": 0, "true": 1, "false": 0}
 
@@ -102,11 +103,11 @@ def _unquote(v: str) -> str:
     return v[1:-1].replace('""', '"') if len(v) >= 4 and '""' in v[1:-1] and _QUOTED.fullmatch(v) else v
 
 
-def _row(ds: Dataset, fields: list[str], cols: dict, where: str, tsv: bool = False):
+def _row(ds: Dataset, fields: list[str], cols: dict, where: str, sep: str = ","):
     width = cols.get("width")
     if width is not None:
-        fields = text_takes_the_surplus(fields, cols["text"], width, "\t" if tsv else ",")
-    if tsv:
+        fields = text_takes_the_surplus(fields, cols["text"], width, sep)
+    if sep == "\t":
         fields = [_unquote(f) for f in fields]
     try:
         lab, t = fields[cols["label"]], uncell(fields[cols["text"]])
@@ -168,19 +169,28 @@ def _jsonl(ds: Dataset, p: Path, text: str) -> dict:
 
 
 def _header_first(text: str) -> str | None:
-    """"tsv" or "csv" when the first non-blank line is a header naming `label` and `text` split at tabs or at
-    commas: the file is that whatever its name (`reports export --format csv --out labelled.txt`, or a TSV export
-    named .csv), which read by its name gave "expected label<TAB>text" for every line, or refused the header."""
+    """The separator, tab, comma or ';', when the first non-blank line is a header naming `label` and `text` split
+    at it: the file is that whatever its name (`reports export --format csv --out labelled.txt`, a TSV export
+    named .csv, Excel's CSV separated by ';'), which read by its name gave a bad line of each or refused it."""
     line = first_line(text)
     if line is None:
         return None
     if _columns(line.rstrip("\r").split("\t"), "") is not None:
-        return "tsv"
-    try:
-        first = next(csv.reader([line]))
-    except csv.Error:       # a carriage return inside the line (`spam,a\rb`): no CSV header
-        return None
-    return "csv" if _columns(first, "") is not None else None
+        return "\t"
+    for sep in (",", ";"):
+        try:
+            first = next(csv.reader([line], delimiter=sep))
+        except csv.Error:       # a carriage return inside the line (`spam,a\rb`): no CSV header
+            return None
+        if _columns(first, "") is not None:
+            return sep
+    return None
+
+
+def _semicolons(p: Path, line: str | None) -> None:
+    why = semicolon_separated(line)
+    if why:
+        raise DataError(f"{p}:1: {why}")
 
 
 def _store(ds: Dataset, p: Path, raw: bytes) -> dict:
@@ -212,13 +222,14 @@ def _store(ds: Dataset, p: Path, raw: bytes) -> dict:
             "same_text_skipped": usable - len(rows), "no_text_skipped": empty, "conflicts": len(conflicts)}
 
 
-def _csv(ds: Dataset, p: Path, text: str):
-    recs = csv_records(text)
+def _csv(ds: Dataset, p: Path, text: str, sep: str = ","):
+    recs = csv_records(text, sep)
     first = recs[0][1] if recs else []
     cols = _columns(first, f"{p}:1")
     bare = cols is None
     if bare:
         if not (len(first) >= 2 and first[0].strip().lower() in LABELS):
+            _semicolons(p, first_line(text))
             found = ", ".join(repr(c) for c in first[:6])
             raise DataError(f"{p}:1: CSV header needs `label` and `text` columns (found {found}); without a header, "
                             "each row is label,text")
@@ -230,13 +241,14 @@ def _csv(ds: Dataset, p: Path, text: str):
         if not row:
             continue
         end = start + len(lines) - 1
-        if end > start and n == len(recs) and ends_quoted(text):
+        if end > start and n == len(recs) and ends_quoted(text, sep):
             # the file ended inside a quoted text: every row after its opening quote was read as that text, lost to
             # training with no word (`spam,"Win` then 500 rows: one spam message)
             ds.errors.append(f"{p}:{start}: a quoted text opened on this line is never closed: the lines from here "
                              f"to the end of the file ({end}) would be one text; close it with \"")
             continue
-        run = runs_on(lines, cols["label"], row[cols["label"]]) if end > start and len(row) > cols["label"] else None
+        run = (runs_on(lines, cols["label"], row[cols["label"]], sep) if end > start and len(row) > cols["label"]
+               else None)
         if run:
             # closed by a later quote instead: the rows between were read as part of that text, as silently
             ds.errors.append(f"{p}:{start + run[0]}: a quoted text opened on this line runs on into line "
@@ -244,7 +256,7 @@ def _csv(ds: Dataset, p: Path, text: str):
                              "would be one text; close the quote with \"")
             continue
         # the line the record starts on (a text with newlines ends lines later)
-        _row(ds, _label_text(row) if bare else row, cols, f"{p}:{start}")
+        _row(ds, _label_text(row) if bare else row, cols, f"{p}:{start}", sep)
 
 
 def _no_unnamed_column(p: Path, line: int, rows: list[list[str]], sep: str):
@@ -276,6 +288,8 @@ def _tsv(ds: Dataset, p: Path, text: str):
         if not line.strip():
             continue
         if "\t" not in line:
+            if not ds.texts and not ds.errors:
+                _semicolons(p, line)
             ds.errors.append(f"{p}:{i}: {_short_row(cols, 1) if cols else 'expected label<TAB>text'}")
             continue
         fields = line.split("\t")
@@ -296,9 +310,9 @@ def _tsv(ds: Dataset, p: Path, text: str):
                                  "without a header, each line is label<TAB>text")
                 continue
         if cols:
-            _row(ds, fields, cols, f"{p}:{i}", tsv=True)
+            _row(ds, fields, cols, f"{p}:{i}", "\t")
         else:
-            _row(ds, [fields[0], line.split("\t", 1)[1]], {"label": 0, "text": 1}, f"{p}:{i}", tsv=True)
+            _row(ds, [fields[0], line.split("\t", 1)[1]], {"label": 0, "text": 1}, f"{p}:{i}", "\t")
 
 
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")        # what surrogateescape makes of a byte that is not UTF-8
@@ -349,10 +363,12 @@ def read_dataset(path) -> Dataset:
                             f"(--data {p.with_name('reports.jsonl')}), read with these labels")
         else:
             counts = _jsonl(ds, p, text)
-    elif (_header_first(text) or ("csv" if name.endswith(".csv") else "tsv")) == "csv":
-        _csv(ds, p, text)
     else:
-        _tsv(ds, p, text)
+        sep = _header_first(text) or ("," if name.endswith(".csv") else "\t")
+        if sep == "\t":
+            _tsv(ds, p, text)
+        else:
+            _csv(ds, p, text, sep)
     # named in file order, so the first 1,000 shown are the file's first (the UTF-8 pass ran before the rest)
     ds.errors = sorted(not_utf8 + ds.errors, key=lambda e: _line_of(e, p))
     spam = sum(ds.labels)

@@ -115,33 +115,34 @@ def unnamed_column(rows: list[list[str]], sep: str) -> str | None:
     return None
 
 
-def csv_records(text: str) -> list[tuple[int, list[str], list[str]]]:
-    """(line it starts on, fields, its physical lines) for each record of the CSV `text`, as csv's non-strict
-    reader splits it (csv.reader's line_num is where a record ends: a text with newlines is several lines)."""
+def csv_records(text: str, sep: str = ",") -> list[tuple[int, list[str], list[str]]]:
+    """(line it starts on, fields, its physical lines) for each record of the CSV `text` separated by `sep`, as
+    csv's non-strict reader splits it (csv.reader's line_num is where a record ends: a text with newlines is several
+    lines)."""
     lines, out, start = [], [], 1
 
     def feed():
         for line in io.StringIO(text, newline=""):
             lines.append(line)
             yield line
-    for row in csv.reader(feed()):
+    for row in csv.reader(feed(), delimiter=sep):
         out.append((start, row, lines[:]))
         start += len(lines)
         lines.clear()
     return out
 
 
-def ends_quoted(text: str) -> bool:
+def ends_quoted(text: str, sep: str = ",") -> bool:
     """The CSV `text` ends inside a quoted field (csv's non-strict reader takes the rest of the file as that field;
     its strict one says "unexpected end of data")."""
-    return "unexpected end of data" in (_strict_error(text) or "")
+    return "unexpected end of data" in (_strict_error(text, sep) or "")
 
 
-def _strict_error(text: str) -> str | None:
+def _strict_error(text: str, sep: str = ",") -> str | None:
     """What csv's strict reader says of the CSV `text` (a quote left open to the end; a quote that closes a field
     followed by more of it, as `,"Win` is when the quote before it was never closed), or None."""
     try:
-        for _ in csv.reader(io.StringIO(text, newline=""), strict=True):
+        for _ in csv.reader(io.StringIO(text, newline=""), strict=True, delimiter=sep):
             pass
     except csv.Error as e:
         return str(e)
@@ -151,10 +152,19 @@ def _strict_error(text: str) -> str | None:
 _LABEL_SETS = ({"spam", "ham"}, {"1", "0"}, {"true", "false"})
 
 
-def runs_on(lines: list[str], label_col: int, label: str) -> tuple[int, int] | None:
+def semicolon_separated(line: str | None) -> str | None:
+    """Why a file without a header row whose first row is a label then ';' cannot be read (a CSV separated by ';',
+    read as label,text or label<TAB>text: refused whole, or every line a bad line, no word of the separator)."""
+    if line and ";" in line and any(line.split(";", 1)[0].strip().lower() in s for s in _LABEL_SETS):
+        return ("looks separated by ';' (a spreadsheet's CSV where the decimal mark is a comma): add the header row "
+                "label;text (the file is then read as separated by ';'), or save it as CSV separated by commas")
+    return None
+
+
+def runs_on(lines: list[str], label_col: int, label: str, sep: str = ",") -> tuple[int, int] | None:
     """(index of the line whose quote is left open, index of the line inside it that begins as a row does) for a
     record spanning `lines`: a label written as the record's own `label` is (spam/ham, 1/0, true/false; any of
-    them when that is no label) in its column, then a comma. A quote never closed there, a later quote closing it:
+    them when that is no label) in its column, then a comma (`sep`). A quote never closed there, a later quote closing it:
     the rows between read as one text. A text with line breaks, quoted and closed, has no such line; as a line of a
     text may begin `1,` or `0,` (a numbered list, `0,50 EUR`), with 1 / 0 labels the record's quoting must also be
     broken (csv's strict reader refuses it: the quote that closed the text opened a later one, `,"Win`)."""
@@ -163,11 +173,11 @@ def runs_on(lines: list[str], label_col: int, label: str) -> tuple[int, int] | N
     for i, line in enumerate(lines):
         if i and inside:
             try:
-                f = next(csv.reader([line.rstrip("\r\n")]), [])
+                f = next(csv.reader([line.rstrip("\r\n")], delimiter=sep), [])
             except csv.Error:       # a NUL: no row of its own
                 f = []
             if len(f) > label_col + 1 and f[label_col].strip().lower() in same:
-                if not f[label_col].strip().isdigit() or _strict_error("".join(lines)):
+                if not f[label_col].strip().isdigit() or _strict_error("".join(lines), sep):
                     return opened, i
                 return None
         if not inside:
