@@ -17,17 +17,26 @@ still owes, sent after it);
 `receipts_elsewhere` sends each receipt on another bound receiver/transceiver session than the one
 its submit came on, round-robin (an SMSC that spreads receipts over every bind of a system_id:
 two proxies sharing this simulator get each other's receipts).
+
+Receipts still due when a session ends are kept, as an SMSC keeps them: one that comes due after its session was
+unbound (by either side) or closed, and one sent but not answered with deliver_sm_resp when its session closed,
+when no other receiver/transceiver bind of the same system_id is there to take it. They are sent, oldest first, on the next
+receiver or transceiver bind of that system_id. At most MAX_KEPT_RECEIPTS (1,000) are kept per system_id; past it
+the oldest is dropped, counted in `receipts_dropped`. `kept_receipts()` says how many wait, per system_id.
 """
 from __future__ import annotations
 
 import asyncio
 import itertools
 import time
+from collections import deque
 
 from .codec import constants as C
 from .codec import SmppConnection, Tlv
 from .stream import SmppStream
 from .codec import pdu as P
+
+MAX_KEPT_RECEIPTS = 1000    # receipts kept per system_id for its next bind (the oldest dropped past it)
 
 
 class _SimSession(SmppStream):
@@ -35,6 +44,8 @@ class _SimSession(SmppStream):
         self.sim, self.conn, self.transport, self.bound = sim, SmppConnection(1 << 20), None, False
         self.kind = None
         self.hung = False
+        self.system_id = None           # its bind's
+        self.owed: dict = {}            # sequence_number -> receipt sent on it, not yet answered
 
     def connection_made(self, t):
         self.transport = t
@@ -43,6 +54,10 @@ class _SimSession(SmppStream):
     def connection_lost(self, exc):
         if self in self.sim.sessions:
             self.sim.sessions.remove(self)
+        self.bound = False
+        for pdu in self.owed.values():      # sent, never answered: sent again (another bind of its system_id)
+            self.sim._again(self.system_id, pdu)
+        self.owed.clear()
 
     def pdu_received(self, ev):
         if self.hung:
@@ -77,6 +92,31 @@ class SmscSimulator:
         self.receipt_ids_in_other_base = False
         self.receipts_elsewhere = False
         self._rr = itertools.count()
+        self._kept: dict = {}               # system_id -> deque of receipts due, for its next bind
+        self.receipts_dropped = 0           # kept receipts dropped past MAX_KEPT_RECEIPTS
+
+    def kept_receipts(self) -> dict:
+        """How many receipts wait for the next bind of each system_id."""
+        return {sid: len(q) for sid, q in self._kept.items() if q}
+
+    def _keep(self, system_id, pdu) -> None:
+        q = self._kept.setdefault(system_id, deque(maxlen=MAX_KEPT_RECEIPTS))
+        if len(q) == q.maxlen:
+            self.receipts_dropped += 1
+        q.append(pdu)
+
+    def _again(self, system_id, pdu) -> None:
+        """A receipt its session never answered: on another bound receiver/transceiver of its system_id, else kept."""
+        rx = [x for x in self.sessions if x.bound and x.kind != "transmitter" and x.system_id == system_id]
+        if rx:
+            self._send_receipt(rx[0], pdu)
+        else:
+            self._keep(system_id, pdu)
+
+    def _send_receipt(self, s, pdu) -> None:
+        seq = s.conn.next_sequence()
+        s.owed[seq] = pdu
+        s.send(P.replace(pdu, sequence_number=seq))
 
     def hang(self) -> None:
         for s in self.sessions:
@@ -127,6 +167,7 @@ class SmscSimulator:
         if P.is_response(cid):
             if cid in (C.DELIVER_SM_RESP, C.DATA_SM_RESP):      # (the answer to a deliver_sm / data_sm we sent)
                 self.mo_responses.append(ev)
+                s.owed.pop(ev.sequence_number, None)
             elif cid == C.UNBIND_RESP:
                 self.unbind_resps += 1
             return
@@ -141,9 +182,15 @@ class SmscSimulator:
             s.send(P.response_class(cid)(sequence_number=ev.sequence_number, command_status=st, system_id=self.system_id))
             if st:
                 s.transport.close()
+                return
+            s.system_id = ev.system_id
+            kept = self._kept.pop(s.system_id, None) if s.kind != "transmitter" else None
+            for pdu in kept or ():
+                self._send_receipt(s, pdu)
         elif cid == C.ENQUIRE_LINK:
             s.send(P.EnquireLinkResp(sequence_number=ev.sequence_number))
         elif cid == C.UNBIND:
+            s.bound = False
             s.send(P.UnbindResp(sequence_number=ev.sequence_number))
             s.transport.close()
         elif cid in (C.SUBMIT_SM, C.DATA_SM, C.SUBMIT_MULTI):
@@ -185,7 +232,10 @@ class SmscSimulator:
         to = to or _recipients(sm)[0]
         rx = [x for x in self.sessions if x.bound and x.kind in ("receiver", "transceiver")]
         other = [x for x in rx if x is not s] if self.receipts_elsewhere else None
-        if other:
+        if not s.bound:                     # unbound or closed since: another bind of its system_id, else kept
+            same = [x for x in rx if x.system_id == s.system_id]
+            s = same[next(self._rr) % len(same)] if same else s
+        elif other:
             s = other[next(self._rr) % len(other)]
         elif s.kind == "transmitter" and rx:
             s = rx[0]                       # receipts go to a receiver bind when the sender cannot take them
@@ -193,11 +243,14 @@ class SmscSimulator:
             mid = str(int(mid, 16)) if self.id_format.endswith("X") else format(int(mid), "X")
         now = time.strftime("%y%m%d%H%M")
         body = f"id:{mid} sub:001 dlvrd:001 submit date:{now} done date:{now} stat:DELIVRD err:000 text:".encode()
-        s.send(P.DeliverSm(sequence_number=s.conn.next_sequence(), source_addr_ton=to[0],
-                           source_addr_npi=to[1], source_addr=to[2],
-                           dest_addr_ton=sm.source_addr_ton, dest_addr_npi=sm.source_addr_npi,
-                           destination_addr=sm.source_addr, esm_class=C.ESM_TYPE_DELIVERY_RECEIPT, short_message=body,
-                           tlvs=(Tlv(C.TAG_RECEIPTED_MESSAGE_ID, mid.encode() + b"\x00"), Tlv(C.TAG_MESSAGE_STATE, b"\x02"))))
+        pdu = P.DeliverSm(sequence_number=0, source_addr_ton=to[0], source_addr_npi=to[1], source_addr=to[2],
+                          dest_addr_ton=sm.source_addr_ton, dest_addr_npi=sm.source_addr_npi,
+                          destination_addr=sm.source_addr, esm_class=C.ESM_TYPE_DELIVERY_RECEIPT, short_message=body,
+                          tlvs=(Tlv(C.TAG_RECEIPTED_MESSAGE_ID, mid.encode() + b"\x00"), Tlv(C.TAG_MESSAGE_STATE, b"\x02")))
+        if s.bound:
+            self._send_receipt(s, pdu)
+        else:
+            self._keep(s.system_id, pdu)
 
     def send_mo(self, source: str, dest: str, text: str) -> bool:
         from .codec import encode_text
