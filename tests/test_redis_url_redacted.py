@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.state.redis_store import RedisStore
+from engine.state.embedded import StateError
 from engine.state.url import parse_url, redacted
 
 from .redis_helpers import RedisServer, free_port
@@ -63,3 +64,24 @@ def test_the_password_is_never_shown(secured, caplog):
     assert [h.symbol for h in v.hits][-1] == "STATE_UNAVAILABLE"
     assert all(SECRET not in h.source and SECRET not in h.detail for h in v.hits), v.hits
     assert SECRET not in caplog.text
+
+
+@pytest.mark.parametrize("url", ["redis://u:Xy9+/Qz=@127.0.0.1:6379/0", "redis://:Xy9+/Qz=@127.0.0.1:6379/0",
+                                 "rediss://u:Xy9?Qz=@127.0.0.1:6379/0", "redis://u:Xy9#Qz=@127.0.0.1:6379/0",
+                                 "unix://u:Xy9+/Qz=@/run/redis.sock?db=0",
+                                 "redis+sentinel://u:Xy9+/Qz=@h1,h2/svc/0"])
+def test_a_password_with_an_unencoded_delimiter_is_refused_unshown(url):
+    """A generated password (`openssl rand -base64`) holds `/`; unencoded in the URL, urlsplit ends the host part
+    there and sees no password: the error ("bad port") printed the URL whole, password and all, to the service log,
+    and a unix:// one was taken (its socket path `/Qz=@/run/redis.sock`) and logged at every start."""
+    e = pytest.raises(StateError, parse_url, url).value
+    assert "Xy9" not in str(e) and "***" in str(e) and "percent-encode" in str(e)
+    assert "Xy9" not in redacted(url)
+
+
+def test_an_at_sign_after_the_host_is_no_password():
+    assert redacted("redis://h:6379/0?sentinel_username=a@b") == "redis://h:6379/0?sentinel_username=a@b"
+    assert redacted("redis://[::1]:6379/0?x=a@b") == "redis://[::1]:6379/0?x=a@b"
+    sentinels = "redis+sentinel://h1:26379,h2:26379/svc/0?sentinel_username=a@b"
+    assert redacted(sentinels) == sentinels and parse_url(sentinels)["sentinel_username"] == "a@b"
+    assert parse_url("redis://u:p%2Fw@h:6379/0")["password"] == "p/w"

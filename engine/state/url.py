@@ -22,6 +22,9 @@ SENTINEL_PORT = 26379
 # any query option whose name says pas(s)word, pwd or secret, whatever its case or spelling (`SENTINEL_PASSWORD=`,
 # a mistyped `sentinel_pasword=`): parse_url refuses those as unknown options, and its error shows the URL
 _QUERY_PW = re.compile(r"([?&][^=&#]*(?:pas|pwd|secret)[^=&#]*=)[^&#]*", re.I)
+# USER:PASSWORD@ whose password holds an unencoded `/`, `?` or `#` (`openssl rand -base64` gives `/`): urlsplit ends
+# the host part there and sees no password; what follows the colon up to that delimiter is then no port (digits)
+_RAW_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^@/?#:\[\]]*):(?![0-9]*(?:[/?#,]|$))(.*)@")
 
 
 def redacted(url: str) -> str:
@@ -32,7 +35,8 @@ def redacted(url: str) -> str:
     try:
         u = urllib.parse.urlsplit(url)
         if u.password is None:
-            return url
+            raw = _RAW_USERINFO.match(url) if "@" not in u.netloc else None
+            return url if raw is None else f"{raw.group(1)}{raw.group(2)}:***@{url[raw.end():]}"
         host = u.netloc.rsplit("@", 1)[1]
         return urllib.parse.urlunsplit(u._replace(netloc=f"{u.username or ''}:***@{host}"))
     except ValueError:
@@ -47,6 +51,9 @@ def parse_url(url: str) -> dict:
         u = urllib.parse.urlsplit(url)
     except ValueError as e:     # a bracketed host that is no IPv6 address, or no closing bracket
         raise StateError(f"--state {shown!r}: {e} (IPv6: [ADDR]:PORT)") from None
+    if "@" not in u.netloc and _RAW_USERINFO.match(url):     # (it was "bad port", the URL printed password and all)
+        raise StateError(f"--state {shown!r}: the password holds '/', '?' or '#': percent-encode them in the URL "
+                         "(%2F, %3F, %23)")
     if u.scheme not in ("redis", "rediss", "valkey", "unix", *SENTINEL_SCHEMES):
         raise StateError(f"--state {shown!r}: expected redis://HOST:PORT/DB, unix:///PATH?db=DB or "
                          "redis+sentinel://HOST:26379,HOST:26379,…/SERVICE/DB (or no --state for the embedded store)")
