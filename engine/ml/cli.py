@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -91,7 +92,9 @@ def _train(args) -> int:
         while out.exists():                  # two trainings in the same second
             n += 1
             out = models / f"{card['model_version']}-{n}"
-        work.chmod(0o755)                    # mkdtemp's 0700 would hide it from a serve running as another user
+        umask = os.umask(0)                  # mkdtemp's 0700 would hide it from a serve running as another user;
+        os.umask(umask)                      # a mkdir's mode, as the files in it (0755 was listable by all
+        work.chmod(0o777 & ~umask)           # under the unit's UMask=0027)
         work.rename(out)
     print(json.dumps({"model": str(out), "model_version": card["model_version"],
                       "thresholds": card["thresholds"], "validation": card["metrics"]["validation"]}, indent=2))
