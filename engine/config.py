@@ -182,6 +182,15 @@ def finite(v) -> bool:
     return not isinstance(v, float) or math.isfinite(v)
 
 
+def _shown(key: str, value) -> str:
+    """A wrong value as an error shows it: a password's by its type alone (an SMSC password written unquoted,
+    `password = 20261207`, was printed whole into the journal by `config check` and serve's start)."""
+    if "password" in key.lower():
+        return next((name for t, name in _TYPE_NAMES.items() if type(value) is t), type(value).__name__) + \
+            " (the value is not shown: a password)"
+    return repr(value)
+
+
 def check_schema(path: Path, text: str, raw: dict, schema: dict) -> list[str]:
     """Unknown tables and keys and wrongly typed values, each as `path:line:col: message`."""
     errors = []
@@ -202,7 +211,8 @@ def check_schema(path: Path, text: str, raw: dict, schema: dict) -> list[str]:
                 errors.append(f"{where}: unknown key {key!r} in [{table}]{_did_you_mean(key, schema[table])}")
             elif not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
                 want = " or ".join(_TYPE_NAMES[t] for t in types)
-                errors.append(f"{where}: [{table}] {key} must be {want}, got {value!r}")
+                got = _shown(key, value)
+                errors.append(f"{where}: [{table}] {key} must be {want}, got {got}")
             elif not finite(value):
                 errors.append(f"{where}: [{table}] {key} must be a finite number, got {value!r}")
     return errors
