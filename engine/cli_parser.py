@@ -181,7 +181,8 @@ def parser() -> argparse.ArgumentParser:
                         "ever printed)")
     q.add_argument("--smsc-password-file", metavar="FILE", default=None, help="also check serve's --smsc-password-file")
     q.add_argument("--state", metavar="URL", default=None,
-                   help="also check serve's --state redis://… server: reachable, authenticated, the commands the "
+                   help="also check serve's --state redis://… server (default: $TELFILTER_STATE): reachable, "
+                        "authenticated, the commands the "
                         "shared store needs allowed, a primary, its eviction policy and persistence (redis+sentinel://…: the "
                         "sentinels, and the primary they name)")
 
@@ -262,7 +263,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-listen", metavar="HOST:PORT",
                    help="serve Prometheus /metrics, /healthz, /readyz and /livez over HTTP here (e.g. 127.0.0.1:9464)")
     p.add_argument("--state", metavar="URL", default=None,
-                   help="where counters, recipient history and call durations live (default: embedded, "
+                   help="where counters, recipient history and call durations live (default: $TELFILTER_STATE, which "
+                        "keeps a password off the command line, else embedded, "
                         "journalled in DATA_DIR/state, durable across kill -9; redis://HOST:PORT/DB[?on_error=open|closed] "
                         "(rediss:// TLS, unix:///PATH?db=DB a Unix socket, redis+sentinel://H1:26379,H2,…/SERVICE/DB through "
                         "Sentinel, following a failover): "

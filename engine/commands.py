@@ -231,6 +231,8 @@ def _print_warnings(store) -> None:
 
 def cmd_config(args) -> int:
     from .configcheck import load_config
+    from .credentials import state_url
+    args.state = state_url(args)
     given = getattr(args, "config", None)
     if args.dir and given and Path(args.dir).resolve() != Path(given).resolve():
         # (the directory named last silently won: a check passed on another directory than --config named)

@@ -13,6 +13,7 @@ log = logging.getLogger("telfilter")
 
 SMSC_PASSWORD_ENV = "TELFILTER_SMSC_PASSWORD"
 ESME_ACCOUNTS_ENV = "TELFILTER_ESME_ACCOUNTS"
+STATE_ENV = "TELFILTER_STATE"
 _ARGV_SECRET = ("%s on the command line is readable by every local user (ps, /proc/PID/cmdline): "
                 "use %s or the environment variable %s")
 # where an accounts file line's tls_client_* keys begin: after whitespace, so no SMPP password (8 characters at
@@ -82,6 +83,19 @@ def smsc_password(args, errors: list, warnings: list | None = None) -> str | Non
         errors.append(f"{where}: the SMSC password {bad}")
         return None
     return pw
+
+
+def state_url(args) -> str | None:
+    """The `--state` URL, else $TELFILTER_STATE (a Redis password off argv: argv was the only way to give one).
+    A `--state` holding a password (the data nodes' or the sentinels') is warned about, never shown."""
+    from .state.url import redacted
+    url = getattr(args, "state", None)
+    if url:
+        if redacted(url) != url:
+            log.warning("--state holds a password: on the command line it is readable by every local user "
+                        "(ps, /proc/PID/cmdline): give the URL in the environment variable %s", STATE_ENV)
+        return url
+    return os.environ.get(STATE_ENV) or None
 
 
 def _file_line(line: str) -> tuple[str, dict]:

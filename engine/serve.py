@@ -333,6 +333,8 @@ def cmd_serve(args) -> int:
     except ImportError:
         pass
     setup_service_logging(args.verbose, getattr(args, "log_format", "text"))
+    from .credentials import state_url
+    args.state = state_url(args)
     workers = getattr(args, "workers", 1)
     if not 1 <= workers <= MAX_WORKERS:
         # (a typo's 1000 started a thousand processes, each loading the lists and the model)
