@@ -52,6 +52,7 @@ def _write(d, name, cert=None, key=None):
     if key is not None:
         (d / f"{name}.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                          serialization.NoEncryption()))
+        (d / f"{name}.key").chmod(0o600)     # as a private key is kept (a key others can read is a warning)
 
 
 @pytest.fixture(scope="module")

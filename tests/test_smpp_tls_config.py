@@ -80,3 +80,18 @@ def test_smsc_link_tls_keys_are_checked(cfg):
     assert c.errors == []
     assert c.smpp.smsc_links["127.0.0.1:2776"] == {"tls": True, "tls_ca": str(cfg / "ca.pem"),
                                                    "tls_server_name": "127.0.0.1"}
+
+
+def test_a_private_key_others_can_read_is_a_warning(cfg):
+    """The TLS listener's private key is a secret as the secrets files are (README "Secrets": a file others can
+    read gets a `chmod 600` warning): a key of mode 644 was loaded without a word."""
+    at = _server(cfg, 'tls_listen = "0.0.0.0:3550"\ntls_cert = "server.pem"\ntls_key = "server.key"\n') + 3
+    key = cfg / "server.key"
+    key.chmod(0o644)
+    r = run_cli("config", "check", cfg, env={"TELFILTER_ESME_ACCOUNTS": "esme1:pw"})
+    assert r.returncode == 0, r.stderr
+    assert f"{cfg / 'smpp.toml'}:{at}:1: [server] tls_key {key} can be read by other users (mode 644): chmod 600 it" \
+        in r.stderr and "1 warning(s)" in r.stderr, r.stderr
+    key.chmod(0o600)
+    r = run_cli("config", "check", "--strict", cfg, env={"TELFILTER_ESME_ACCOUNTS": "esme1:pw"})
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr

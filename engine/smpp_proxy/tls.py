@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
+import stat
 import ssl
 import time
 from pathlib import Path
@@ -178,6 +180,10 @@ def check_tls(p, text: str, cdir: Path, srv: dict, links: dict, now: float | Non
                 w = _expiry_warning(at("server", "tls_cert"), "[server] tls_cert", cert, now)
                 if w:
                     warnings.append(w)
+                mode = os.stat(key).st_mode       # a secret as the secrets files are (credentials.py's warning)
+                if stat.S_ISREG(mode) and mode & 0o077:
+                    warnings.append(f"{at('server', 'tls_key')}: [server] tls_key {key} can be read by other users "
+                                    f"(mode {mode & 0o777:o}): chmod 600 it")
         ca = files.get("tls_client_ca")
         bad = ca and _certs_problem(ca)
         if bad:
