@@ -72,9 +72,6 @@ async def run_serve(args, ready=None):
     worker, in_pool = worker_index(), "TELFILTER_WORKERS" in os.environ
     if in_pool:
         die_with_supervisor()
-    if worker == 0:
-        from .serve_files import warn_loose_umask
-        warn_loose_umask()
     # a pool worker's stop is its supervisor's SIGTERM; SIGINT stays ignored (supervisor._ignore_passed_signals: a
     # Ctrl-C reached each worker from the terminal and again from the supervisor, and the second cut the drain short)
     stops = (signal.SIGTERM,) if in_pool else (signal.SIGINT, signal.SIGTERM)

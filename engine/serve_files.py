@@ -33,17 +33,6 @@ def lock_serve_files(data_dir: Path, worker: int, wait: float = 0.0) -> int:
     return fd
 
 
-def warn_loose_umask() -> None:
-    """Every file serve writes honours the umask (the shipped unit sets UMask=0027): one that lets other users read
-    them, as a shell's or a container's 022, is said at start. The files themselves are not changed."""
-    mask = os.umask(0o077)
-    os.umask(mask)
-    if not mask & 0o004:
-        log.warning("umask %03o: the files serve writes (the verdict log, reports.jsonl, the DNC journal: subscribers' "
-                    "numbers and texts) are readable by every local user; start serve with umask 027 (as the shipped "
-                    "unit's UMask=0027) or 077", mask)
-
-
 def stop_wait(args) -> float:
     """How long a pool worker's start waits for a serve of the pool before it to go: that one's stop at most
     (its drain, --drain-timeout, and 2 s), within half of --start-timeout."""

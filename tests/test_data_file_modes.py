@@ -30,29 +30,3 @@ def test_a_trained_model_directory_follows_the_umask(tmp_path):
     out = json.loads(r.stdout)["model"]
     assert _mode(out) == 0o750
     assert _mode(os.path.join(out, "card.json")) == 0o640
-
-
-def _serve_until_its_port(tmp_path, umask):
-    """serve started with `umask`, its SMPP port taken: it loads everything, warns, then stops (exit 2) at the bind."""
-    import socket
-    taken = socket.socket()
-    taken.bind(("127.0.0.1", 0))
-    taken.listen()
-    try:
-        r = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--data-dir", tmp_path / "d",
-                            "--smpp-listen", f"127.0.0.1:{taken.getsockname()[1]}", "--sip-listen", "off",
-                            "--control-socket", "off"], capture_output=True, text=True, cwd=ROOT,
-                           env=dict(os.environ, TELFILTER_ESME_ACCOUNTS="e:pw"), preexec_fn=lambda: os.umask(umask),
-                           timeout=120)
-    finally:
-        taken.close()
-    assert r.returncode == 2 and "in use" in r.stderr, r.stderr
-    return r.stderr
-
-
-def test_serve_says_when_its_umask_lets_every_user_read_subscriber_data(tmp_path):
-    """Started by hand or by another supervisor than the shipped unit (UMask=0027), serve wrote the verdict log,
-    reports.jsonl and the DNC journal readable by every local user (umask 022) without a word."""
-    said = "umask 022: the files serve writes (the verdict log, reports.jsonl, the DNC journal: subscribers'"
-    assert said in _serve_until_its_port(tmp_path, 0o022)
-    assert "start serve with umask" not in _serve_until_its_port(tmp_path, 0o027)
