@@ -37,6 +37,8 @@ def _outputs(args) -> tuple[list, list]:
             files.append(("--changes", args.changes))
     elif args.cmd == "reports" and args.rcmd == "export" and args.out != "-":
         files.append(("--out", args.out))
+    elif (args.cmd == "check" or (args.cmd == "lists" and args.lcmd == "export")) and args.out not in (None, "-"):
+        files.append(("--out", args.out))
     return dirs, files
 
 

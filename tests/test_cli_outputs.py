@@ -196,3 +196,23 @@ def test_a_rules_dir_given_as_config_says_to_name_the_dir_above(tmp_path, argv):
     assert p.stderr.strip().splitlines()[-1] == (
         f"telfilter {_named(argv)}: error: --config {rules}: holds rule files (*.toml) but no telfilter.toml or "
         f"rules/: a rules directory? name the config directory above it ({tmp_path / 'cfg'})"), p.stderr
+
+
+@pytest.mark.parametrize("argv", [("check", "--jsonl", "{corpus}"), ("lists", "export", "dnc")])
+def test_check_and_lists_export_out_as_the_other_outputs(tmp_path, argv):
+    """`check --out DIR` and `lists export --out DIR` said `DIR: Is a directory`, the flag not named, where every
+    other output says `--out DIR: is a directory (name the file to write)` (found by the README audit)."""
+    corpus = tmp_path / "msgs.jsonl"
+    corpus.write_text(json.dumps({"id": "m1", "kind": "sms", "sender": "0901234567", "recipient": "5656",
+                                  "text": "DK DNC", "time": "2026-11-28T10:00:00+07:00"}) + "\n")
+    args = [a.format(corpus=corpus) for a in argv]
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    p = run_cli(*args, "--out", taken, "--data-dir", tmp_path / "d")
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().splitlines()[-1] == \
+        f"telfilter {_named(argv)}: error: --out {taken}: is a directory (name the file to write)"
+    assert not (tmp_path / "d").exists()             # refused before the work: the DK DNC was not applied
+    out = tmp_path / "out.txt"
+    p = run_cli(*args, "--out", out, "--data-dir", tmp_path / "d")
+    assert p.returncode == 0 and out.read_text(), p.stderr
