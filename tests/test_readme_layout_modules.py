@@ -26,3 +26,17 @@ def test_every_file_the_layout_names_exists_in_its_entry():
     assert len(names) > 100             # the block was found and read
     missing = [f"{base.relative_to(ROOT)}/{name}" for base, name in names if not (base / name).exists()]
     assert missing == []
+
+
+# made by a run or by an install, not held by the repository
+_MADE_LATER = {"benchmarks/results/", "engine/shipped_config", "engine/shipped_config/rules/"}
+
+
+def test_every_repository_path_the_readme_names_exists():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    named = {p.rstrip(".,:;)") for p in re.findall(r"\b(?:engine|tests|contrib|benchmarks|config)/[\w./*-]+",
+                                                     readme)}
+    assert len(named) > 50
+    missing = sorted(p for p in named - _MADE_LATER
+                     if not (list(ROOT.glob(p)) if "*" in p else (ROOT / p).exists()))
+    assert missing == []
