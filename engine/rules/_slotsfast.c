@@ -25,6 +25,7 @@
  *   add_at(table, key, when, now)                                MemoryCounters.add_at (_slotat.h)
  *   find(table, h) / slot(table, h, now) -> row                  SlotTable.find / slot
  *   key_hash(key) -> int                                         keyhash.key_hash
+ *   run_steps(plan, blocks, ctx, state) -> (hits, pending, memo) plan.run_steps (_planrun.h)
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -38,6 +39,7 @@
 #include "_slotobj.h"
 
 #include "_slottable.h"      /* the probe, sweep, free list and growth: t_find, t_slot */
+#include "_planrun.h"        /* a rule plan's loop over its blocks: f_run_steps */
 
 /* ------------------------------------------------------------------ keys and values */
 
@@ -214,6 +216,7 @@ static PyMethodDef methods[] = {
     {"find", (PyCFunction)(void (*)(void))f_find, METH_FASTCALL, NULL},
     {"slot", (PyCFunction)(void (*)(void))f_slot, METH_FASTCALL, NULL},
     {"key_hash", f_key_hash, METH_O, NULL},
+    {"run_steps", (PyCFunction)(void (*)(void))f_run_steps, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_slotsfast", NULL, -1, methods};
@@ -234,6 +237,7 @@ PyMODINIT_FUNC PyInit__slotsfast(void)
     I(fname[s_old], "_old"); I(fname[s_width], "width"); I(fname[s_touch], "touch"); I(fname[s_keep], "keep");
     I(fname[s_max_keys], "max_keys"); I(fname[s_left], "left"); I(fname[s_step], "step");
     I(fname[s_released], "released"); I(s_pull, "_pull"); I(s_grow, "_grow"); I(s_give_back, "_give_back");
+    I(s_blank, "blank"); I(s_prefill, "prefill"); I(s_fns, "fns");
     I(s_evict, "_evict"); I(s_lengthen, "_lengthen"); I(s_more_rows, "_more_rows"); I(s_slot, "_slot_py");
 #undef I
     return PyModule_Create(&module);

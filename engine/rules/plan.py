@@ -35,6 +35,7 @@ pending stateful conditions) as a direct reading of the rules would give.
 """
 from __future__ import annotations
 
+from . import slots as _slots
 from .keywords import KEYWORD_INDEX_MIN, KeywordIndex
 from .rule_fns import UNKNOWN, direct_pred, guard_chain, guard_of, rule_fn
 
@@ -155,7 +156,18 @@ def _compile_scope(rules, order, scope, indexes=None) -> ScopePlan:
 
 def run_steps(plan: ScopePlan, blocks, ctx, state):
     """Evaluate `blocks` for one message: (hits as (rule, evidence), pending Stateful, memo).
-    A rule skipped by its guard keeps an UNKNOWN slot: read later, it evaluates to None."""
+    A rule skipped by its guard keeps an UNKNOWN slot: read later, it evaluates to None.
+    The loop runs in C (_slotsfast.run_steps, _planrun.h) when that is built and the compiled table paths are on
+    (slots.use_fast, TELFILTER_TABLES_PURE): the same closures called in the same order; `run_steps_py` is the
+    reference and the fallback (tests/test_plan_run_fast.py). Pipeline.judge makes the same choice inline."""
+    f = _slots._fast
+    if f is not None:
+        return f.run_steps(plan, blocks, ctx, state)
+    return run_steps_py(plan, blocks, ctx, state)
+
+
+def run_steps_py(plan: ScopePlan, blocks, ctx, state):
+    """run_steps's loop in Python."""
     m = plan.blank.copy()
     if plan.prefill is not None:
         plan.prefill(ctx, m)
