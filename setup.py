@@ -64,7 +64,7 @@ setup(
                  # the state tables' hot paths (slots.py, counters.py, history.py keep the Python ones)
                  Extension("engine.rules._slotsfast", ["engine/rules/_slotsfast.c"], optional=True,
                            depends=["engine/rules/_slotobj.h", "engine/rules/_slottable.h", "engine/rules/_slotcounters.h", "engine/rules/_slothistory.h", "engine/rules/_slotat.h",
-                                    "engine/rules/_planrun.h"],
+                                    "engine/rules/_planrun.h", "engine/rules/_rulefn.h"],
                            extra_compile_args=["-O2"])],
     entry_points={"console_scripts": ["telfilter=engine.cli:main"]},
 )

@@ -12,6 +12,16 @@
 static PyObject *plan_unknown;          /* rule_fns.UNKNOWN, read at the first call (no import cycle) */
 static PyObject *s_blank, *s_prefill, *s_fns;
 
+/* rule_fns.UNKNOWN, a new reference */
+static PyObject *unknown_object(void)
+{
+    PyObject *mod = PyImport_ImportModule("engine.rules.rule_fns"), *u;
+    if (!mod) return NULL;
+    u = PyObject_GetAttrString(mod, "UNKNOWN");
+    Py_DECREF(mod);
+    return u;
+}
+
 /* m[i] of the memo list (a negative i from its end, as Python indexes), borrowed; NULL with IndexError */
 static PyObject *memo_at(PyObject *m, Py_ssize_t i)
 {
@@ -64,13 +74,7 @@ static PyObject *unpacked(PyObject *o, Py_ssize_t want)
 static PyObject *f_run_steps(PyObject *self, PyObject *const *a, Py_ssize_t na)
 {
     if (na != 4) { PyErr_SetString(PyExc_TypeError, "run_steps(plan, blocks, ctx, state)"); return NULL; }
-    if (!plan_unknown) {
-        PyObject *mod = PyImport_ImportModule("engine.rules.rule_fns");
-        if (!mod) return NULL;
-        plan_unknown = PyObject_GetAttrString(mod, "UNKNOWN");
-        Py_DECREF(mod);
-        if (!plan_unknown) return NULL;
-    }
+    if (!plan_unknown && !(plan_unknown = unknown_object())) return NULL;
     PyObject *ctx = a[2], *state = a[3], *unknown = plan_unknown;
     PyObject *m = NULL, *fns = NULL, *pending = NULL, *hits = NULL, *bl = NULL, *blank, *prefill, *r;
     blank = PyObject_GetAttr(a[0], s_blank);

@@ -26,6 +26,7 @@
  *   find(table, h) / slot(table, h, now) -> row                  SlotTable.find / slot
  *   key_hash(key) -> int                                         keyhash.key_hash
  *   run_steps(plan, blocks, ctx, state) -> (hits, pending, memo) plan.run_steps (_planrun.h)
+ *   rule_composite(...), rule_state(...) -> RuleFn                rule_fns.rule_fn's closures (_rulefn.h)
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -40,6 +41,7 @@
 
 #include "_slottable.h"      /* the probe, sweep, free list and growth: t_find, t_slot */
 #include "_planrun.h"        /* a rule plan's loop over its blocks: f_run_steps */
+#include "_rulefn.h"         /* a rule's closure of the common shapes: RuleFn */
 
 /* ------------------------------------------------------------------ keys and values */
 
@@ -217,6 +219,8 @@ static PyMethodDef methods[] = {
     {"slot", (PyCFunction)(void (*)(void))f_slot, METH_FASTCALL, NULL},
     {"key_hash", f_key_hash, METH_O, NULL},
     {"run_steps", (PyCFunction)(void (*)(void))f_run_steps, METH_FASTCALL, NULL},
+    {"rule_composite", (PyCFunction)(void (*)(void))f_rule_composite, METH_FASTCALL, NULL},
+    {"rule_state", (PyCFunction)(void (*)(void))f_rule_state, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_slotsfast", NULL, -1, methods};
@@ -240,5 +244,6 @@ PyMODINIT_FUNC PyInit__slotsfast(void)
     I(s_blank, "blank"); I(s_prefill, "prefill"); I(s_fns, "fns");
     I(s_evict, "_evict"); I(s_lengthen, "_lengthen"); I(s_more_rows, "_more_rows"); I(s_slot, "_slot_py");
 #undef I
+    if (!(str_sep = PyUnicode_InternFromString("; ")) || PyType_Ready(&RuleFnType) < 0) return NULL;
     return PyModule_Create(&module);
 }

@@ -10,6 +10,7 @@ which symbol a rule can be skipped on (plan.py's blocks).
 """
 from __future__ import annotations
 
+from . import slots as _slots
 from .conditions import COST
 
 UNKNOWN = object()          # a slot not evaluated yet for this message
@@ -222,6 +223,20 @@ def direct_pred(rule, shared):
     return None
 
 
+def _fast_composite(py, mode, terms, fns, deps, negs, desc):
+    """`py` (composite_all: mode 0, composite_any: 1, composite_all_ors: 2) as its compiled twin (_slotsfast.RuleFn,
+    _rulefn.h: the same operands called in the same order, its evidence this module's `evidence`) when the compiled
+    table paths are on (slots.use_fast, TELFILTER_TABLES_PURE) as the rules are read; `py` itself otherwise."""
+    f = _slots._fast
+    return py if f is None else f.rule_composite(py, mode, terms, fns, evidence, deps, negs, desc)
+
+
+def _fast_state(py, slot, pred, st, check):
+    """`py` (shared_then_state on `slot`, pred_then_state: slot -1) as its compiled twin, as _fast_composite."""
+    f = _slots._fast
+    return py if f is None else f.rule_state(py, slot, pred, st, check)
+
+
 def rule_fn(rule, index, fns, shared, direct, tree="rule"):
     """A closure (ctx, state, memo, pending) -> evidence | None for one rule (with `tree`
     instead of the rule's own expression when given: the part left once its guard holds)."""
@@ -281,7 +296,7 @@ def rule_fn(rule, index, fns, shared, direct, tree="rule"):
                     elif not f(c, s, m, p):
                         return None
                 return evidence(deps, negs, m, desc)
-            return composite_all_ors
+            return _fast_composite(composite_all_ors, 2, parts, fns, deps, negs, desc)
         if op == "and":
             def composite_all(c, s, m, p):
                 for j, neg, f, d in terms:
@@ -294,7 +309,7 @@ def rule_fn(rule, index, fns, shared, direct, tree="rule"):
                     elif not f(c, s, m, p):
                         return None
                 return evidence(deps, negs, m, desc)
-            return composite_all
+            return _fast_composite(composite_all, 0, terms, fns, deps, negs, desc)
         if op == "or":
             def composite_any(c, s, m, p):
                 for j, neg, f, d in terms:
@@ -309,7 +324,7 @@ def rule_fn(rule, index, fns, shared, direct, tree="rule"):
                 else:
                     return None
                 return evidence(deps, negs, m, desc)
-            return composite_any
+            return _fast_composite(composite_any, 1, terms, fns, deps, negs, desc)
 
         def composite(c, s, m, p):
             if not expr(c, s, m, p):
@@ -331,7 +346,7 @@ def rule_fn(rule, index, fns, shared, direct, tree="rule"):
                 p.append(st)
                 e2 = check(c, s)
                 return None if e2 is None else e + "; " + e2
-            return pred_then_state
+            return _fast_state(pred_then_state, -1, pred, st, check)
 
         def shared_then_state(c, s, m, p):
             e = m[slot]
@@ -342,7 +357,7 @@ def rule_fn(rule, index, fns, shared, direct, tree="rule"):
             p.append(st)
             e2 = check(c, s)
             return None if e2 is None else e + "; " + e2
-        return shared_then_state
+        return _fast_state(shared_then_state, slot, pred, st, check)
 
     def general(c, s, m, p):
         if expr is not None and not expr(c, s, m, p):
