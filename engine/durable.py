@@ -13,6 +13,21 @@ import os
 from pathlib import Path
 
 
+def process_umask() -> int:
+    """The process's umask, read (Linux 4.7+: /proc/self/status "Umask:") rather than set and put back: os.umask(0)
+    then back leaves it 0 in between, and a file another thread creates then is world-writable."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)              # (no /proc: the narrowest window, and 077 in it, not 0)
+    os.umask(mask)
+    return mask
+
+
 class TornWrite(OSError):
     """An append failed and the file could not be cut back: it now ends in part of a record."""
 

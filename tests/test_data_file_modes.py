@@ -30,3 +30,25 @@ def test_a_trained_model_directory_follows_the_umask(tmp_path):
     out = json.loads(r.stdout)["model"]
     assert _mode(out) == 0o750
     assert _mode(os.path.join(out, "card.json")) == 0o640
+
+
+UMASK_UNTOUCHED = """
+import os, sys
+def umask(mask):
+    raise AssertionError(f"os.umask({mask:o}) called: the process's umask toggled while other threads may create files")
+os.umask = umask
+from engine.cli import main
+sys.exit(main())
+"""
+
+
+def test_a_trained_model_directory_reads_the_umask_without_changing_it(tmp_path):
+    """The model directory's mode comes from the umask read (/proc/self/status), not from os.umask(0) then back: the
+    process's umask was 0 in between, and a file another thread made then was world-writable."""
+    data = _labelled(tmp_path)
+    env = dict(os.environ, TELFILTER_DATA_DIR="/nonexistent-use-explicit-data-dir")
+    r = subprocess.run([sys.executable, "-c", UMASK_UNTOUCHED, "ml", "train", "--data", str(data), "--no-progress",
+                        "--data-dir", str(tmp_path / "d")], capture_output=True, text=True, cwd=ROOT, env=env,
+                       preexec_fn=lambda: os.umask(0o027))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _mode(json.loads(r.stdout)["model"]) == 0o750

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..durable import process_umask
 from .data import DataError, read_all
 from .provenance import say_trained_on, trained_on
 from .model import ModelError, default_model_dir, load_scorer
@@ -92,9 +92,9 @@ def _train(args) -> int:
         while out.exists():                  # two trainings in the same second
             n += 1
             out = models / f"{card['model_version']}-{n}"
-        umask = os.umask(0)                  # mkdtemp's 0700 would hide it from a serve running as another user;
-        os.umask(umask)                      # a mkdir's mode, as the files in it (0755 was listable by all
-        work.chmod(0o777 & ~umask)           # under the unit's UMask=0027)
+        # mkdtemp's 0700 would hide it from a serve running as another user: a mkdir's mode, as the files in it
+        # (0755 was listable by all under the unit's UMask=0027)
+        work.chmod(0o777 & ~process_umask())
         work.rename(out)
     print(json.dumps({"model": str(out), "model_version": card["model_version"],
                       "thresholds": card["thresholds"], "validation": card["metrics"]["validation"]}, indent=2))
