@@ -69,7 +69,10 @@ def test_the_password_is_never_shown(secured, caplog):
 @pytest.mark.parametrize("url", ["redis://u:Xy9+/Qz=@127.0.0.1:6379/0", "redis://:Xy9+/Qz=@127.0.0.1:6379/0",
                                  "rediss://u:Xy9?Qz=@127.0.0.1:6379/0", "redis://u:Xy9#Qz=@127.0.0.1:6379/0",
                                  "unix://u:Xy9+/Qz=@/run/redis.sock?db=0",
-                                 "redis+sentinel://u:Xy9+/Qz=@h1,h2/svc/0"])
+                                 "redis+sentinel://u:Xy9+/Qz=@h1,h2/svc/0",
+                                 # (digits before the '/': no port, as an '@' after it says)
+                                 "redis://u:12/Xy9Qz=@127.0.0.1:6379/0", "redis://:/Xy9Qz=@127.0.0.1:6379/0",
+                                 "unix://:9/Xy9Qz=@/run/redis.sock?db=0"])
 def test_a_password_with_an_unencoded_delimiter_is_refused_unshown(url):
     """A generated password (`openssl rand -base64`) holds `/`; unencoded in the URL, urlsplit ends the host part
     there and sees no password: the error ("bad port") printed the URL whole, password and all, to the service log,

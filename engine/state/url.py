@@ -23,8 +23,10 @@ SENTINEL_PORT = 26379
 # a mistyped `sentinel_pasword=`): parse_url refuses those as unknown options, and its error shows the URL
 _QUERY_PW = re.compile(r"([?&][^=&#]*(?:pas|pwd|secret)[^=&#]*=)[^&#]*", re.I)
 # USER:PASSWORD@ whose password holds an unencoded `/`, `?` or `#` (`openssl rand -base64` gives `/`): urlsplit ends
-# the host part there and sees no password; what follows the colon up to that delimiter is then no port (digits)
-_RAW_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^@/?#:\[\]]*):(?![0-9]*(?:[/?#,]|$))(.*)@")
+# the host part there and sees no password; what follows the colon up to that delimiter is then no port (digits),
+# nor is a run of digits before a '/' with an '@' after it in the path (`:12/Qz=@host`: no path of ours holds one)
+_RAW_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^@/?#:\[\]]*):"
+                           r"(?![0-9]*(?:[?#,]|$)|[0-9]*/(?![^?#]*@))(.*)@")
 
 
 def redacted(url: str) -> str:
