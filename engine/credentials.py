@@ -34,6 +34,14 @@ def _say(said: str, warnings: list | None) -> None:
         warnings.append(said)
 
 
+def open_to_others(path, mode: int) -> str | None:
+    """What to say of a secret (a secrets file, the TLS listener's key) whose `mode` lets others than its owner in:
+    a regular file's only (a device's or a pipe's mode says nothing of who reads what is written into them)."""
+    if stat.S_ISREG(mode) and mode & 0o077:
+        return f"{path} can be read by other users (mode {mode & 0o777:o}): chmod 600 it"
+    return None
+
+
 def _secret_file(flag: str, path, errors: list, warnings: list | None = None) -> list[tuple[int, str]] | None:
     """(line number, line) of a secrets file, without comments and blank lines; a regular file others
     can read is worth a warning (the point of the file is that they cannot: logged, or added to `warnings`,
@@ -54,8 +62,9 @@ def _secret_file(flag: str, path, errors: list, warnings: list | None = None) ->
         line = data.count(b"\n", 0, e.start) + 1
         errors.append(f"{path}:{line}: not UTF-8 text")
         return None
-    if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
-        _say(f"{path} can be read by other users (mode {st.st_mode & 0o777:o}): chmod 600 it", warnings)
+    shared = open_to_others(path, st.st_mode)
+    if shared:
+        _say(shared, warnings)
     return [(n, l.rstrip("\r\n")) for n, l in enumerate(text.splitlines(True), 1)
             if l.strip() and not l.lstrip().startswith("#")]
 

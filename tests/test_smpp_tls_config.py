@@ -1,6 +1,8 @@
 """SMPP over TLS's config check (engine/smpp_proxy/tls.py check_tls, config_checks.py): every bad PEM file and
 value named at its key's line, an expired certificate a warning, the SMSC links' TLS keys. Moved from
 test_smpp_tls.py (its `cfg` and `_server` are shared with its serve and reload tests)."""
+import os
+
 import pytest
 
 from engine.configcheck import load_config
@@ -95,3 +97,20 @@ def test_a_private_key_others_can_read_is_a_warning(cfg):
     key.chmod(0o600)
     r = run_cli("config", "check", "--strict", cfg, env={"TELFILTER_ESME_ACCOUNTS": "esme1:pw"})
     assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+
+
+def test_a_key_replaced_while_it_is_checked_is_no_traceback(cfg, monkeypatch):
+    """The key's mode is read after it was loaded: a renewal that moved it away in between refused the whole
+    smpp.toml (`config check`, serve's start, a reload) as "smpp.toml: FileNotFoundError: ... server.key"."""
+    import engine.smpp_proxy.tls as T
+    _server(cfg, 'tls_listen = "0.0.0.0:3550"\ntls_cert = "server.pem"\ntls_key = "server.key"\n')
+    loaded = T.server_context
+
+    def then_moved(cert, key, *a):
+        ctx = loaded(cert, key, *a)
+        os.rename(key, key + ".old")
+        return ctx
+    monkeypatch.setattr(T, "server_context", then_moved)
+    monkeypatch.setenv("TELFILTER_ESME_ACCOUNTS", "esme1:pw")
+    c = load_config(cfg)
+    assert c.errors == []

@@ -34,11 +34,11 @@ import asyncio
 import logging
 import os
 import socket
-import stat
 import ssl
 import time
 from pathlib import Path
 
+from ..credentials import open_to_others
 from ..listen import BACKLOG, peer_of
 from .esme import EsmeSession
 from .tls_crl import CertRefusals, check_crl, earliest_next_update
@@ -180,10 +180,12 @@ def check_tls(p, text: str, cdir: Path, srv: dict, links: dict, now: float | Non
                 w = _expiry_warning(at("server", "tls_cert"), "[server] tls_cert", cert, now)
                 if w:
                     warnings.append(w)
-                mode = os.stat(key).st_mode       # a secret as the secrets files are (credentials.py's warning)
-                if stat.S_ISREG(mode) and mode & 0o077:
-                    warnings.append(f"{at('server', 'tls_key')}: [server] tls_key {key} can be read by other users "
-                                    f"(mode {mode & 0o777:o}): chmod 600 it")
+                try:
+                    shared = open_to_others(key, os.stat(key).st_mode)     # a secret as the secrets files are
+                except OSError:             # (gone since it was loaded: a renewal replacing it)
+                    shared = None
+                if shared:
+                    warnings.append(f"{at('server', 'tls_key')}: [server] tls_key {shared}")
         ca = files.get("tls_client_ca")
         bad = ca and _certs_problem(ca)
         if bad:
