@@ -231,8 +231,6 @@ def _print_warnings(store) -> None:
 
 def cmd_config(args) -> int:
     from .configcheck import load_config
-    from .credentials import state_url
-    args.state = state_url(args)
     given = getattr(args, "config", None)
     if args.dir and given and Path(args.dir).resolve() != Path(given).resolve():
         # (the directory named last silently won: a check passed on another directory than --config named)
@@ -247,6 +245,8 @@ def cmd_config(args) -> int:
     warnings = list(cfg.rules.warnings) if cfg.rules is not None else []
     warnings += cfg.smpp.warnings if cfg.smpp is not None else []      # an expired TLS certificate (smpp_proxy/tls.py)
     errors = list(cfg.errors)
+    from .credentials import state_url
+    args.state = state_url(args, warnings)
     # serve's secrets files and $TELFILTER_ESME_ACCOUNTS, read as serve reads them (a unit's ExecStartPre passed,
     # then serve refused them), and the warnings serve's start gives of the accounts (none at all: every bind refused)
     from types import SimpleNamespace

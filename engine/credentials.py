@@ -94,15 +94,15 @@ def smsc_password(args, errors: list, warnings: list | None = None) -> str | Non
     return pw
 
 
-def state_url(args) -> str | None:
+def state_url(args, warnings: list | None = None) -> str | None:
     """The `--state` URL, else $TELFILTER_STATE (a Redis password off argv: argv was the only way to give one).
-    A `--state` holding a password (the data nodes' or the sentinels') is warned about, never shown."""
+    A `--state` holding a password (the data nodes' or the sentinels') is warned about (as `_say`), never shown."""
     from .state.url import redacted
     url = getattr(args, "state", None)
     if url:
         if redacted(url) != url:
-            log.warning("--state holds a password: on the command line it is readable by every local user "
-                        "(ps, /proc/PID/cmdline): give the URL in the environment variable %s", STATE_ENV)
+            _say("--state holds a password: on the command line it is readable by every local user "
+                 f"(ps, /proc/PID/cmdline): give the URL in the environment variable {STATE_ENV}", warnings)
         return url
     return os.environ.get(STATE_ENV) or None
 

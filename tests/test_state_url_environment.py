@@ -28,3 +28,14 @@ def test_a_password_on_the_command_line_is_warned_about(tmp_path):
     r = run_cli("serve", "--workers", "2", "--data-dir", tmp_path, "--state", BAD.replace(":Secr3tPw@", ""),
                 timeout=60)
     assert r.returncode == 2 and "on the command line" not in r.stderr, r.stderr
+
+
+def test_config_check_counts_a_password_on_the_command_line_as_a_warning(tmp_path):
+    """`config check --strict` fails on its warnings: the --state password one was logged beside them, uncounted."""
+    sock = f"{tmp_path}/absent.sock?db=0"              # unreachable: a warning of its own, no connection made
+    env = {"TELFILTER_ESME_ACCOUNTS": "e:pw"}
+    r = run_cli("config", "check", "--state", f"unix://{sock}", env=env)
+    assert r.returncode == 0 and "telfilter config check: 1 warning(s)" in r.stderr, r.stderr
+    r = run_cli("config", "check", "--state", f"unix://:Secr3tPw@{sock}", env=env)
+    assert r.returncode == 0 and "telfilter config check: 2 warning(s)" in r.stderr, r.stderr
+    assert "--state holds a password" in r.stderr and "Secr3tPw" not in r.stderr
