@@ -100,7 +100,8 @@ def state_url(args, warnings: list | None = None) -> str | None:
     from .state.url import redacted
     url = getattr(args, "state", None)
     if url:
-        if redacted(url) != url:
+        # (a pool's worker runs the supervisor's command line: the supervisor said it)
+        if redacted(url) != url and "TELFILTER_WORKERS" not in os.environ:
             _say("--state holds a password: on the command line it is readable by every local user "
                  f"(ps, /proc/PID/cmdline): give the URL in the environment variable {STATE_ENV}", warnings)
         return url

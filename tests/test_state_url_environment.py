@@ -39,3 +39,17 @@ def test_config_check_counts_a_password_on_the_command_line_as_a_warning(tmp_pat
     r = run_cli("config", "check", "--state", f"unix://:Secr3tPw@{sock}", env=env)
     assert r.returncode == 0 and "telfilter config check: 2 warning(s)" in r.stderr, r.stderr
     assert "--state holds a password" in r.stderr and "Secr3tPw" not in r.stderr
+
+
+def test_a_pool_worker_does_not_say_it_again(monkeypatch, caplog):
+    """A `--workers N` pool's workers get the supervisor's command line (supervisor._child_argv): each said the
+    warning the supervisor had said, N + 1 times a start and once more at each worker's restart."""
+    from types import SimpleNamespace
+
+    from engine.credentials import state_url
+    url = "redis://:Secr3tPw@127.0.0.1:6379/0"
+    assert state_url(SimpleNamespace(state=url)) == url and "--state holds a password" in caplog.text
+    caplog.clear()
+    monkeypatch.setenv("TELFILTER_WORKERS", "2")
+    monkeypatch.setenv("TELFILTER_WORKER", "1")
+    assert state_url(SimpleNamespace(state=url)) == url and "--state holds a password" not in caplog.text
