@@ -31,7 +31,7 @@ from pyroaring import BitMap64
 
 from ..durable import remove_dead_writers_tmp, replace_file
 from ..servicelog import life
-from .stream_follower import _id_key
+from .stream_follower import stream_id_key
 
 log = logging.getLogger("telfilter")
 
@@ -86,7 +86,7 @@ class _Published:
             old = SimpleNamespace(dnc_s=BitMap64.deserialize(d["S"]), dnc_v=BitMap64.deserialize(d["V"]),
                                   sources={"dnc": True if d["snapshot"] else None})
             left_at = d.get("stream_id")        # (none: written before it was kept)
-            moved_on = left_at is not None and _id_key(self.last_id) > _id_key(left_at)
+            moved_on = left_at is not None and stream_id_key(self.last_id) > stream_id_key(left_at)
         except (ValueError, KeyError, TypeError, AttributeError, msgpack.UnpackException) as e:
             return self._published_unusable(f"damaged: {e}")
         if moved_on:

@@ -80,7 +80,7 @@ class _Follower:
         if self.last_id == "0":
             return
         first = await self.redis.xrange(STREAM, count=1)
-        if first and _id_key(first[0][0].decode()) > _id_key(self.last_id):
+        if first and stream_id_key(first[0][0].decode()) > stream_id_key(self.last_id):
             log.error("DNC replication: entries after %s were trimmed from %s (this node was down too long): "
                       "changes made elsewhere in that time may be missing here; re-import the DNC list",
                       self.last_id, STREAM)
@@ -119,7 +119,7 @@ class _Follower:
             return
         newest = await self.reader.xrevrange(STREAM, count=1)     # (trimmed from its start only: its end stays)
         top = newest[0][0].decode() if newest else "0-0"         # (none: the new primary has no stream at all)
-        if _id_key(top) >= _id_key(self.last_id):
+        if stream_id_key(top) >= stream_id_key(self.last_id):
             return
         known, at, n, below = set(self._recent), None, 0, "+"
         while at is None and n < RECENT:   # newest first, a page at a time (an entry holds up to CHUNK numbers)
@@ -244,14 +244,15 @@ def _times(raw) -> list:
         return []
 
 
-def _id_key(i: str) -> tuple:
+def stream_id_key(i: str) -> tuple:
+    """A Redis stream id (`MS-SEQ`, or `MS`) as what orders them: (MS, SEQ)."""
     a, _, b = i.partition("-")
     return int(a), int(b or 0)
 
 
 def _before(i: str) -> str:
     """The id just below `i` (XREAD reads after an id: from `i` itself)."""
-    a, b = _id_key(i)
+    a, b = stream_id_key(i)
     return f"{a}-{b - 1}" if b else f"{a - 1}-{2 ** 64 - 1}"
 
 
