@@ -35,10 +35,10 @@ import logging
 import os
 import socket
 import ssl
+import stat
 import time
 from pathlib import Path
 
-from ..credentials import open_to_others
 from ..listen import BACKLOG, peer_of
 from .esme import EsmeSession
 from .tls_crl import CertRefusals, check_crl, earliest_next_update
@@ -181,11 +181,14 @@ def check_tls(p, text: str, cdir: Path, srv: dict, links: dict, now: float | Non
                 if w:
                     warnings.append(w)
                 try:
-                    shared = open_to_others(key, os.stat(key).st_mode)     # a secret as the secrets files are
+                    mode = os.stat(key).st_mode
                 except OSError:             # (gone since it was loaded: a renewal replacing it)
-                    shared = None
-                if shared:
-                    warnings.append(f"{at('server', 'tls_key')}: [server] tls_key {shared}")
+                    mode = 0
+                # a secret as the secrets files are, but a group's read is the distributions' layout for keys
+                # (Debian's 0640 root:ssl-cert, a serve user in the group): only a key every user can read is said
+                if stat.S_ISREG(mode) and mode & 0o007:
+                    warnings.append(f"{at('server', 'tls_key')}: [server] tls_key {key} can be read by every local "
+                                    f"user (mode {mode & 0o777:o}): chmod 600 it (640 with a group serve's user is in)")
         ca = files.get("tls_client_ca")
         bad = ca and _certs_problem(ca)
         if bad:
