@@ -2,7 +2,7 @@
 
 `fold()` is the case- and Vietnamese-diacritic-insensitive form rules match against:
 NFKD, combining marks removed, đ/Đ -> d, Cyrillic/Greek look-alikes of Latin letters read as those
-(`_CONFUSABLE`), case-folded, zero-width characters removed.
+(`CONFUSABLE`), case-folded, zero-width characters removed.
 `find_hosts()` extracts URL hosts and bare domain-like tokens (whatever the TLD).
 `template_key()` names the template a text was filled in from (numbers, names and links
 masked), for telling a campaign from many senders apart from ordinary texts.
@@ -35,7 +35,7 @@ _ZW_D = {**_ZW, **_D}               # one translate pass: neither table's output
 # Latin letters: "Bаn trung thưởng" with a Cyrillic а is one text with "Ban trung thuong" for keywords, regexes and
 # the content/template counters a spammer varies it to evade. Applied after NFKD (a Cyrillic ё is е + a mark
 # first), before case folding.
-_CONFUSABLE = str.maketrans({
+CONFUSABLE = str.maketrans({
     # Cyrillic
     "а": "a", "е": "e", "һ": "h", "і": "i", "ј": "j", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "ѕ": "s",
     "ԁ": "d", "ԛ": "q", "ԝ": "w", "ү": "y", "ɡ": "g",
@@ -47,7 +47,7 @@ _CONFUSABLE = str.maketrans({
     # Armenian, Latin variants
     "օ": "o", "ս": "u", "ı": "i", "ɑ": "a", "ȷ": "j", "ʏ": "y",
 })
-_HAS_CONFUSABLE = re.compile("[" + "".join(map(chr, _CONFUSABLE)) + "]")
+_HAS_CONFUSABLE = re.compile("[" + "".join(map(chr, CONFUSABLE)) + "]")
 
 
 def fold(text: str) -> str:
@@ -71,7 +71,7 @@ def _fold_text(text: str) -> str:
         else:
             t = "".join(c for c in t if not unicodedata.combining(c))
         if _HAS_CONFUSABLE.search(t) is not None:     # (translate with a dict costs ~6 µs on a 120-character text)
-            t = t.translate(_CONFUSABLE)
+            t = t.translate(CONFUSABLE)
     return t.casefold()
 
 
@@ -137,8 +137,8 @@ def _hosts(text: str) -> list[str]:
                 # capitals drawn like Latin ones whose small letters are not (Cyrillic В Н К М Т: "ВIDV-VN.COM" is
                 # BIDV-VN.COM to the reader, "вidv-vn.com" in small letters is not): that ASCII name read too
                 # (host_forms only saw the small letters, so those capitals were never looked up)
-                sk = w.translate(_CONFUSABLE).lower().rstrip(".")
-                if sk.isascii() and sk != h.translate(_CONFUSABLE) and sk not in out:
+                sk = w.translate(CONFUSABLE).lower().rstrip(".")
+                if sk.isascii() and sk != h.translate(CONFUSABLE) and sk not in out:
                     out.append(sk)
     return out
 
@@ -175,9 +175,9 @@ def idna_host(host: str) -> str:
 
 def host_forms(host: str) -> tuple:
     """The names a Unicode host is looked up as in the lists: its IDNA form and, when its look-alike letters
-    (`_CONFUSABLE`) make it an ASCII name, that name: a homograph of a listed domain is that domain to the reader."""
+    (`CONFUSABLE`) make it an ASCII name, that name: a homograph of a listed domain is that domain to the reader."""
     a = idna_host(host)
-    skeleton = unicodedata.normalize("NFKC", host).translate(_CONFUSABLE).lower()
+    skeleton = unicodedata.normalize("NFKC", host).translate(CONFUSABLE).lower()
     return (a, skeleton) if skeleton.isascii() and skeleton != a else (a,)
 
 

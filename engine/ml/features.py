@@ -30,12 +30,13 @@ import unicodedata
 
 import numpy as np
 
+from .scripts import latin
 from .normpasses import (_DIGIT, _KWCTA, _LEETWORD, _LOWER3, _NUMS, _SHOUT, _SPACED, _URLHINT, _URLS, _ZW, _scan_py,
                          _shapes, _tok, _unleet, _unspace, _url)
 # (re-exported: tests compare the passes one by one with these names)
 from .normpasses import _CHAT, _CTA, _HANDLE, _HOTLINE, _MASKED, _PERMSG  # noqa: F401
 
-FEATURE_VERSION = "hash-fc345-rm345-w12-f-s-vi-v8"
+FEATURE_VERSION = "hash-fc345-rm345-w12-f-s-vi-v9"
 DIM_BITS = 20
 DIM = 1 << DIM_BITS
 CHAR_NGRAMS = (3, 4, 5)
@@ -153,7 +154,8 @@ def _canonical(text: str) -> str:
 def feature_ids(text: str) -> np.ndarray:
     """Feature ids (with repeats) of one text: char 3-5-grams of the folded canonical text,
     char 3-5-grams of the raw text (its first _MAXLEN code points), words, word bigrams,
-    diacritic-folded words when they differ, and shape tokens."""
+    diacritic-folded words when they differ, and shape tokens (of the text as `scripts.latin` reads it)."""
+    text = latin(text)
     if _C is not None:
         return np.frombuffer(_C.ids(text, normalise(text)), np.int64)
     return feature_ids_numpy(text)
@@ -179,6 +181,7 @@ LANGUAGES = ("en", "vi")
 
 
 def language(text: str) -> str:
+    text = latin(text)
     if len(_VI_CHARS.findall(text.casefold())) >= 2:
         return "vi"
     words = [w for w in fold_diacritics(_canonical(text)).split() if _LETTERS.fullmatch(w)]

@@ -45,7 +45,7 @@ def feature_config() -> dict:
     return {"name": F.FEATURE_VERSION, "dim_bits": F.DIM_BITS, "char_ngrams": list(F.CHAR_NGRAMS),
             "word_ngrams": [1, 2], "folded_words": True, "char_ngrams_on": "folded",
             "raw_char_ngrams": list(F.RAW_NGRAMS), "shape_tokens": True,
-            "normalisation": ["teencode-vi", "dotted-letters", "leet", "url-phone-money-tokens", "keyword-cta", "shouted-word"],
+            "normalisation": ["latin-lookalikes", "teencode-vi", "dotted-letters", "leet", "url-phone-money-tokens", "keyword-cta", "shouted-word"],
             "weighting": "binary; pair: nb-ratio-l2 + idf-l2"}
 
 
@@ -82,6 +82,7 @@ class Scorer:
 
     def decision_language(self, text: str) -> tuple[float, bool]:
         """(sum of the two members' scaled margins, text is Vietnamese)."""
+        text = F.latin(text)
         if F._C is not None:
             d, vi = F._C.decision(text, F.normalise(text), self._quads, self.intercept)
             return d, bool(vi)
@@ -113,8 +114,12 @@ class Scorer:
     def _score(self, text: str) -> float:
         C = F._C
         # the compiled scorer called here, not through decision_language: one Python frame a text less
-        d, vi = C.decision(text, F.normalise(text), self._quads, self.intercept) if C is not None \
-            else self.decision_language(text)
+        if C is not None:
+            if not text.isascii():
+                text = F.latin(text)
+            d, vi = C.decision(text, F.normalise(text), self._quads, self.intercept)
+        else:
+            d, vi = self.decision_language(text)
         t = self.a * d + self.c + (self._shift_vi if vi else self._shift_en)
         # numerically stable logistic
         if t >= 0:

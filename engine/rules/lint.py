@@ -41,7 +41,7 @@ import unicodedata
 from re import _constants as C
 from re import _parser
 
-from ..textnorm import _CONFUSABLE, _ZW_D
+from ..textnorm import CONFUSABLE, _ZW_D
 from ..verdict import Action
 from .composites import dep_order
 from .conditions import _fold_pattern
@@ -295,7 +295,7 @@ def folded_alphabet() -> str:
     if _ALPHABET is None:
         s = "".join(map(chr, range(0x80, 0xD800))) + "".join(map(chr, range(0xE000, 0x110000)))
         t = set(unicodedata.normalize("NFKD", s.translate(_ZW_D)))
-        kept = "".join(itertools.filterfalse(unicodedata.combining, t)).translate(_CONFUSABLE)
+        kept = "".join(itertools.filterfalse(unicodedata.combining, t)).translate(CONFUSABLE)
         _ALPHABET = "".join(set(kept.casefold()))
     return _ALPHABET
 
