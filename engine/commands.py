@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import durable
 from .cli_checks import absent_data_dir_note
 from .cli_parser import command_error
 
@@ -30,6 +31,7 @@ class _Out:
             p = Path(path)
             self.tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
             try:
+                durable.make_parent(p)      # as every other output file's directory is made
                 self.f = open(self.tmp, "w", encoding="utf-8")
             except OSError as e:        # named as given: the temporary file is ours, not a name the user wrote
                 raise OSError(e.errno, e.strerror, str(path)) from None

@@ -9,6 +9,7 @@ file back to the length it had and raises, so the caller can keep the record and
 """
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -67,11 +68,22 @@ def fsync_dir(d: Path) -> None:
         os.close(dfd)
 
 
+def make_parent(path) -> None:
+    """Make the directory `path` goes in, and its parents, as every output file does (`check --out NEW/f` said "No
+    such file or directory" after the whole input had been checked). A parent that is a file: NotADirectoryError
+    naming `path` (mkdir's FileExistsError named nothing)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path)) from None
+
+
 def replace_file(path, data: bytes, tmp: Path | None = None) -> None:
     """Write `data` as the whole of `path` (`rename_in`), then fsync the directory, so the new name is durable too
     (without it a power cut could bring back the old file, or none)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     rename_in(path, data, tmp)
     fsync_dir(path.parent)
 

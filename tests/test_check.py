@@ -207,12 +207,26 @@ def test_an_out_file_that_cannot_be_written_is_named_as_given(data_dir, tmp_path
     # the error named the temporary file beside it (".o.jsonl.12345.tmp"), a name the user never wrote
     f = tmp_path / "in.jsonl"
     f.write_text(json.dumps(sms("ok", "0901234567", "0912345678", "Hen gap lai")) + "\n")
-    out = tmp_path / "no" / "o.jsonl"
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "o.jsonl"         # its directory is a file: nothing can make it
     for args in (("check", "--jsonl", f), ("lists", "export", "dnc")):
         p = run_cli(*args, "--out", out, "--data-dir", data_dir)
         named = " ".join(args[:1 if args[0] == "check" else 2])
-        assert p.returncode == 2 and f"telfilter {named}: error: {out}: No such file or directory" in p.stderr, p.stderr
+        assert p.returncode == 2 and f"telfilter {named}: error: {out}: Not a directory" in p.stderr, p.stderr
         assert ".tmp" not in p.stderr
+
+
+def test_an_out_file_in_a_directory_not_there_yet_makes_it(data_dir, tmp_path):
+    # as reports export, ml cv --json and ml compare --changes do; check --out and lists export --out said
+    # "No such file or directory" after the whole input had been checked
+    f = tmp_path / "in.jsonl"
+    f.write_text(json.dumps(sms("ok", "0901234567", "0912345678", "Hen gap lai")) + "\n")
+    for i, args in enumerate((("check", "--jsonl", f), ("lists", "export", "dnc"))):
+        out = tmp_path / f"new{i}" / "sub" / "o.out"
+        p = run_cli(*args, "--out", out, "--data-dir", data_dir)
+        assert p.returncode == 0, p.stderr
+        assert out.is_file() and sorted(x.name for x in out.parent.iterdir()) == ["o.out"]
+    assert json.loads((tmp_path / "new0" / "sub" / "o.out").read_text())["id"] == "ok"
 
 
 def test_a_lone_surrogate_escape_is_a_per_line_error(data_dir, tmp_path):

@@ -98,7 +98,7 @@ def write_atomic(path: Path, text: str, keep=()) -> None:
         path = Path(os.path.realpath(path))
     if path.is_dir():       # named as given, before a temporary file is written (the rename's error named that)
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    durable.make_parent(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8", newline="") as f:
