@@ -39,3 +39,22 @@ def test_compare_with_changes_on_such_a_store_writes_them(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads(r.stdout)["messages"] == 3 and changes.exists()
     assert f"{store}:2: not valid Unicode" in r.stderr
+
+
+def test_unlabelled_empty_texts_and_calls_are_counted_not_dropped_unsaid(tmp_path):
+    # a `check` corpus line whose text is empty (or blanks) was skipped and counted nowhere, and so were its call
+    # records: said as `ml eval` / `ml train` say them (a bad line "empty text"; call records skipped, counted)
+    corpus = tmp_path / "corpus.jsonl"
+    recs = [{"kind": "sms", "text": TEXTS[0]}, {"kind": "sms", "text": ""}, {"kind": "call", "caller": "0901"},
+            {"kind": "sms", "text": "  \t"}, {"kind": "sms", "text": TEXTS[1]}, {"kind": "call", "caller": "0902"}]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    m = read_messages([corpus])
+    assert m.labels is None and m.texts == TEXTS[:2]
+    assert m.errors == [f"{corpus}:2: empty text", f"{corpus}:4: empty text"]
+    assert m.notes == [f"{corpus}: 2 call records skipped (no text to classify)"]
+    r = run_cli("ml", "compare", "--model", BUNDLED, "--model", BUNDLED, "--data", corpus, "--no-progress",
+                "--data-dir", tmp_path / "d")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout)["messages"] == 2
+    assert f"telfilter ml compare: skipped bad line: {corpus}:2: empty text" in r.stderr
+    assert f"telfilter ml compare: {corpus}: 2 call records skipped" in r.stderr

@@ -48,9 +48,8 @@ def read_messages(paths) -> Messages:
             out.errors += ds.errors
             out.notes += ds.notes
             continue
-        texts, errors, calls = _unlabelled(Path(p))
-        if calls:
-            out.notes.append(f"{p}: {calls} V (call) reports skipped: their content describes a call")
+        texts, errors, notes = _unlabelled(Path(p))
+        out.notes += notes
         if not texts:
             # a TSV or CSV is no JSON: its own reader's problem, not "not JSON"; but a file of JSON objects is
             # JSON lines whatever its name (a verdict log is `--log verdicts.log`): say why its lines are no use
@@ -78,11 +77,11 @@ def read_messages(paths) -> Messages:
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")        # what surrogateescape makes of a byte that is not UTF-8
 
 
-def _unlabelled(p: Path) -> tuple[list[str], list[str], int]:
-    """The texts of a `check` corpus or of the report store, `path:line: why` for each bad line, and how many V
-    (call) reports were left out."""
+def _unlabelled(p: Path) -> tuple[list[str], list[str], list[str]]:
+    """The texts of a `check` corpus or of the report store, `path:line: why` for each bad line, and what was left
+    out on purpose, counted (V (call) reports, call records), as ml/data.py says them."""
     from ..jsonl import open_jsonl, unpaired_in
-    texts, errors, calls = [], [], 0
+    texts, errors, calls, call_records = [], [], 0, 0
     with open_jsonl(str(p)) as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
@@ -104,7 +103,8 @@ def _unlabelled(p: Path) -> tuple[list[str], list[str], int]:
             if why is not None:     # no character: scored, it stopped --changes on a traceback (no UTF-8 holds it)
                 errors.append(f"{p}:{n}: {why}")
                 continue
-            if o.get("kind") == "call":
+            if o.get("kind") == "call":                  # a `check` corpus's call: no text to classify
+                call_records += 1
                 continue
             if o.get("kind") == "V" and "content" in o and "text" not in o:
                 # a 5656 call report: its content describes a call, no message any model judges (as the labelled
@@ -117,9 +117,13 @@ def _unlabelled(p: Path) -> tuple[list[str], list[str], int]:
                        if "hits" in o and "action" in o else "needs a string `text` (or `content`)")
                 errors.append(f"{p}:{n}: {why}")
                 continue
-            if t.strip():
-                texts.append(t)
-    return texts, errors, calls
+            if not t.strip():       # a bad line, as `ml eval` and `ml train` take it (it was dropped, counted nowhere)
+                errors.append(f"{p}:{n}: empty text")
+                continue
+            texts.append(t)
+    notes = [f"{p}: {calls} V (call) reports skipped: their content describes a call"] * bool(calls)
+    notes += [f"{p}: {call_records} call records skipped (no text to classify)"] * bool(call_records)
+    return texts, errors, notes
 
 
 def compare(scorers: list, names: list[str], msgs: Messages, progress=None):
