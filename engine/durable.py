@@ -120,10 +120,26 @@ def rename_in(path: Path, data: bytes, tmp: Path | None = None) -> None:
     if tmp is None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(_create_new(tmp), "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+
+
+def _create_new(tmp: Path) -> int:
+    """`tmp` created by this call (mode 0666 less the umask, as open(2) gives), never opened through what is there:
+    a symbolic link planted at the name (by another user who can write the directory) had the data written into
+    the file it names. What is there is removed first (unlink removes a link, not the file it names): a dead
+    writer's leftover under the same pid (a container restarted) was written over, and still is."""
+    for _ in range(3):
+        try:
+            return os.open(tmp, _NEW_FILE, 0o666)
+        except FileExistsError:
+            os.unlink(tmp)
+    return os.open(tmp, _NEW_FILE, 0o666)       # planted again each time: FileExistsError, nothing written

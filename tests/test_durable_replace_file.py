@@ -49,3 +49,32 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
     monkeypatch.undo()
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["held.msgpack"]
+
+
+def test_a_link_planted_at_the_temporary_name_is_not_written_through(tmp_path):
+    # rename_in opened `.NAME.PID.tmp` following links: a symbolic link planted there (by another local user, in a
+    # directory they can write) had the data written into the file it names, truncated first
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep me")
+    target = tmp_path / "held.msgpack"
+    for tmp in (None, tmp_path / f".held.msgpack.tmp{os.getpid()}"):        # the default name, and one passed
+        link = tmp or tmp_path / f".held.msgpack.{os.getpid()}.tmp"
+        link.symlink_to(victim)
+        durable.replace_file(target, b"new data", tmp)
+        assert victim.read_bytes() == b"keep me" and target.read_bytes() == b"new data"
+        assert not target.is_symlink() and not os.path.lexists(link)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["held.msgpack", "victim"]
+
+
+def test_a_dead_writers_leftover_at_the_temporary_name_is_replaced_and_the_mode_kept(tmp_path):
+    # the same pid after a restart (a container's) finds its own name taken by the file a kill -9 left: written over
+    # as before, not refused; the mode is the umask's, as open(2) with 0666 gives
+    target = tmp_path / "ids.msgpack"
+    (tmp_path / f".ids.msgpack.{os.getpid()}.tmp").write_bytes(b"a dead writer's half")
+    old = os.umask(0o027)
+    try:
+        durable.replace_file(target, b"ids")
+    finally:
+        os.umask(old)
+    assert target.read_bytes() == b"ids" and stat.S_IMODE(os.stat(target).st_mode) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["ids.msgpack"]
