@@ -19,12 +19,11 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from . import ports
-from .util import pct, run_seconds, tree_cpu_seconds
+from .util import pct, run_seconds, scratch_dir, tree_cpu_seconds
 
 SC = Path(__file__).resolve().parent / "sipp"
 PROGRESS_PER_RATE = 4       # the suite's progress bar moves once for each run a rate takes: mixed, allowed, the relay,
@@ -80,14 +79,9 @@ MSGS_PER_CALL = 6          # INVITE, 180, 200, ACK, BYE, 200 (uac_call.xml again
 def run(rates, seconds, progress=None, kamailio=False) -> dict:
     if shutil.which("sipp") is None:
         return {"error": "sipp not installed"}
-    tmp = Path(tempfile.mkdtemp(prefix="tf-sipbench-"))
-    try:
-        out = _run(tmp, rates, seconds, progress, kamailio)
-    except (KeyboardInterrupt, SystemExit):     # interrupted (Ctrl-C, SIGTERM): nothing there to read
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(tmp, ignore_errors=True)      # kept when the step failed: its error names the logs there
-    return out
+    # kept when the step failed (its error names the logs there), not when stopped
+    with scratch_dir(keep_failed=True, prefix="tf-sipbench-") as td:
+        return _run(Path(td), rates, seconds, progress, kamailio)
 
 
 def _run(tmp, rates, seconds, progress, kamailio) -> dict:

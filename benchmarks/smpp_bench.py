@@ -21,12 +21,10 @@ GC pauses) and the load generator (benchmarks.smpp_load,
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -34,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from . import ports
-from .util import OWN_GROUP
+from .util import OWN_GROUP, scratch_dir
 
 THROTTLED = "0x58"
 
@@ -113,14 +111,9 @@ def _saturated(res) -> bool:
 def run(rates, seconds, sat_seconds, fwd_seconds, sat_rate_cap=15_000, dnc_n=1_000_000, progress=None) -> dict:
     """`sat_rate_cap`: fresh messages are generated for the proxy's saturating run at this rate × its
     seconds (bounded count); a proxy faster than that ends the run early, which the result says."""
-    tmp = Path(tempfile.mkdtemp(prefix="tf-bench-"))
-    try:
-        out = _run(tmp, rates, seconds, sat_seconds, fwd_seconds, sat_rate_cap, dnc_n, progress)
-    except (KeyboardInterrupt, SystemExit):     # interrupted (Ctrl-C, SIGTERM): nothing there to read
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(tmp, ignore_errors=True)      # ~20 MB of lists a run; kept when the step failed (serve.log)
-    return out
+    # ~20 MB of lists a run, removed; kept when the step failed (its error names serve.log there), not when stopped
+    with scratch_dir(keep_failed=True, prefix="tf-bench-") as td:
+        return _run(Path(td), rates, seconds, sat_seconds, fwd_seconds, sat_rate_cap, dnc_n, progress)
 
 
 def _run(tmp, rates, seconds, sat_seconds, fwd_seconds, sat_rate_cap, dnc_n, progress) -> dict:

@@ -24,13 +24,12 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 from .smpp_bench import _free_port, _wait_port
-from .util import OWN_GROUP, checkout, positive
+from .util import OWN_GROUP, checkout, positive, scratch_dir
 
 _HDR = struct.Struct(">IIII")
 _BIND = 0x00000009
@@ -140,51 +139,53 @@ def main(argv=None) -> int:
         runs += [(code, m) for m in modes] if knows else [(code, "none")]
     ports = iter(range(a.ports, a.ports + 1 + len(runs))) if a.ports else None
     port = (lambda: next(ports)) if ports else _free_port
-    tmp = Path(tempfile.mkdtemp(prefix="tf-flood-"))
-    py = sys.executable
-    procs, out = [], {"kind": a.kind, "seconds": a.seconds, "interval": a.interval, "runs": []}
-    try:
-        r_port = port()
-        procs.append(subprocess.Popen([py, "-m", "benchmarks.smpp_peers", "responder", str(r_port)], **OWN_GROUP))
-        if not _wait_port(r_port):
-            raise RuntimeError("the responder did not start")
-        for k, (code, mode) in enumerate(runs):
-            cfg = tmp / f"cfg{k}"
-            shutil.copytree(Path(code) / "config", cfg)
-            if mode == "off":
-                t = (cfg / "smpp.toml").read_text()
-                (cfg / "smpp.toml").write_text(t.replace("[server]\n", "[server]\n" + _UNBOUNDED, 1))
-            p_port = port()
-            p = subprocess.Popen([py, "-m", "engine.cli", "serve", "--config", str(cfg), "--data-dir", str(tmp / f"d{k}"),
-                                  "--smpp-listen", f"127.0.0.1:{p_port}", "--smsc", f"127.0.0.1:{r_port}",
-                                  "--esme-account", "flood:pw", "--esme-account", "probe:pw", "--sip-listen", "off",
-                                  "--log", os.devnull, "--ready-file", str(tmp / f"ready{k}")],
-                                 cwd=code, env=dict(os.environ, PYTHONPATH=code), stderr=subprocess.DEVNULL)
-            procs.append(p)
-            end = time.time() + 90
-            while not (tmp / f"ready{k}").exists() and time.time() < end and p.poll() is None:
-                time.sleep(0.1)
-            if not (tmp / f"ready{k}").exists():
-                raise RuntimeError(f"serve of {code} did not start")
-            alone = _probe(p_port, a.seconds, a.interval)
-            fl = subprocess.Popen([py, "-m", "benchmarks.smpp_flood", "--flooder", str(p_port), str(a.seconds + 1),
-                                   a.kind], stdout=subprocess.PIPE, text=True)
-            time.sleep(0.5)                     # the flood under way
-            flooded = _probe(p_port, a.seconds, a.interval)
-            flood = json.loads(fl.communicate(timeout=a.seconds + 30)[0] or "{}")
-            out["runs"].append({"code": code, "rate_bound": mode, "alone": alone, "flooded": flooded, "flooder": flood})
-            p.send_signal(signal.SIGTERM)
-            p.wait(30)
-    finally:
-        for p in procs:
-            if p.poll() is None:
+    with scratch_dir(prefix="tf-flood-") as td:
+        tmp = Path(td)
+        py = sys.executable
+        procs, out = [], {"kind": a.kind, "seconds": a.seconds, "interval": a.interval, "runs": []}
+        try:
+            r_port = port()
+            procs.append(subprocess.Popen([py, "-m", "benchmarks.smpp_peers", "responder", str(r_port)], **OWN_GROUP))
+            if not _wait_port(r_port):
+                raise RuntimeError("the responder did not start")
+            for k, (code, mode) in enumerate(runs):
+                cfg = tmp / f"cfg{k}"
+                shutil.copytree(Path(code) / "config", cfg)
+                if mode == "off":
+                    t = (cfg / "smpp.toml").read_text()
+                    (cfg / "smpp.toml").write_text(t.replace("[server]\n", "[server]\n" + _UNBOUNDED, 1))
+                p_port = port()
+                p = subprocess.Popen([py, "-m", "engine.cli", "serve", "--config", str(cfg),
+                                      "--data-dir", str(tmp / f"d{k}"),
+                                      "--smpp-listen", f"127.0.0.1:{p_port}", "--smsc", f"127.0.0.1:{r_port}",
+                                      "--esme-account", "flood:pw", "--esme-account", "probe:pw", "--sip-listen", "off",
+                                      "--log", os.devnull, "--ready-file", str(tmp / f"ready{k}")],
+                                     cwd=code, env=dict(os.environ, PYTHONPATH=code), stderr=subprocess.DEVNULL)
+                procs.append(p)
+                end = time.time() + 90
+                while not (tmp / f"ready{k}").exists() and time.time() < end and p.poll() is None:
+                    time.sleep(0.1)
+                if not (tmp / f"ready{k}").exists():
+                    raise RuntimeError(f"serve of {code} did not start")
+                alone = _probe(p_port, a.seconds, a.interval)
+                fl = subprocess.Popen([py, "-m", "benchmarks.smpp_flood", "--flooder", str(p_port), str(a.seconds + 1),
+                                       a.kind], stdout=subprocess.PIPE, text=True)
+                time.sleep(0.5)                     # the flood under way
+                flooded = _probe(p_port, a.seconds, a.interval)
+                flood = json.loads(fl.communicate(timeout=a.seconds + 30)[0] or "{}")
+                out["runs"].append({"code": code, "rate_bound": mode, "alone": alone, "flooded": flooded,
+                                    "flooder": flood})
                 p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
+                p.wait(30)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+                    try:
+                        p.wait(15)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        p.wait()
     print(json.dumps(out))
     return 0
 

@@ -5,6 +5,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -93,25 +94,38 @@ def exit_on_sigterm():
 
 
 @contextlib.contextmanager
-def scratch_dir(**kw):
-    """`tempfile.TemporaryDirectory(**kw)` as a `with` gives it, made with SIGTERM and SIGINT held until its removal is
-    registered: a stop signal landing between the directory's mkdir and TemporaryDirectory's finalizer (a few
-    bytecodes, where a benchmark descheduled right after the mkdir is when a watcher that saw the directory
-    appear signals it) left it in $TMPDIR. A signal held is delivered right after, the directory removed as the
-    SystemExit unwinds."""
+def scratch_dir(keep_failed: bool = False, **kw):
+    """A directory from `tempfile.mkdtemp(**kw)`, removed when the `with` ends, made with SIGTERM and SIGINT held
+    until its removal is in force: a stop signal landing between the directory's mkdir and the `try` that removes
+    it (a few bytecodes, where a benchmark descheduled right after the mkdir is when a watcher that saw the
+    directory appear signals it) left it in $TMPDIR. A signal held is delivered inside that `try`, the directory
+    removed as the SystemExit unwinds. `keep_failed`: kept when the `with` ends on an error (an Exception, not a
+    stop), whose message names the logs there."""
     main = threading.current_thread() is threading.main_thread()
     held = []
     before = {s: signal.signal(s, lambda signum, _frame: held.append(signum))
               for s in ((signal.SIGTERM, signal.SIGINT) if main else ()) if signal.getsignal(s) is not None}
-    try:
-        td = tempfile.TemporaryDirectory(**kw)
-    finally:
+
+    def deliver():
         for s, handler in before.items():
             signal.signal(s, handler)
         for s in held:
             signal.raise_signal(s)
-    with td as name:
+    try:
+        name = tempfile.mkdtemp(**kw)
+    except BaseException:
+        deliver()
+        raise
+    keep = False
+    try:
+        deliver()
         yield name
+    except Exception:
+        keep = keep_failed
+        raise
+    finally:
+        if not keep:
+            shutil.rmtree(name, ignore_errors=True)
 
 
 def run_main(main, name: str) -> int:

@@ -41,8 +41,8 @@ def test_an_interrupted_smpp_or_sip_step_removes_its_working_directory(tmp_path,
     # they were kept (as after a failure, whose error names the logs there): ~20 MB of seeded lists per SMPP step
     import importlib
     m = importlib.import_module(f"benchmarks.{mod}")
-    monkeypatch.setattr(m.tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(m.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/" + name)
 
     def interrupted(tmp, *a, **k):
         (tmp / "data").mkdir()

@@ -8,7 +8,7 @@ import benchmarks.smpp_p99 as p99
 
 
 def test_a_failed_run_leaves_no_working_directory(tmp_path, monkeypatch):
-    monkeypatch.setattr(p99.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     monkeypatch.setattr(p99, "_wait_port", lambda port, timeout=30.0: False)       # "the responder did not start"
 
     def seed(d, n):
@@ -21,7 +21,7 @@ def test_a_failed_run_leaves_no_working_directory(tmp_path, monkeypatch):
 
 
 def test_a_run_whose_responder_did_not_start_stops_what_it_started_and_leaves_no_directory(tmp_path, monkeypatch):
-    monkeypatch.setattr(p99.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     monkeypatch.setattr(p99, "_wait_port", lambda port, timeout=30.0: False)
     started = []
     real_popen = p99.subprocess.Popen
