@@ -164,3 +164,68 @@ def test_the_proxy_relays_receipts_kept_over_an_smsc_unbind(pipe):
         assert r.short_message.startswith(b"id:" + resp.message_id.encode() + b" ")
         s.sendall(encode(P.DeliverSmResp(sequence_number=r.sequence_number)))
         assert wait(lambda: h.sim.kept_receipts() == {})
+
+
+async def _nothing_more(esme, seconds=0.3):
+    """True when the session receives no PDU for `seconds`."""
+    try:
+        await esme.read(seconds)
+    except (asyncio.TimeoutError, TimeoutError):
+        return True
+    return False
+
+
+def test_a_receipt_owed_to_a_transmitter_bind_waits_for_a_receiver_bind_of_its_system_id():
+    # SMPP 3.4 §2.3: deliver_sm goes to a receiver or transceiver session, never to a bind_transmitter one;
+    # the simulator sent it on the transmitter when no receiver was bound (an ESME that takes it for a protocol
+    # error unbinds). Kept instead, as over an unbind, for the next receiver/transceiver bind of that system_id.
+    async def go(sim):
+        tx = await _Esme().open(sim.port, "transmitter", system_id="acme")
+        tx.send(_submit(2))
+        first = await tx.read()
+        assert first.command_id == C.SUBMIT_SM_RESP
+        assert await _nothing_more(tx) and sim.kept_receipts() == {"acme": 1}
+        other = await _Esme().open(sim.port, "receiver", system_id="bank")     # not acme's: it gets none of them
+        tx.send(_submit(3))
+        second = await tx.read()
+        assert await _nothing_more(tx) and await _nothing_more(other, 0.05)
+        assert sim.kept_receipts() == {"acme": 2}
+        rx = await _Esme().open(sim.port, "receiver", system_id="acme")
+        got = [await rx.read(), await rx.read()]
+        assert all(r.command_id == C.DELIVER_SM and r.esm_class == C.ESM_TYPE_DELIVERY_RECEIPT for r in got)
+        assert [r.short_message.split()[0] for r in got] == [b"id:" + x.message_id.encode() for x in (first, second)]
+        rx.send(*(P.DeliverSmResp(sequence_number=r.sequence_number) for r in got))
+        tx.send(_submit(4))                                 # a receiver of its own now: sent there, at once
+        resp = await tx.read()
+        r = await rx.read()
+        assert r.short_message.startswith(b"id:" + resp.message_id.encode() + b" ") and await _nothing_more(tx)
+        assert sim.kept_receipts() == {}
+        for e in (other, tx, rx):
+            await e.close()
+    _run(go)
+
+
+def test_answer_held_sends_the_receipts_its_answers_owe():
+    # the submits a stall held were answered with no receipt ever: a test of receipts after an SMSC's late answers
+    # waited for nothing. Scheduled as an ordinary answer schedules them, from the loop's thread or another (the
+    # tests' thread, the harness's loop running elsewhere).
+    async def go(sim):
+        a = await _Esme().open(sim.port)
+        for seq, answer in ((2, sim.answer_held), (4, lambda: asyncio.to_thread(sim.answer_held))):
+            sim.stall = True
+            a.send(_submit(seq), _submit(seq + 1, "84912345679"))
+            for _ in range(500):
+                if len(sim.held) == 2:
+                    break
+                await asyncio.sleep(0.01)
+            sim.stall = False
+            if asyncio.iscoroutine(r := answer()):
+                await r
+            got = [await a.read() for _ in range(4)]
+            ids = sorted(p.message_id.encode() for p in got if p.command_id == C.SUBMIT_SM_RESP)
+            receipts = [p for p in got if p.command_id == C.DELIVER_SM]
+            assert len(ids) == 2 and all(p.esm_class == C.ESM_TYPE_DELIVERY_RECEIPT for p in receipts)
+            assert sorted(p.short_message.split()[0] for p in receipts) == [b"id:" + i for i in ids]
+            a.send(*(P.DeliverSmResp(sequence_number=p.sequence_number) for p in receipts))
+        await a.close()
+    _run(go)

@@ -20,9 +20,11 @@ two proxies sharing this simulator get each other's receipts).
 
 Receipts still due when a session ends are kept, as an SMSC keeps them: one that comes due after its session was
 unbound (by either side) or closed, and one sent but not answered with deliver_sm_resp when its session closed,
-when no other receiver/transceiver bind of the same system_id is there to take it. They are sent, oldest first, on the next
-receiver or transceiver bind of that system_id. At most MAX_KEPT_RECEIPTS (1,000) are kept per system_id; past it
-the oldest is dropped, counted in `receipts_dropped`. `kept_receipts()` says how many wait, per system_id.
+when no other receiver/transceiver bind of the same system_id is there to take it; and one for a submit made on a
+transmitter bind when no receiver/transceiver bind of its system_id is there (SMPP 3.4 §2.3: a transmitter session
+gets no deliver_sm). They are sent, oldest first, on the next receiver or transceiver bind of that system_id. At most
+MAX_KEPT_RECEIPTS (1,000) are kept per system_id; past it the oldest is dropped, counted in `receipts_dropped`.
+`kept_receipts()` says how many wait, per system_id.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ import asyncio
 import itertools
 import time
 from collections import deque
+from functools import partial
 
 from .codec import constants as C
 from .codec import SmppConnection, Tlv
@@ -94,6 +97,7 @@ class SmscSimulator:
         self._rr = itertools.count()
         self._kept: dict = {}               # system_id -> deque of receipts due, for its next bind
         self.receipts_dropped = 0           # kept receipts dropped past MAX_KEPT_RECEIPTS
+        self._loop = None                   # the loop it serves on (start)
 
     def kept_receipts(self) -> dict:
         """How many receipts wait for the next bind of each system_id."""
@@ -130,11 +134,13 @@ class SmscSimulator:
                 s.send(P.Unbind(sequence_number=s.conn.next_sequence()))
 
     def answer_held(self) -> None:
-        """Answer the submits a stall held, accepted, each with its message_id."""
+        """Answer the submits a stall held, accepted, each with its message_id and the receipts it asked for, as an
+        answer given at once does (from the loop's thread or another: a test's, the harness's loop elsewhere)."""
         held, self.held = self.held, []
         for s, ev in held:
-            s.send(P.response_class(ev.command_id)(sequence_number=ev.sequence_number,
-                                                   message_id=self.id_format % next(self._ids)))
+            mid = self.id_format % next(self._ids)
+            s.send(P.response_class(ev.command_id)(sequence_number=ev.sequence_number, message_id=mid))
+            self._receipts_due(s, ev, mid)
 
     def send_deliver(self, pdu) -> bool:
         """Send a deliver_sm (any content, e.g. a malformed one) on the first bound session."""
@@ -145,7 +151,8 @@ class SmscSimulator:
         return False
 
     async def start(self, host="127.0.0.1", port=0):
-        self.server = await asyncio.get_running_loop().create_server(lambda: _SimSession(self), host, port)
+        self._loop = asyncio.get_running_loop()
+        self.server = await self._loop.create_server(lambda: _SimSession(self), host, port)
         return self
 
     @property
@@ -207,10 +214,7 @@ class SmscSimulator:
             mid = self.id_format % next(self._ids)
             resp = P.response_class(cid)(sequence_number=ev.sequence_number, message_id=mid)
             self._answer(s, P.CancelSmResp(sequence_number=ev.sequence_number) if self.wrong_answers else resp)
-            if self.receipt_delay is not None and getattr(ev, "registered_delivery", 0) & 0x03 and cid != C.DATA_SM:
-                # a submit_multi's: one per SME destination, each from that recipient (its distribution lists: none)
-                for to in _recipients(ev):
-                    asyncio.get_running_loop().call_later(self.receipt_delay, self._receipt, s, ev, mid, to)
+            self._receipts_due(s, ev, mid)
         elif cid in (C.QUERY_SM,):
             self._answer(s, P.QuerySmResp(sequence_number=ev.sequence_number, message_id=ev.message_id, message_state=2))
         elif cid == C.CANCEL_SM:
@@ -226,19 +230,35 @@ class SmscSimulator:
         else:
             s.send(resp)
 
+    def _receipts_due(self, s, sm, mid) -> None:
+        """Schedule the receipts `sm`, answered with `mid`, asked for (registered_delivery), receipt_delay from now;
+        a submit_multi's: one per SME destination, each from that recipient (its distribution lists: none)."""
+        if self.receipt_delay is None or not getattr(sm, "registered_delivery", 0) & 0x03 or sm.command_id == C.DATA_SM:
+            return
+        try:
+            in_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            in_loop = False
+        # (call_later from another thread: the loop, asleep in select, would not see it in time)
+        later = self._loop.call_later if in_loop else partial(self._loop.call_soon_threadsafe, self._loop.call_later)
+        for to in _recipients(sm):
+            later(self.receipt_delay, self._receipt, s, sm, mid, to)
+
     def _receipt(self, s, sm, mid, to=None):
         """A delivery receipt for `sm` (its `mid`) from its recipient `to` (ton, npi, address; default: its
         destination)."""
         to = to or _recipients(sm)[0]
         rx = [x for x in self.sessions if x.bound and x.kind in ("receiver", "transceiver")]
         other = [x for x in rx if x is not s] if self.receipts_elsewhere else None
+        same = [x for x in rx if x.system_id == s.system_id]
         if not s.bound:                     # unbound or closed since: another bind of its system_id, else kept
-            same = [x for x in rx if x.system_id == s.system_id]
             s = same[next(self._rr) % len(same)] if same else s
         elif other:
             s = other[next(self._rr) % len(other)]
-        elif s.kind == "transmitter" and rx:
-            s = rx[0]                       # receipts go to a receiver bind when the sender cannot take them
+        elif s.kind == "transmitter":
+            # SMPP 3.4 §2.3: a transmitter session gets no deliver_sm: a receiver bind of its system_id takes it,
+            # or it is kept for the next one (as over an unbind)
+            s = same[0] if same else s
         if self.receipt_ids_in_other_base:
             mid = str(int(mid, 16)) if self.id_format.endswith("X") else format(int(mid), "X")
         now = time.strftime("%y%m%d%H%M")
@@ -247,7 +267,7 @@ class SmscSimulator:
                           dest_addr_ton=sm.source_addr_ton, dest_addr_npi=sm.source_addr_npi,
                           destination_addr=sm.source_addr, esm_class=C.ESM_TYPE_DELIVERY_RECEIPT, short_message=body,
                           tlvs=(Tlv(C.TAG_RECEIPTED_MESSAGE_ID, mid.encode() + b"\x00"), Tlv(C.TAG_MESSAGE_STATE, b"\x02")))
-        if s.bound:
+        if s.bound and s.kind != "transmitter":
             self._send_receipt(s, pdu)
         else:
             self._keep(s.system_id, pdu)
