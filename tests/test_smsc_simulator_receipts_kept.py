@@ -229,3 +229,41 @@ def test_answer_held_sends_the_receipts_its_answers_owe():
             a.send(*(P.DeliverSmResp(sequence_number=p.sequence_number) for p in receipts))
         await a.close()
     _run(go)
+
+
+def test_smpplib_as_the_esme_gets_no_deliver_sm_on_its_transmitter_and_the_receipt_on_its_receiver():
+    # the same with a client nobody here wrote: smpplib's transmitter bind, then its receiver bind
+    import select
+    import time
+
+    import smpplib.client
+
+    from engine.loopthread import LoopThread
+    lt = LoopThread()
+    lt.start_loop()
+    sim = lt.call(SmscSimulator(receipt_delay=0).start())
+    clients = []
+    try:
+        tx = smpplib.client.Client("127.0.0.1", sim.port, timeout=5)
+        clients.append(tx)
+        tx.connect()
+        tx.bind_transmitter(system_id="acme", password="x")
+        tx.send_message(source_addr="SHOP", destination_addr="84912345678", short_message=b"hi", registered_delivery=1)
+        resp = tx.read_pdu()
+        assert resp.command == "submit_sm_resp" and resp.status == 0
+        end = time.monotonic() + 5
+        while lt.run(sim.kept_receipts) != {"acme": 1} and time.monotonic() < end:
+            time.sleep(0.02)
+        assert lt.run(sim.kept_receipts) == {"acme": 1}
+        assert select.select([tx._socket], [], [], 0.3)[0] == []            # nothing sent to the transmitter
+        rx = smpplib.client.Client("127.0.0.1", sim.port, timeout=5)
+        clients.append(rx)
+        rx.connect()
+        rx.bind_receiver(system_id="acme", password="x")
+        r = rx.read_pdu()
+        assert r.command == "deliver_sm" and r.receipted_message_id == resp.message_id
+    finally:
+        for c in clients:
+            c.disconnect()
+        lt.call(sim.stop())
+        lt.stop_loop()
