@@ -8,7 +8,7 @@ value with one leading apostrophe, which spreadsheets show as the text itself (O
 recommendation for CSV injection). The apostrophe is also added to a value that is apostrophes
 followed by one of those characters, so `uncell`, which removes one apostrophe from exactly the
 values `cell` changes, gives every text back as it was: a training file exported by
-`telfilter reports export` trains on the messages as sent (engine/ml/data.py reads text cells
+`telfilter reports export` trains on the messages as sent (engine/ml/data_rows.py reads text cells
 through `uncell`).
 
 `writer` / `dict_writer`: csv's writers with lineterminator "\n" quote a field holding "\n" but not one holding a
