@@ -22,7 +22,7 @@ class _Out:
     device is written directly."""
 
     def __init__(self, path):
-        self.path, self.tmp = path, None
+        self.path, self.tmp, self.made = path, None, None
         if path in (None, "-"):
             self.f = sys.stdout
         elif os.path.exists(path) and not os.path.isfile(path):
@@ -31,9 +31,10 @@ class _Out:
             p = Path(path)
             self.tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
             try:
-                durable.make_parent(p)      # as every other output file's directory is made
+                self.made = durable.make_parent(p)      # as every other output file's directory is made
                 self.f = open(self.tmp, "w", encoding="utf-8")
             except OSError as e:        # named as given: the temporary file is ours, not a name the user wrote
+                durable.remove_made(p, self.made)
                 raise OSError(e.errno, e.strerror, str(path)) from None
 
     def __enter__(self):
@@ -58,6 +59,8 @@ class _Out:
         finally:
             if self.tmp.exists():
                 self.tmp.unlink()
+            if exc is not None:             # nothing written: nor the directory made for it
+                durable.remove_made(self.path, self.made)
         if isinstance(exc, OSError) and not exc.filename:     # a write to the temporary file (a full disk): named
             raise OSError(exc.errno, exc.strerror, str(self.path)) from None      # as given, as a failed open is
         if exc is not None and exc_type is None:

@@ -68,15 +68,34 @@ def fsync_dir(d: Path) -> None:
         os.close(dfd)
 
 
-def make_parent(path) -> None:
+def make_parent(path) -> Path | None:
     """Make the directory `path` goes in, and its parents, as every output file does (`check --out NEW/f` said "No
-    such file or directory" after the whole input had been checked). A parent that is a file: NotADirectoryError
-    naming `path` (mkdir's FileExistsError named nothing)."""
+    such file or directory" after the whole input had been checked). Returns the topmost directory it made (None:
+    there already), for `remove_made` when nothing is written after all. A parent that is a file:
+    NotADirectoryError naming `path` (mkdir's FileExistsError named nothing)."""
     path = Path(path)
+    top, d = None, path.parent
+    while not os.path.lexists(d) and d != d.parent:
+        top, d = d, d.parent
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path)) from None
+    return top
+
+
+def remove_made(path, top: Path | None) -> None:
+    """Remove the directories make_parent(`path`) made, up to `top`, each only while empty (a command that failed
+    left an empty NEW/ of its `--out NEW/f` behind)."""
+    d = Path(path).parent
+    while top is not None:
+        try:
+            d.rmdir()
+        except OSError:
+            return
+        if d == top:
+            return
+        d = d.parent
 
 
 def replace_file(path, data: bytes, tmp: Path | None = None) -> None:

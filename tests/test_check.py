@@ -227,6 +227,11 @@ def test_an_out_file_in_a_directory_not_there_yet_makes_it(data_dir, tmp_path):
         assert p.returncode == 0, p.stderr
         assert out.is_file() and sorted(x.name for x in out.parent.iterdir()) == ["o.out"]
     assert json.loads((tmp_path / "new0" / "sub" / "o.out").read_text())["id"] == "ok"
+    # a command that fails writes nothing: nor the directory made for its output
+    p = run_cli("check", "--jsonl", tmp_path / "nope.jsonl", "--out", tmp_path / "new2" / "sub" / "o.out",
+                "--data-dir", data_dir)
+    assert p.returncode == 2 and "nope.jsonl: No such file" in p.stderr, p.stderr
+    assert not (tmp_path / "new2").exists() and (tmp_path / "new0" / "sub").is_dir()
 
 
 def test_a_lone_surrogate_escape_is_a_per_line_error(data_dir, tmp_path):
