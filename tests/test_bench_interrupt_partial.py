@@ -51,3 +51,21 @@ def test_an_interrupted_smpp_or_sip_step_removes_its_working_directory(tmp_path,
     with pytest.raises(KeyboardInterrupt):
         m.run(*args)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("mod,args", [("smpp_bench", ([], 1, 1, 1)), ("sip_bench", ([500], 1))])
+def test_a_failed_smpp_or_sip_step_keeps_its_working_directory_for_the_logs_its_error_names(tmp_path, monkeypatch,
+                                                                                           mod, args):
+    import importlib
+    m = importlib.import_module(f"benchmarks.{mod}")
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/" + name)
+
+    def failed(tmp, *a, **k):
+        (tmp / "serve.log").write_text("bind failed\n")
+        raise RuntimeError(f"proxy did not start ({tmp / 'serve.log'})")
+    monkeypatch.setattr(m, "_run", failed)
+    with pytest.raises(RuntimeError) as e:
+        m.run(*args)
+    [kept] = list(tmp_path.iterdir())
+    assert (kept / "serve.log").read_text() == "bind failed\n" and str(kept) in str(e.value)
