@@ -124,3 +124,14 @@ def test_ack_key_is_blake2b():
     for branch, call_id in [("z9hG4bK1", "c1@h"), ("", ""), ("\udcff", "é" * 300)]:
         data = f"{branch}|{call_id}".encode("utf-8", "surrogateescape")
         assert recent.ack_key(branch, call_id) == hashlib.blake2b(data, digest_size=16).digest()
+
+
+def test_dialog_digest_is_its_python_twin_across_blocks():
+    """The C dialog_digest (the shared C BLAKE2b, its rounds unrolled) against py_dialog_digest (hashlib): keys and
+    parts of random lengths, so the hashed bytes end on, before and after each 128-byte block boundary."""
+    rnd = random.Random(7693)
+    for _ in range(600):
+        key = bytes(rnd.randrange(256) for _ in range(rnd.choice((0, 16, 32, 127, 128, 129))))
+        parts = ["".join(chr(rnd.choice((rnd.randrange(32, 127), rnd.randrange(160, 0x3000), 0xdcff)))
+                         for _ in range(rnd.randrange(0, 140))) for _ in range(rnd.randrange(0, 4))]
+        assert recent.dialog_digest(key, *parts) == recent.py_dialog_digest(key, *parts), (key, parts)
