@@ -117,3 +117,42 @@ def test_compiled_key_hash_is_keyhash_key_hash():
         assert slots._FAST.key_hash(k) == key_hash(k), k
     with pytest.raises(TypeError):
         slots._FAST.key_hash(1.5)
+
+
+def test_call_durations_add_compiled_and_python_agree():
+    """CallDurations.add through the compiled cadd and through the Python path: the same rows (dumped byte for byte),
+    the same answers to share_short and recent, and the same error for what the Python path refuses, on callers
+    recurring and new (ints, names, tuples) past max_callers, durations rounded half to even at the millisecond
+    (0.0125 s), negative, past 2^32 ms, and end seconds from 0 to 2^32 as floats and ints; a NaN or infinite duration
+    and an end second a row cannot hold raise as they do in Python."""
+    from engine.rules.history import CallDurations
+    rnd = random.Random(4916)
+    seq, t = [], T0
+    for _ in range(6000):
+        t += rnd.choice((0, 0, 0.5, 1, 7, 90, 4000))
+        caller = rnd.choice((rnd.randrange(300), f"N{rnd.randrange(40)}", (rnd.randrange(5), "x")))
+        ts = rnd.choice((t, t, int(t), float(rnd.randrange(2 ** 32)), 0.0, 4294967295.5, True))
+        dur = rnd.choice((rnd.uniform(0, 600), rnd.randrange(0, 60000) / 1000 + 0.0005, 0.0125, 0.0135, -3.0,
+                          5e6, 4294967.2955, 4294967.2954, float(rnd.randrange(100)), 2.5e-4))
+        seq.append((caller, ts, dur))
+    seq += [(1, T0, float("nan")), (1, T0, float("inf")), (2, -1.0, 1.0), (2, 2.0 ** 32, 1.0), (3, -5, 1.0),
+            (3, 2 ** 40, 1.0), (4, T0, 3), (5, float("nan"), 1.0)]
+
+    def run(fast):
+        out = []
+        with slots.use_fast(fast):
+            c = CallDurations(max_callers=150)
+            for caller, ts, dur in seq:
+                try:
+                    out.append(c.add(caller, ts, dur))
+                except Exception as e:                  # (the Python path's own errors, kept as they were)
+                    out.append(type(e))
+                out.append(c.share_short(caller, T0 + 3600, 7200.0, 10.0))
+            out.append([c.recent(k) for k in range(300)])
+            from engine.rules.counters import MemoryCounters
+            return out, dump_state(MemoryCounters(), RecipientHistory(), c)
+    fast, slow = run(True), run(False)
+    for n, (x, y) in enumerate(zip(fast[0], slow[0])):
+        assert x == y, (n, x, y)
+    assert fast[1] == slow[1]
+    assert ValueError in fast[0] and OverflowError in fast[0]

@@ -125,3 +125,57 @@ static PyObject *f_hadd(PyObject *self, PyObject *const *a, Py_ssize_t n)
     if (t_close(&t) < 0) return NULL;
     Py_RETURN_NONE;
 }
+
+/* ------------------------------------------------------------------ call durations */
+
+#define CALLS 32                        /* history.py _CALLS: a row is CALLS end seconds, then CALLS durations (ms) */
+
+/* Python's round(x) of a float: the nearest integer, halves to even (floatobject.c double_round, ndigits None) */
+static double py_round(double x)
+{
+    double r = round(x);
+    if (fabs(x - r) == 0.5) r = 2.0 * round(x / 2.0);
+    return r;
+}
+
+/* CallDurations.add(caller, ts, duration) of history.py for the values it stores as they are: `ts` a float or int in
+ * [0, 2^32) and `duration` a finite float; True when done. False, nothing touched: the Python path adds it (and
+ * raises what it raises: a NaN duration, an end second a row cannot hold) */
+static PyObject *f_cadd(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    T t;
+    uint64_t h;
+    long long end, r;
+    if (n != 4) { PyErr_SetString(PyExc_TypeError, "cadd(table, caller, ts, duration)"); return NULL; }
+    if (PyFloat_CheckExact(a[2])) {
+        double ts = PyFloat_AS_DOUBLE(a[2]);
+        if (!(ts >= 0.0 && ts < 4294967296.0)) Py_RETURN_FALSE;
+        end = (long long)ts;            /* int(ts): toward zero */
+    } else if (PyLong_CheckExact(a[2])) {
+        int over;
+        end = PyLong_AsLongLongAndOverflow(a[2], &over);
+        if (end == -1 && PyErr_Occurred()) return NULL;
+        if (over || end < 0 || end > 0xFFFFFFFFLL) Py_RETURN_FALSE;
+    } else
+        Py_RETURN_FALSE;
+    if (!PyFloat_CheckExact(a[3])) Py_RETURN_FALSE;
+    double ms = PyFloat_AS_DOUBLE(a[3]) * 1000;     /* duration * 1000 */
+    if (!isfinite(ms)) Py_RETURN_FALSE;
+    ms = py_round(ms);                              /* min(0xFFFFFFFF, max(0, int(round(...)))) */
+    uint32_t msw = ms <= 0.0 ? 0 : ms >= 4294967295.0 ? 0xFFFFFFFFu : (uint32_t)ms;
+    if (key_hash(a[1], &h) < 0) return NULL;
+    if (t_open(&t, a[0]) < 0) { t_release(&t); return NULL; }
+    if (t.width != 2 * CALLS) {                     /* (a table of another row: not CallDurations') */
+        if (t_close(&t) < 0) return NULL;
+        Py_RETURN_FALSE;
+    }
+    r = t_slot(&t, h, end);
+    if (r == -2) { t_release(&t); return NULL; }
+    uint32_t *row = t.rows + (Py_ssize_t)r * t.width, last = row[CALLS - 1];
+    memmove(row, row + 1, (CALLS - 1) * sizeof *row);
+    row[CALLS - 1] = (uint32_t)end > last ? (uint32_t)end : last;
+    memmove(row + CALLS, row + CALLS + 1, (CALLS - 1) * sizeof *row);
+    row[2 * CALLS - 1] = msw;
+    if (t_close(&t) < 0) return NULL;
+    Py_RETURN_TRUE;
+}

@@ -213,6 +213,7 @@ static PyMethodDef methods[] = {
     {"add_distinct", (PyCFunction)(void (*)(void))f_add_distinct, METH_FASTCALL, NULL},
     {"share", (PyCFunction)(void (*)(void))f_share, METH_FASTCALL, NULL},
     {"hadd", (PyCFunction)(void (*)(void))f_hadd, METH_FASTCALL, NULL},
+    {"cadd", (PyCFunction)(void (*)(void))f_cadd, METH_FASTCALL, NULL},
     {"count_at", (PyCFunction)(void (*)(void))f_count_at, METH_FASTCALL, NULL},
     {"add_at", (PyCFunction)(void (*)(void))f_add_at, METH_FASTCALL, NULL},
     {"find", (PyCFunction)(void (*)(void))f_find, METH_FASTCALL, NULL},
