@@ -115,6 +115,9 @@ TON_INTERNATIONAL = 1
 TON_NATIONAL = 2
 
 
+_VN_NATIONAL = {n: int(VN_CC) * 10 ** (n - 1) for n in (10, 11)}     # int(VN_CC + s[1:]) - int(s[1:]) by length
+
+
 def normalise_number(raw: str, ton: int = 0) -> int | None:
     """E.164 digits as an int, or None when `raw` is not a phone number or short code.
 
@@ -130,6 +133,9 @@ def normalise_number(raw: str, ton: int = 0) -> int | None:
         n = len(raw)
         if n == 11 and raw[0] != "0" or n <= SHORTCODE_MAX_DIGITS:
             return v                             # (what the bare-digit reading below gives these: int(s))
+        if raw[0] == "0" and raw[1] != "0":      # Vietnamese national, as below: int(VN_CC + raw[1:]) made as an
+            b = _VN_NATIONAL.get(n)              # int (the leading 0 adds nothing to v), no str joined and read
+            return b + v if b is not None else None     # (~1,000 instructions a 0912345678)
         s = raw
     elif raw[:1].isalpha():                      # a sender name ("SHOPABC"): the letter stays first
         return None

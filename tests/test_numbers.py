@@ -157,3 +157,18 @@ def test_bare_digits_bounds(form):
         [None, 0, 7, 10 ** 18 - 1, None, None, None, None]
     with pytest.raises(TypeError):
         f(None)
+
+
+def test_national_numbers_read_as_84_whatever_the_ton():
+    """A bare national number (a trunk 0, then not 0) is 84 and the digits after the 0 when it has 10 or 11 digits,
+    else no number, under every TON: the int made from the digits read once (numbers._VN_NATIONAL) is the one the
+    text "84" + digits gives; seeded random digits of every length a bare-digit read takes (7 to 18)."""
+    import random
+    from engine.numbers import TON_INTERNATIONAL, TON_NATIONAL, normalise_number
+    rnd = random.Random(84)
+    for _ in range(3000):
+        n = rnd.randrange(7, 19)
+        s = "0" + str(rnd.randrange(1, 10)) + "".join(rnd.choice("0123456789") for _ in range(n - 2))
+        want = int("84" + s[1:]) if n in (10, 11) else None
+        for ton in (0, TON_INTERNATIONAL, TON_NATIONAL, 5):
+            assert normalise_number(s, ton) == want, (s, ton)
