@@ -385,3 +385,29 @@ def test_c_split_head_agrees_with_python(monkeypatch):
         decided += c_split(head, codec._CANON_MEMO, codec._canon_memo) is not None
     assert c_split(invite().split(b"\r\n\r\n", 1)[0], codec._CANON_MEMO, codec._canon_memo) is not None
     assert decided > 5000
+
+
+@pytest.mark.skipif(fastpath._c_in_dialog is None, reason="C extension not built")
+def test_c_fast_paths_line_ends_agree_with_python():
+    """The C fast paths find the head's end and check its line ends with memchr (_sipfast.c head_end, crlf_only,
+    header_line): at every position of the plain ACK, BYE and responses of a call, a bare CR, a bare LF, a CR or an
+    LF taken away, an early CRLF CRLF, an LF first and a 'z9hG4bKtf' or ';branch=' cut short give what the Python
+    paths give, or are left to them (None); unmutated, C decides them."""
+    reqs, resps = REQUESTS[-3:-1], RESPONSES[-4:-1]
+    assert all(fastpath._c_in_dialog(s, *UAC) is not None for s in reqs)
+    assert all(fastpath._c_relay_response(s, OUR) is not None for s in resps)
+    for seed in reqs + resps:
+        head = seed.index(b"\r\n\r\n") + 4
+        variants = [b"\n" + seed, seed[:-1], seed.replace(b";branch=", b";branch", 1),
+                    seed.replace(b"z9hG4bKtf", b"z9hG4bKt", 1)]
+        for i in range(head + 2):
+            variants += [seed[:i] + b"\r" + seed[i:], seed[:i] + b"\n" + seed[i:], seed[:i] + b"\r\n\r\n" + seed[i:],
+                         seed[:i] + seed[i + 1:] if seed[i:i + 1] in (b"\r", b"\n") else seed[:i] + b"z" + seed[i:]]
+        for data in variants:
+            if seed.startswith(b"SIP/"):
+                c = fastpath._c_relay_response(data, OUR)
+                assert c is None or c == fastpath.py_relay_response(data, OUR), data
+            else:
+                c = fastpath._c_in_dialog(data, *UAC)
+                py = fastpath.py_in_dialog(data, *UAC)
+                assert c is None or (py is not None and c == py.astuple()), data

@@ -86,14 +86,8 @@ static PyObject *dialog_plain(const char *d, Py_ssize_t len, const char *ip, Py_
     if (u1 - u0 < 5 || memcmp(d + u0, "sip:", 4) != 0 || len - i < 10 || memcmp(d + i, " SIP/2.0\r\n", 10) != 0)
         goto undecided;
     Py_ssize_t rl_end = i + 8;                            /* the request line's CRLF */
-    Py_ssize_t he = -1;
-    for (i = 0; i + 3 < len; i++)
-        if (d[i] == '\r' && d[i + 1] == '\n' && d[i + 2] == '\r' && d[i + 3] == '\n') { he = i; break; }
-    if (he < rl_end) goto undecided;
-    for (i = rl_end; i < he + 2; i++) {
-        if (d[i] == '\r') { if (d[i + 1] != '\n') goto undecided; }
-        else if (d[i] == '\n' && d[i - 1] != '\r') goto undecided;
-    }
+    Py_ssize_t he = head_end(d, len);
+    if (he < rl_end || !crlf_only(d, rl_end, he + 2)) goto undecided;
     if (has(d + rl_end, he + 2 - rl_end, "z9hG4bKtf")) goto undecided;
     /* headers */
     Py_ssize_t via_ls = -1, via_vs = 0, via_ve = 0, mf_vs = -1, mf_ve = 0, rt_ls = -1, rt_ve = 0;
