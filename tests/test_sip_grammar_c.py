@@ -330,3 +330,27 @@ def test_a_control_byte_anywhere_in_a_value_leaves_it_to_python(monkeypatch, odd
             if odd < " " and odd != "\t" or odd == "\x7f":
                 assert c is None, (k, value)
             _same(c, py)
+
+
+def test_head_end_line_ends_parse_and_to_values_agree(monkeypatch):
+    """parse_request and to_values find the head's end with _sipfast.c's head_end (memchr from CR to CR, not glibc's
+    memmem): a CR, an LF, a CRLF CRLF put at every position of a plain INVITE's head and of a 200's, one byte taken
+    out there, and the head cut short, parse as the Python parse alone parses them (message or error) and give the
+    To values the regular expression finds."""
+    resp = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:b@h>;tag=9\r\nCall-ID: c\r\n\r\nxy"
+    variants = []
+    for seed in (invite(), resp):
+        head = seed.index(b"\r\n\r\n") + 4
+        variants += [seed[:k] for k in range(head + 1)]
+        for i in range(head + 1):
+            variants += [seed[:i] + b"\r" + seed[i:], seed[:i] + b"\n" + seed[i:], seed[:i] + b"\r\n\r\n" + seed[i:],
+                         seed[:i] + seed[i + 1:]]
+    got = [_parsed(v) for v in variants]
+    with monkeypatch.context() as m:
+        _python_only(m)
+        want = [_parsed(v) for v in variants]
+    for v, g, w in zip(variants, got, want):
+        assert g == w, v
+    for v in variants:
+        he = v.find(b"\r\n\r\n")
+        assert fastpath._c_to_values(v) == (None if he < 0 else fastpath._TO.findall(v, 0, he + 2)), v

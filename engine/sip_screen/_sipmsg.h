@@ -99,8 +99,7 @@ static PyObject *parse_request(PyObject *self, PyObject *const *args, Py_ssize_t
     const char *d = b.buf;
     Py_ssize_t n = b.len, he = -1, i;
     if (n == 0 || d[0] == '\r' || d[0] == '\n') goto undecided;
-    const char *q = memmem(d, n, "\r\n\r\n", 4);
-    if (q) he = q - d;
+    he = head_end(d, n);                            /* (_sipfast.c: memchr from CR to CR; glibc's memmem ~1,600) */
     if (he < 0 || he > MAX_HEADER_LINE) goto undecided;
     /* the start line: token SP request-URI SP "SIP/2.0" */
     Py_ssize_t sl = find(d, he, '\r'), ms, us;
@@ -264,12 +263,11 @@ static PyObject *to_values(PyObject *self, PyObject *arg) {
     const char *d = b.buf;
     Py_ssize_t n = b.len, he = -1, i;
     PyObject *out = NULL;
-    const char *q = memmem(d, n, "\r\n\r\n", 4);
-    if (!q) {
+    he = head_end(d, n);
+    if (he < 0) {
         out = Py_NewRef(Py_None);
         goto out;
     }
-    he = q - d;
     Py_ssize_t end = he + 2;
     if (!(out = PyList_New(0))) goto out;
     for (i = 0; i + 1 < end; i++) {
