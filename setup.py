@@ -47,7 +47,8 @@ setup(
                                     "engine/sip_screen/_sipdatagram.h", "engine/sip_screen/_sipaddr.h",
                                     "engine/sip_screen/_siphead.h", "engine/sip_screen/_sipgrammar.h",
                                     "engine/sip_screen/_sipcheck.h", "engine/sip_screen/_sipmsg.h",
-                                    "engine/sip_screen/_siprecent.h", "engine/_blake2b.h"],
+                                    "engine/sip_screen/_siprecent.h", "engine/sip_screen/_sipscan.h",
+                                    "engine/_blake2b.h"],
                            extra_compile_args=["-O2"]),
                  # template_key's masking (textnorm.py keeps the pure-Python path)
                  Extension("engine._textnorm", ["engine/_textnorm.c"], optional=True,
