@@ -54,8 +54,10 @@ setup(
                  Extension("engine._textnorm", ["engine/_textnorm.c"], optional=True,
                            depends=["engine/_textdigest.h", "engine/_blake2b.h"],
                            extra_compile_args=["-O2"]),
-                 # a message datetime's POSIX time and second (stamps.py keeps the Python ones), a call's verdict line (verdictlog.py)
-                 Extension("engine._stamps", ["engine/_stamps.c"], optional=True, depends=["engine/_callline.h"],
+                 # a message datetime's POSIX time and second (stamps.py keeps the Python ones), a call's and an SMS's verdict
+                 # line (verdictlog.py)
+                 Extension("engine._stamps", ["engine/_stamps.c"], optional=True,
+                           depends=["engine/_callline.h", "engine/_smsline.h"],
                            extra_compile_args=["-O2"]),
                  # a bare-digit address read as an int (numbers.py keeps the Python one)
                  Extension("engine._numbers", ["engine/_numbers.c"], optional=True, extra_compile_args=["-O2"]),

@@ -15,6 +15,7 @@
  *   its zone: two datetimes with equal keys have the same isoformat() but for the microseconds
  *   (verdictlog._isoformat's cache key; reading those eight attributes in Python costs ~2,400 instructions).
  * call_line(...) -> str | None: the verdict log's line for a judged call, in its common case (_callline.h).
+ * sms_line(...) -> str | None: the same for a judged SMS (_smsline.h).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -85,6 +86,7 @@ static PyObject *py_second_key(PyObject *self, PyObject *t)
 }
 
 #include "_callline.h"
+#include "_smsline.h"
 
 static PyMethodDef methods[] = {
     {"posix", py_posix, METH_O, "posix(t) -> t.timestamp()"},
@@ -93,6 +95,9 @@ static PyMethodDef methods[] = {
      "second_key(t) -> (t's fields down to the second and its fold, as one int; t.tzinfo)"},
     {"call_line", (PyCFunction)(void (*)(void))py_call_line, METH_FASTCALL,
      "call_line(when, call_id, caller, callee, ingress, action, score, hits, judge_us) -> verdictlog's call line, "
+     "or None when it is not the common case"},
+    {"sms_line", (PyCFunction)(void (*)(void))py_sms_line, METH_FASTCALL,
+     "sms_line(when, pdu, account, sender, recipient, action, score, hits, judge_us) -> verdictlog's SMS line, "
      "or None when it is not the common case"},
     {NULL, NULL, 0, NULL}
 };

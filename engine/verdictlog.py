@@ -125,6 +125,14 @@ if os.environ.get("TELFILTER_STAMPS_PURE") != "1":
     except ImportError:
         pass
 
+# an SMS's line likewise (engine/_smsline.h): ~13,000 instructions less a submit_sm
+_c_sms_line = None
+if os.environ.get("TELFILTER_STAMPS_PURE") != "1":
+    try:
+        from ._stamps import sms_line as _c_sms_line
+    except ImportError:
+        pass
+
 _HITS: dict = {}
 _MAX_HITS = 4096
 
@@ -158,6 +166,52 @@ def _hits_json(hits) -> str:
     if len(hits) == 1:
         return "[" + _hit_json(hits[0]) + "]"
     return "[" + ", ".join([_hit_json(h) for h in hits]) + "]"
+
+
+def _sms_line(msg, pdu, v, judge_us, binary, reading, status, late, concat, redelivery, mo, sub, read) -> str:
+    """An SMS verdict's line (VerdictLog.write_sms's arguments; `sub`: msg.submitted, `read`: _read_by_ton's members or
+    ""): the text `write()` gives for its record. The reference form, and every line outside engine/_smsline.h's
+    common case."""
+    score, hits, r, s = v.score, v.hits, msg.recipient, msg.sender
+    # _isoformat and _score_json inline, the fields into one f-string (no "%" of ten fields to parse, no
+    # joins in between): ~3,000 instructions less a line (tests/test_verdictlog_sms_line.py: write()'s text)
+    t = msg.time if sub is None else sub
+    key, st = second_key(t), _STAMP
+    if key != st[0]:
+        whole = t.replace(microsecond=0).isoformat()
+        st[0], st[1], st[2] = key, whole[:19], whole[19:]       # the date and time are 19 characters
+    us = t.microsecond
+    if type(score) is float and -1e11 < score < 1e11:
+        # kept by value (_SCORES): a score is a sum of the rules' fixed scores, a few values over and over
+        # (0.0 for most lines: told from -0.0 by its sign, the one pair of equal floats printed apart)
+        sc = _SCORES.get(score) if score else "0.0" if _copysign(1.0, score) > 0.0 else "-0.0"
+        if sc is None:
+            sc = ("%.4f" % score).rstrip("0")
+            if sc[-1] == ".":
+                sc += "0"
+            if len(_SCORES) >= _MAX_SCORES:      # bounded (a classifier's hit makes a new one each time)
+                _SCORES.clear()
+            _SCORES[score] = sc
+    else:
+        sc = _num(round(score, 4))
+    # names of PDUs and accounts are few and their JSON is kept (read here: _name_json's frame only the
+    # first time); "%.1f" is float.__repr__(round(judge_us, 1)), character for character, below 1e15 (both
+    # round the exact binary value half to even; repr turns to exponents at 1e16 only), at a quarter of
+    # the cost: round(x, n) formats through PyOS_snprintf (~2,300 instructions)
+    pj = _NAMES.get(pdu) or _name_json(pdu)
+    aj = _NAMES.get(msg.account) or _name_json(msg.account)
+    ju = "%.1f" % judge_us if type(judge_us) is float and -1e15 < judge_us < 1e15 else _num(round(judge_us, 1))
+    extra = ((', "binary": true' if binary else "") + (', "reading": %s' % _jstr(reading) if reading else "")
+             + (', "delivery": "%s"' % msg.time.isoformat() if sub is not None else "")
+             + (', "status": %d' % status if status is not None else "")
+             + (', "late": true' if late else "") + (', "concat": %s' % _jstr(concat) if concat else "")
+             + (', "mo_digest": "%s"' % mo + (', "redelivery": true' if redelivery else "") if mo else "")
+             if binary or reading or sub is not None or status is not None or late or concat or mo else "")
+    # (isoformat() is plain ASCII with nothing to escape)
+    return (f'{{"ts": "{st[1]}{".%06d" % us if us else ""}{st[2]}", "kind": "sms", "pdu": {pj}, '
+            f'"account": {aj}, "sender": {_jstr(s)}, "recipient": {_jstr(r)}, '
+            f'"action": "{_ACTION_NAME[v.action]}", "score": {sc}, "hits": {_hits_json(hits) if hits else "[]"}, '
+            f'"judge_us": {ju}{extra}{read}}}')
 
 
 class VerdictLog:
@@ -219,7 +273,6 @@ class VerdictLog:
         `redelivery`), `"mo_digest"` on its line: the report ties a copy to its first delivery's line by it, and counts
         a copy whose first line it never read (serve killed before writing it) as the message."""
         try:
-            score, hits = v.score, v.hits
             # a scheduled message: "ts" is when it was submitted (and judged), "delivery" the time it was judged at
             sub = msg.submitted
             # an address its SMPP type of number (international, national) read otherwise than its digits alone
@@ -228,45 +281,16 @@ class VerdictLog:
             r, s = msg.recipient, msg.sender
             read = _read_by_ton(msg) if 0 < msg.recipient_ton < 3 and (len(r) < 11 or not r.isdigit()) or \
                 0 < msg.sender_ton < 3 and (len(s) < 11 or not s.isdigit()) else ""
-            # _isoformat and _score_json inline, the fields into one f-string (no "%" of ten fields to parse, no
-            # joins in between): ~3,000 instructions less a line (tests/test_verdictlog_sms_line.py: write()'s text)
-            t = msg.time if sub is None else sub
-            key, st = second_key(t), _STAMP
-            if key != st[0]:
-                whole = t.replace(microsecond=0).isoformat()
-                st[0], st[1], st[2] = key, whole[:19], whole[19:]       # the date and time are 19 characters
-            us = t.microsecond
-            if type(score) is float and -1e11 < score < 1e11:
-                # kept by value (_SCORES): a score is a sum of the rules' fixed scores, a few values over and over
-                # (0.0 for most lines: told from -0.0 by its sign, the one pair of equal floats printed apart)
-                sc = _SCORES.get(score) if score else "0.0" if _copysign(1.0, score) > 0.0 else "-0.0"
-                if sc is None:
-                    sc = ("%.4f" % score).rstrip("0")
-                    if sc[-1] == ".":
-                        sc += "0"
-                    if len(_SCORES) >= _MAX_SCORES:      # bounded (a classifier's hit makes a new one each time)
-                        _SCORES.clear()
-                    _SCORES[score] = sc
-            else:
-                sc = _num(round(score, 4))
-            # names of PDUs and accounts are few and their JSON is kept (read here: _name_json's frame only the
-            # first time); "%.1f" is float.__repr__(round(judge_us, 1)), character for character, below 1e15 (both
-            # round the exact binary value half to even; repr turns to exponents at 1e16 only), at a quarter of
-            # the cost: round(x, n) formats through PyOS_snprintf (~2,300 instructions)
-            pj = _NAMES.get(pdu) or _name_json(pdu)
-            aj = _NAMES.get(msg.account) or _name_json(msg.account)
-            ju = "%.1f" % judge_us if type(judge_us) is float and -1e15 < judge_us < 1e15 else _num(round(judge_us, 1))
-            extra = ((', "binary": true' if binary else "") + (', "reading": %s' % _jstr(reading) if reading else "")
-                     + (', "delivery": "%s"' % msg.time.isoformat() if sub is not None else "")
-                     + (', "status": %d' % status if status is not None else "")
-                     + (', "late": true' if late else "") + (', "concat": %s' % _jstr(concat) if concat else "")
-                     + (', "mo_digest": "%s"' % mo + (', "redelivery": true' if redelivery else "") if mo else "")
-                     if binary or reading or sub is not None or status is not None or late or concat or mo else "")
-            # (isoformat() is plain ASCII with nothing to escape)
-            line = (f'{{"ts": "{st[1]}{".%06d" % us if us else ""}{st[2]}", "kind": "sms", "pdu": {pj}, '
-                    f'"account": {aj}, "sender": {_jstr(s)}, "recipient": {_jstr(r)}, '
-                    f'"action": "{_ACTION_NAME[v.action]}", "score": {sc}, "hits": {_hits_json(hits) if hits else "[]"}, '
-                    f'"judge_us": {ju}{extra}{read}}}')
+            line = None
+            if _c_sms_line is not None and sub is None and not (read or binary or reading or status is not None
+                                                                 or late or concat or mo):
+                # the common line from C (None outside its common case: a non-ASCII address, another zone)
+                hits = v.hits
+                line = _c_sms_line(msg.time, pdu, msg.account, s, r, _ACTION_NAME[v.action], v.score,
+                                   _hits_json(hits) if hits else "[]", judge_us)
+            if line is None:
+                line = _sms_line(msg, pdu, v, judge_us, binary, reading, status, late, concat, redelivery, mo, sub,
+                                 read)
         except Exception as e:
             return self._failed(e)
         self._emit(line)
