@@ -167,13 +167,14 @@ class ForwardPath:
         # (id_key's common case inline: the shared space, an id of at most MID_MAX characters is its own key)
         key = message_id if not space and len(message_id) <= MID_MAX else id_key(space, message_id)
         ids = self.msgid_account
-        ids.add(key, acct)
         if answered:        # the ESME has its resp from now on: its receipt waits a little on another bind (routing.py)
             self.recent_resps.add(key)
-        if pdu is not None:
+        if pdu is None:
+            ids.add(key, acct)
+        else:
             # what a replace_sm of it needs (_replace): its recipient, source, data_coding, schedule; and for a
             # message counted toward an advertiser's cap (`refund`), the second it was counted at (its delivery:
-            # a replace_sm or cancel_sm the SMSC takes gives that count back, relay.py)
+            # a replace_sm or cancel_sm the SMSC takes gives that count back, relay.py); added and noted in one call
             cid = pdu.command_id
             t = None
             if getattr(pdu, "schedule_delivery_time", ""):         # (most have none: no clock read)
@@ -181,19 +182,19 @@ class ForwardPath:
                 t = pdu_delivery(pdu, now, self.settings.max_schedule_days)
             at = int(t.timestamp()) if t is not None else 0
             if cid == C.SUBMIT_MULTI:
-                ids.note(key, MULTI, pdu.data_coding, pdu.source_addr, at, None)
+                ids.add_noted(key, acct, MULTI, pdu.data_coding, pdu.source_addr, at, None)
             elif part:
-                ids.note(key, PART, pdu.data_coding, pdu.source_addr, at,
-                         normalise_number(pdu.destination_addr, pdu.dest_addr_ton))
+                ids.add_noted(key, acct, PART, pdu.data_coding, pdu.source_addr, at,
+                              normalise_number(pdu.destination_addr, pdu.dest_addr_ton))
             else:
                 second = self.pipeline.delivery_charge(refund.verdicts[0]) \
                     if refund is not None and len(refund.verdicts) == 1 else None
                 charged = second is not None
                 if charged:
                     at = second
-                ids.note(key, SINGLE, pdu.data_coding, pdu.source_addr, at,
-                         nums[1] if nums is not None else normalise_number(pdu.destination_addr, pdu.dest_addr_ton),
-                         charged)
+                ids.add_noted(key, acct, SINGLE, pdu.data_coding, pdu.source_addr, at,
+                              nums[1] if nums is not None else normalise_number(pdu.destination_addr, pdu.dest_addr_ton),
+                              charged)
             if t is not None and t > now:
                 # an ad scheduled ahead: cancelled if its recipient registers DK DNC before then (dnc_cancel.py)
                 index = self._index_scheduled_multi if cid == C.SUBMIT_MULTI else self._index_scheduled

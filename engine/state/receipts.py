@@ -118,6 +118,10 @@ class SharedMessageIds(MessageIds):
             self.wake()             # the first of this loop iteration: a batch script call is scheduled
         out.append(mid)
 
+    def add_noted(self, mid: str, account: str, *note) -> None:
+        self.add(mid, account)              # (broadcast)
+        MessageIds.note(self, mid, *note)
+
     def learn(self, mid: str, account: str) -> None:
         self.learned.add(mid, account)
 
