@@ -59,3 +59,22 @@ def test_add_noted_is_add_then_note(ops, bound):
 def test_a_pool_process_broadcasts_what_add_noted_adds(ops, bound):
     a, b = _run(SharedMessageIds(bound), ops, True), _run(SharedMessageIds(bound), ops, False)
     assert _state(a) == _state(b) and a.out == b.out
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**61 - 1)), max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_the_sent_column_is_each_notes_low_then_high_64_bits_little_endian(halves):
+    import struct
+    m = MessageIds(1000)
+    for i, (lo, hi) in enumerate(halves):
+        m.add(f"id{i}", "esme")
+        if lo or hi:
+            m._sent[f"id{i}"] = lo | hi << 64
+    m.add("none", "esme")                   # an id without a note: 16 zero bytes
+    cols = m.columns()
+    if any(lo or hi for lo, hi in halves):          # (no note at all: no column)
+        assert cols["sent"] == b"".join(struct.pack("<QQ", lo, hi) if lo or hi else bytes(16) for lo, hi in halves) \
+            + bytes(16)
+    back = MessageIds(1000)
+    back.add_columns(cols)
+    assert back._sent == m._sent and back.columns() == cols

@@ -56,7 +56,6 @@ from __future__ import annotations
 import struct
 import sys
 import zlib
-from array import array
 from hashlib import blake2b
 from typing import NamedTuple
 
@@ -74,7 +73,6 @@ FORMAT = "telfilter-message-ids"
 # for several destinations), or one part of a concatenated message
 SINGLE, MULTI, PART = 1, 2, 3
 _SENT_BYTES = 16                    # a `note` as written by `dump` (little-endian; 0 = none)
-_LOW = (1 << 64) - 1
 _CHARGED = 1 << 124                 # a note's charged bit (_unpack)
 
 
@@ -284,14 +282,10 @@ class MessageIds:
                 "account_of": [ids[m] for m in order]}
         sent = self._sent
         if sent:
-            get, words = sent.get, array("Q")
-            for m in order:
-                n = get(m, 0)
-                words.append(n & _LOW)
-                words.append(n >> 64)
-            if sys.byteorder == "big":
-                words.byteswap()
-            cols["sent"] = words.tobytes()
+            # each note as 16 little-endian bytes: its low 64 bits then its high ones, each little-endian, is the
+            # 128-bit int little-endian (a note is under 2^125): one to_bytes an id, not two appends and two shifts
+            get = sent.get
+            cols["sent"] = b"".join([get(m, 0).to_bytes(16, "little") for m in order])
         return cols
 
     def dump(self) -> bytes:
