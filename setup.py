@@ -55,9 +55,9 @@ setup(
                            depends=["engine/_textdigest.h", "engine/_blake2b.h"],
                            extra_compile_args=["-O2"]),
                  # a message datetime's POSIX time and second (stamps.py keeps the Python ones), a call's and an SMS's verdict
-                 # line (verdictlog.py)
+                 # line (verdictlog.py), a message id's crash-spool record (smpp_proxy/idspool.py)
                  Extension("engine._stamps", ["engine/_stamps.c"], optional=True,
-                           depends=["engine/_callline.h", "engine/_smsline.h"],
+                           depends=["engine/_callline.h", "engine/_smsline.h", "engine/_idrecord.h"],
                            extra_compile_args=["-O2"]),
                  # a bare-digit address read as an int (numbers.py keeps the Python one)
                  Extension("engine._numbers", ["engine/_numbers.c"], optional=True, extra_compile_args=["-O2"]),

@@ -16,6 +16,7 @@
  *   (verdictlog._isoformat's cache key; reading those eight attributes in Python costs ~2,400 instructions).
  * call_line(...) -> str | None: the verdict log's line for a judged call, in its common case (_callline.h).
  * sms_line(...) -> str | None: the same for a judged SMS (_smsline.h).
+ * spool_record(...) -> int | None: a forwarded message's id record into the id log's crash spool (_idrecord.h).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -87,6 +88,7 @@ static PyObject *py_second_key(PyObject *self, PyObject *t)
 
 #include "_callline.h"
 #include "_smsline.h"
+#include "_idrecord.h"
 
 static PyMethodDef methods[] = {
     {"posix", py_posix, METH_O, "posix(t) -> t.timestamp()"},
@@ -99,6 +101,9 @@ static PyMethodDef methods[] = {
     {"sms_line", (PyCFunction)(void (*)(void))py_sms_line, METH_FASTCALL,
      "sms_line(when, pdu, account, sender, recipient, action, score, hits, judge_us) -> verdictlog's SMS line, "
      "or None when it is not the common case"},
+    {"spool_record", (PyCFunction)(void (*)(void))py_spool_record, METH_FASTCALL,
+     "spool_record(ring, head, end, written, cap, mid, name, note) -> the spool's new end, -1 (no room) or None "
+     "(not the common case): a message id's record in the id log's crash spool"},
     {NULL, NULL, 0, NULL}
 };
 
