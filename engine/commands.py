@@ -19,7 +19,8 @@ class _Out:
     """`--out FILE`, written whole or not at all: the text goes to a temporary file beside FILE, which replaces
     FILE (fsynced) only when the command finished without an exception; a failure part-way leaves FILE
     as it was (a published zone or an earlier run's verdicts are never truncated). stdout, a FIFO or a
-    device is written directly."""
+    device is written directly. FILE a symbolic link: the file it names is replaced (durable.output_target), as
+    `reports export --out` does; the temporary file is created, never opened through a link (durable.create_new)."""
 
     def __init__(self, path):
         self.path, self.tmp, self.made = path, None, None
@@ -28,11 +29,11 @@ class _Out:
         elif os.path.exists(path) and not os.path.isfile(path):
             self.f = open(path, "w", encoding="utf-8")
         else:
-            p = Path(path)
+            p = self.target = durable.output_target(path)
             self.tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
             try:
                 self.made = durable.make_parent(p)      # as every other output file's directory is made
-                self.f = open(self.tmp, "w", encoding="utf-8")
+                self.f = os.fdopen(durable.create_new(self.tmp), "w", encoding="utf-8")
             except OSError as e:        # named as given: the temporary file is ours, not a name the user wrote
                 durable.remove_made(p, self.made)
                 raise OSError(e.errno, e.strerror, str(path)) from None
@@ -53,14 +54,13 @@ class _Out:
                 os.fsync(self.f.fileno())
             self.f.close()
             if exc_type is None:
-                os.replace(self.tmp, self.path)
+                os.replace(self.tmp, self.target)
         except OSError as e:
             exc = e
         finally:
-            if self.tmp.exists():
-                self.tmp.unlink()
+            self.tmp.unlink(missing_ok=True)
             if exc is not None:             # nothing written: nor the directory made for it
-                durable.remove_made(self.path, self.made)
+                durable.remove_made(self.target, self.made)
         if isinstance(exc, OSError) and not exc.filename:     # a write to the temporary file (a full disk): named
             raise OSError(exc.errno, exc.strerror, str(self.path)) from None      # as given, as a failed open is
         if exc is not None and exc_type is None:

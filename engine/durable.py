@@ -139,7 +139,7 @@ def rename_in(path: Path, data: bytes, tmp: Path | None = None) -> None:
     if tmp is None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(_create_new(tmp), "wb") as f:
+        with os.fdopen(create_new(tmp), "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -151,7 +151,7 @@ def rename_in(path: Path, data: bytes, tmp: Path | None = None) -> None:
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
 
 
-def _create_new(tmp: Path) -> int:
+def create_new(tmp: Path) -> int:
     """`tmp` created by this call (mode 0666 less the umask, as open(2) gives), never opened through what is there:
     a symbolic link planted at the name (by another user who can write the directory) had the data written into
     the file it names. What is there is removed first (unlink removes a link, not the file it names): a dead
@@ -162,3 +162,15 @@ def _create_new(tmp: Path) -> int:
         except FileExistsError:
             os.unlink(tmp)
     return os.open(tmp, _NEW_FILE, 0o666)       # planted again each time: FileExistsError, nothing written
+
+
+def output_target(path) -> Path:
+    """The file an output written whole by a rename (`check --out`, `lists export --out`, `reports export --out`, ...)
+    replaces: `path` itself, or when `path` is a symbolic link the file it names (resolved through every link), so
+    the rename is made in that file's own directory and the link is kept. As a shell's `>`, `cp`, `sort -o` and
+    git's lock files (`config.lock` beside the resolved config) do; `install`, `mv` and `sed -i` replace the link with
+    a plain file and leave the file it named as it was, which for a link to a shared file (a team's labelled set, a
+    published zone) reads as written when it was not. Only the temporary file must never be opened through a link
+    (`create_new`): its name is predictable, the output's is the one the user gave."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path

@@ -92,16 +92,16 @@ def write_atomic(path: Path, text: str, keep=()) -> None:
     store serve appends to, the label log, the input data): refused with StoreError, nothing written."""
     path = Path(path)
     refuse_overwrite(path, keep)
-    if path.is_symlink():
-        # the file it names is written (renamed over the link, the link became a file of its own and the file it
-        # named, a shared labelled set say, stayed as it was, unsaid)
-        path = Path(os.path.realpath(path))
+    # a link: the file it names is replaced, as by `check --out` (renamed over the link, the link became a file of its
+    # own and the file it named, a shared labelled set say, stayed as it was, unsaid)
+    path = durable.output_target(path)
     if path.is_dir():       # named as given, before a temporary file is written (the rename's error named that)
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     durable.make_parent(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
+        # created, never opened through a link planted at the temporary name (its data went into the file it named)
+        with os.fdopen(durable.create_new(tmp), "w", encoding="utf-8", newline="") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
