@@ -2,7 +2,8 @@
 
 Accepts binds, answers submit_sm / data_sm / submit_multi with its own message_ids, records
 every PDU it receives byte for byte (`received`), sends a delivery receipt for each accepted
-message that asked for one, and can inject MO messages (`send_mo`). `down` makes it refuse
+message that asked for one, and can inject MO messages (`send_mo`, `send_deliver`: on a receiver or transceiver
+bind only, of a system_id when given). `down` makes it refuse
 binds; `stall` makes it stop answering submits (to exercise windows and timeouts);
 `answer_delay` answers submits, query_sm, cancel_sm and replace_sm that many seconds late;
 `wrong_answers` answers submits with a cancel_sm_resp (a broken SMSC); `id_format` writes its
@@ -111,7 +112,7 @@ class SmscSimulator:
 
     def _again(self, system_id, pdu) -> None:
         """A receipt its session never answered: on another bound receiver/transceiver of its system_id, else kept."""
-        rx = [x for x in self.sessions if x.bound and x.kind != "transmitter" and x.system_id == system_id]
+        rx = self._receiving(system_id)
         if rx:
             self._send_receipt(rx[0], pdu)
         else:
@@ -142,10 +143,18 @@ class SmscSimulator:
             s.send(P.response_class(ev.command_id)(sequence_number=ev.sequence_number, message_id=mid))
             self._receipts_due(s, ev, mid)
 
-    def send_deliver(self, pdu) -> bool:
-        """Send a deliver_sm (any content, e.g. a malformed one) on the first bound session."""
-        for s in self.sessions:
-            if s.bound and not s.hung:
+    def _receiving(self, system_id=None) -> list:
+        """The bound sessions a deliver_sm may be sent on (SMPP 3.4 §2.3: a receiver or transceiver, never a
+        transmitter), of `system_id` when given."""
+        return [x for x in self.sessions if x.bound and x.kind != "transmitter"
+                and (system_id is None or x.system_id == system_id)]
+
+    def send_deliver(self, pdu, system_id=None) -> bool:
+        """Send a deliver_sm (any content, e.g. a malformed one) on the first bound receiver/transceiver session (of
+        `system_id` when given) that is not hung. False, nothing sent, when there is none (a transmitter bind
+        alone: it gets no deliver_sm)."""
+        for s in self._receiving(system_id):
+            if not s.hung:
                 s.send(P.replace(pdu, sequence_number=s.conn.next_sequence()))
                 return True
         return False
@@ -248,7 +257,7 @@ class SmscSimulator:
         """A delivery receipt for `sm` (its `mid`) from its recipient `to` (ton, npi, address; default: its
         destination)."""
         to = to or _recipients(sm)[0]
-        rx = [x for x in self.sessions if x.bound and x.kind in ("receiver", "transceiver")]
+        rx = self._receiving()
         other = [x for x in rx if x is not s] if self.receipts_elsewhere else None
         same = [x for x in rx if x.system_id == s.system_id]
         if not s.bound:                     # unbound or closed since: another bind of its system_id, else kept
@@ -272,15 +281,19 @@ class SmscSimulator:
         else:
             self._keep(s.system_id, pdu)
 
-    def send_mo(self, source: str, dest: str, text: str) -> bool:
+    def send_mo(self, source: str, dest: str, text: str, system_id=None) -> bool:
+        """Send an MO `text` from `source` to `dest` as a deliver_sm on the first bound receiver/transceiver session
+        (of `system_id` when given). False, nothing sent, when there is none: a transmitter bind gets no deliver_sm
+        (SMPP 3.4 §2.3), and an MO, unlike a receipt, is not kept for a later bind (the caller, told, sends again)."""
         from .codec import encode_text
         dc, body = encode_text(text)
-        for s in self.sessions:
-            if s.bound:
-                s.send(P.DeliverSm(sequence_number=s.conn.next_sequence(), source_addr_ton=1, source_addr_npi=1,
-                                   source_addr=source, destination_addr=dest, data_coding=dc, short_message=body))
-                return True
-        return False
+        rx = self._receiving(system_id)
+        if not rx:
+            return False
+        s = rx[0]
+        s.send(P.DeliverSm(sequence_number=s.conn.next_sequence(), source_addr_ton=1, source_addr_npi=1,
+                           source_addr=source, destination_addr=dest, data_coding=dc, short_message=body))
+        return True
 
 
 def _recipients(sm) -> list:
