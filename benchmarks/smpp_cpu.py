@@ -17,19 +17,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 from .smpp_bench import _free_port
 from .smpp_load import Bind, _bind_pdu
 from .traffic import pdus as _pdus
-from .util import OWN_GROUP, checkout, positive, run_seconds
+from .util import OWN_GROUP, checkout, positive, run_seconds, scratch_dir
 
 _CHILD = r"""
 import asyncio, json, signal, sys, time
@@ -208,12 +208,18 @@ def _io(pid) -> dict:
 
 
 def measure(mode: str, sim_port: int, pdus: list, binds: int, window: int, split: bool = False) -> dict:
-    import uvloop
     port = _free_port()
     # MODE@DIR runs the child from another checkout (a same-run baseline: real@/work/main)
     mode, _, tree = mode.partition("@")
-    work = tempfile.TemporaryDirectory(prefix="smpp_cpu_")     # the real mode's data dir (the child is killed)
-    p = subprocess.Popen([sys.executable, "-c", _CHILD, mode, str(sim_port), str(port), f"{work.name}/data"]
+    # the real mode's data dir (the child is killed); made with util.scratch_dir: a stop landing inside
+    # TemporaryDirectory(), after its mkdir and before its finalizer, left it in $TMPDIR
+    with scratch_dir(prefix="smpp_cpu_") as work:
+        return _measure(mode, tree, sim_port, port, work, pdus, binds, window, split)
+
+
+def _measure(mode, tree, sim_port, port, work, pdus, binds, window, split) -> dict:
+    import uvloop
+    p = subprocess.Popen([sys.executable, "-c", _CHILD, mode, str(sim_port), str(port), f"{work}/data"]
                          + (["split"] if split else []), stdout=subprocess.PIPE,
                          text=True, cwd=tree or None, env={**os.environ, "PYTHONPATH": tree} if tree else None)
     try:
@@ -229,7 +235,6 @@ def measure(mode: str, sim_port: int, pdus: list, binds: int, window: int, split
     finally:
         p.kill()
         p.wait()
-        work.cleanup()
     n = ok + err
     drops, errors, error_statuses = drops_and_errors(statuses)
     return {"mode": mode + (f"@{tree}" if tree else ""), "answered": n, "policy_drops": drops, "errors": errors,
@@ -265,15 +270,21 @@ def main(argv=None) -> int:
             except argparse.ArgumentTypeError as e:
                 ap.error(f"mode {m!r}: {e}")
     sim_port = _free_port()
-    if "+tls" in a.modes:       # a throwaway certificate for the TLS modes (removed at exit)
-        d = tempfile.mkdtemp(prefix="smpp_cpu_tls")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                        "-subj", "/CN=localhost", "-days", "1", "-keyout", f"{d}/key.pem", "-out", f"{d}/cert.pem"],
-                       check=True, capture_output=True)
-        os.environ["TELFILTER_BENCH_TLS"] = d
-        import atexit
-        import shutil
-        atexit.register(shutil.rmtree, d, True)
+    with contextlib.ExitStack() as stack:
+        if "+tls" in a.modes:       # a throwaway certificate for the TLS modes (removed at the end, or at a stop)
+            d = stack.enter_context(scratch_dir(prefix="smpp_cpu_tls"))
+            stack.callback(os.environ.pop, "TELFILTER_BENCH_TLS", None)
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-subj", "/CN=localhost", "-days", "1", "-keyout", f"{d}/key.pem",
+                            "-out", f"{d}/cert.pem"], check=True, capture_output=True)
+            os.environ["TELFILTER_BENCH_TLS"] = d
+        rows = _measure_all(a, sim_port)
+    for r in rows:
+        print(json.dumps(r))
+    return 0
+
+
+def _measure_all(a, sim_port) -> list:
     sim = subprocess.Popen([sys.executable, "-m", "benchmarks.smpp_peers", "responder", str(sim_port)], **OWN_GROUP)
     try:
         for _ in range(100):
@@ -287,9 +298,7 @@ def main(argv=None) -> int:
     finally:
         sim.kill()
         sim.wait()
-    for r in rows:
-        print(json.dumps(r))
-    return 0
+    return rows
 
 
 if __name__ == "__main__":

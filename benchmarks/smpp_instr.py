@@ -24,10 +24,10 @@ per message is larger under it than in service.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -244,7 +244,10 @@ def run(tree: str, pdu_file: str, a, direct: bool = False) -> dict:
     env = {**os.environ, "PYTHONPATH": tree, "PYTHONHASHSEED": "0", "TELFILTER_LOG_LEVEL": "WARNING"}
     # the data dir (the message-id log's files) and the profile: a scratch dir removed here, since the child
     # ends in os._exit; callgrind's dumps go to a directory of their own, kept for the one the row names
-    with scratch_dir(prefix="smpp_instr_") as work:
+    # (the dumps' directory made as the scratch dir is: a stop right after its mkdir left it in $TMPDIR)
+    with scratch_dir(prefix="smpp_instr_") as work, \
+            (scratch_dir(keep_done=True, prefix="smpp_instr_cg_") if a.callgrind else contextlib.nullcontext("")) \
+            as out_dir:
         if a.dnc:       # smpp_check's lists: its brandnames registered (their ads tagged and forwarded by day)
             sys.path.insert(0, str(_HERE))
             from benchmarks.traffic import seed_data
@@ -252,15 +255,12 @@ def run(tree: str, pdu_file: str, a, direct: bool = False) -> dict:
         prof = f"{work}/prof.json" if a.profile else ""
         cmd = [sys.executable, "-c", _CHILD, pdu_file, str(a.warm), str(a.n), str(a.binds), str(a.window),
                "1" if direct else "0", prof, f"{work}/data", a.config or ""]
-        out_dir = tempfile.mkdtemp(prefix="smpp_instr_cg_") if a.callgrind else ""
         if a.callgrind:
             cmd = ["valgrind", "--tool=callgrind", "--vgdb=no", f"--callgrind-out-file={out_dir}/cg.%p",
                    "--zero-before=os_getloadavg", "--dump-before=os_ctermid", "--dump-instr=no",
                    "--separate-threads=yes"] + (a.valgrind_arg or []) + cmd
         p = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
-        if p.returncode != 0:
-            if out_dir:
-                shutil.rmtree(out_dir, ignore_errors=True)
+        if p.returncode != 0:             # (out_dir removed as the error leaves its `with`)
             raise RuntimeError(f"{tree}: exit {p.returncode}\n{p.stderr[-3000:]}")
         res = json.loads(p.stdout.strip().splitlines()[-1])
         if prof:

@@ -94,13 +94,14 @@ def exit_on_sigterm():
 
 
 @contextlib.contextmanager
-def scratch_dir(keep_failed: bool = False, **kw):
+def scratch_dir(keep_failed: bool = False, keep_done: bool = False, **kw):
     """A directory from `tempfile.mkdtemp(**kw)`, removed when the `with` ends, made with SIGTERM and SIGINT held
     until its removal is in force: a stop signal landing between the directory's mkdir and the `try` that removes
     it (a few bytecodes, where a benchmark descheduled right after the mkdir is when a watcher that saw the
     directory appear signals it) left it in $TMPDIR. A signal held is delivered inside that `try`, the directory
     removed as the SystemExit unwinds. `keep_failed`: kept when the `with` ends on an error (an Exception, not a
-    stop), whose message names the logs there."""
+    stop), whose message names the logs there. `keep_done`: kept when the `with` ends without one (an output the
+    caller names, callgrind's dumps say), removed only on an error or a stop."""
     main = threading.current_thread() is threading.main_thread()
     held = []
     before = {s: signal.signal(s, lambda signum, _frame: held.append(signum))
@@ -120,6 +121,7 @@ def scratch_dir(keep_failed: bool = False, **kw):
     try:
         deliver()
         yield name
+        keep = keep_done
     except Exception:
         keep = keep_failed
         raise
