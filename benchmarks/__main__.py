@@ -18,6 +18,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from . import ports
 from .capacity import capacity, sip_pick
 from .sip_bench import PROGRESS_PER_RATE
 from .util import child, exit_on_sigterm, machine, out_dir, scratch_dir
@@ -50,7 +51,10 @@ def ensure_kamailio() -> bool:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0],
+                                 epilog=f"{ports.ENV}=LOW-HIGH (e.g. 25000-25999, both ends included): the loopback "
+                                 "ports its servers listen on are drawn from that range, so that runs sharing a "
+                                 "machine keep apart (default: at random below the kernel's ephemeral range)")
     ap.add_argument("--quick", action="store_true", help="the ~2-minute run (2 cores); without it the full run, ≤ 20 "
                     "minutes, which installs Kamailio with apt-get when it is missing (redis-server too, either run)")
     ap.add_argument("--out", help="results directory (default benchmarks/results/<timestamp>)")
@@ -58,6 +62,11 @@ def main(argv=None) -> int:
                     choices=["pipeline", "lists", "longrun", "smpp", "sip", "sip_flood", "state"],
                     help="leave this step out (repeatable)")
     a = ap.parse_args(argv)
+    if os.environ.get(ports.ENV, "").strip():
+        try:        # (said before minutes of measuring, not at the first server's start)
+            ports.port_range(os.environ[ports.ENV])
+        except ValueError as e:
+            ap.error(str(e))
     a.stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     a.out = Path(a.out) if a.out else Path(__file__).resolve().parent / "results" / a.stamp
     out_dir(ap, a.out)  # before minutes of measuring: a results directory that cannot be written is said at once

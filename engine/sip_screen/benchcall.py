@@ -38,10 +38,11 @@ def stub_socket():
     return Stub
 
 
-def capture_call(h, uas_port: int, cwd: Path, peer: str = "127.0.0.1") -> tuple[list, object]:
+def capture_call(h, uas_port: int, cwd: Path, peer: str = "127.0.0.1", uac_port: int | None = None) -> tuple[list, object]:
     """One sipp call through the screen of harness `h`, whose next hop is a sipp UAS started here on `uas_port`
-    (sipp on `peer`, 127.0.0.1 or ::1): the datagrams the screen received, in order, as (bytes, addr), and the
-    screen's own on_datagram (a tap that keeps them is left in its place: put `real` back before measuring)."""
+    (sipp on `peer`, 127.0.0.1 or ::1), its UAC on `uac_port` (default: one the kernel picks): the datagrams the
+    screen received, in order, as (bytes, addr), and the screen's own on_datagram (a tap that keeps them is left in
+    its place: put `real` back before measuring)."""
     ref = f"[{peer}]" if ":" in peer else peer
     got = []
 
@@ -58,7 +59,7 @@ def capture_call(h, uas_port: int, cwd: Path, peer: str = "127.0.0.1") -> tuple[
     uas = subprocess.Popen(["sipp", "-sf", str(SC / "uas.xml"), "-i", peer, "-ci", peer, "-p", str(uas_port), "-m", "1",
                             "-timeout", "20s", "-nostdin"], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     subprocess.run(["sipp", f"{ref}:{uas_port}", "-sf", str(SC / "uac_call.xml"), "-i", peer,
-                    "-ci", peer, "-p", str(free_udp(peer)), "-rsa", f"{ref}:{h.port}", "-m", "1", "-s", "0912345678",
+                    "-ci", peer, "-p", str(uac_port or free_udp(peer)), "-rsa", f"{ref}:{h.port}", "-m", "1", "-s", "0912345678",
                     "-key", "caller", "0901234567", "-timeout", "20s", "-nostdin"],
                    cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
     uas.wait(25)

@@ -1,7 +1,7 @@
 """Instructions per SIP call through the screen, a deterministic figure (callgrind), per message type.
 
     python -m engine.sip_screen.instrbench [--calls 300] [--warm 300] [--messages FILE] [--save FILE]
-                                           [--listen 127.0.0.1|[::]|[::1]]
+                                           [--listen 127.0.0.1|[::]|[::1]] [--port-base PORT]
     python -m engine.sip_screen.instrbench --cprofile [--calls 3000]   (Python calls per call, by function)
 
 The six datagrams of one sipp call (INVITE, 180, 200, ACK, BYE, 200 as the screen receives
@@ -54,21 +54,21 @@ void t_off(cb f) { f(); }
 """
 
 
-def capture(listen: str = "") -> dict:
+def capture(listen: str = "", port_base: int | None = None) -> dict:
     """One sipp call through a screen on loopback (on `listen`, default 127.0.0.1): its six datagrams as the screen
-    received them."""
+    received them. sipp's UAS on `port_base`, its UAC on the next port (default: ports the kernel picks)."""
     from ..app import build
     from .harness import SipHarness
     from .server import SipSettings
     tmp = Path(tempfile.mkdtemp(prefix="tf-sipinstr-"))
     peer = "::1" if listen == "[::1]" else "127.0.0.1"
     ref = f"[{peer}]" if ":" in peer else peer
-    uas_port = free_udp(peer)
+    uas_port = port_base or free_udp(peer)
     h = SipHarness(build(None, tmp / "data", seed=False),
                    SipSettings(listen=f"{listen or '127.0.0.1'}:0", next_hop=f"{ref}:{uas_port}",
                                allow_networks=["127.0.0.0/8", "::1/128"])).start()
     try:
-        got, _ = capture_call(h, uas_port, tmp, peer)
+        got, _ = capture_call(h, uas_port, tmp, peer, port_base and port_base + 1)
     finally:
         h.stop()
     shutil.rmtree(tmp, ignore_errors=True)
@@ -219,6 +219,17 @@ def cprofile(cap: dict, warm: int, calls: int, top: int = 40) -> dict:
             "by_function": {name: round(n / calls, 2) for n, name in rows[:top]}}
 
 
+def port_base(value: str) -> int:
+    """--port-base: a port from 1024 to 65534 (it and the next one are used)."""
+    try:
+        p = int(value)
+    except ValueError:
+        p = 0
+    if not 1024 <= p <= 65534:
+        raise argparse.ArgumentTypeError(f"{value!r}: a port from 1024 to 65534 (it and the next one are used)")
+    return p
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m engine.sip_screen.instrbench",
                                  description=__doc__.split("\n\n")[0])
@@ -228,6 +239,10 @@ def main(argv=None) -> int:
     ap.add_argument("--save", help="write the captured call here")
     ap.add_argument("--listen", default="", choices=("", "127.0.0.1", "[::]", "[::1]"),
                     help="capture and replay on a real socket at this address (see above)")
+    ap.add_argument("--port-base", type=port_base, metavar="PORT",
+                    help="sipp's ports for the capture: its UAS on PORT, its UAC on PORT+1 (default: ports the kernel "
+                    "picks; a shared machine's runs keep apart by each taking a range of its own, e.g. 25000); the "
+                    "screen's own port is always the kernel's, bound at once")
     ap.add_argument("--cprofile", action="store_true", help="Python calls per call by function instead (no valgrind)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--so", help=argparse.SUPPRESS)
@@ -243,7 +258,7 @@ def main(argv=None) -> int:
     except (OSError, ValueError) as e:
         ap.error(f"--messages {a.messages}: not a captured call from --save ({type(e).__name__}: {e})")
     if cap is None:
-        cap = capture(a.listen)
+        cap = capture(a.listen, a.port_base)
     if a.save:
         Path(a.save).write_text(json.dumps(cap))
     print(json.dumps(cprofile(cap, a.warm, a.calls) if a.cprofile else callgrind(cap, a.warm, a.calls)))
