@@ -205,16 +205,16 @@ class _Registry(_Resolved):
             d.update(hit[2])
             return d[self.name]
         d["entries"] = entries
-        problem, valid, cats = None, None, set()
+        problem, valid, cats, dated = None, None, set(), None
         day = c.local_date if any(e.valid_from or e.valid_to for e in entries) else None
         # every entry is looked at: a brand registered both QC and CSKH (one row each, perhaps with
         # other dates or accounts) has both categories valid now, whatever order the rows came in
         for e in entries:
             if e.valid_from and day < e.valid_from:
-                problem = problem or f"registration valid from {e.valid_from}"
+                dated = dated or f"registration valid from {e.valid_from}"
                 continue
             if e.valid_to and day > e.valid_to:
-                problem = problem or f"registration expired {e.valid_to}"
+                dated = dated or f"registration expired {e.valid_to}"
                 continue
             # allowed accounts are ESME system_ids: they restrict SMS, not calls
             if e.accounts and not c.is_call and acct not in e.accounts:
@@ -224,9 +224,8 @@ class _Registry(_Resolved):
             if valid is None or (e.category == "QC" and valid.category != "QC"):
                 valid = e                   # QC first: the category an advertisement needs
             cats.add(e.category)
-        if valid is not None:
-            problem = None
-        d["registry_problem"] = problem
+        # a row in force today that refuses this account says more than an expired row a renewal replaced
+        d["registry_problem"] = None if valid is not None else problem or dated
         d["valid_entry"] = valid
         d["sender_categories"] = frozenset(cats) if cats else \
             frozenset(("unregistered" if c.sender_num is None else "number",))

@@ -182,3 +182,21 @@ def test_an_sms_context_takes_the_numbers_its_message_carries():
     assert (given.sender_key, given.recipient_key) == (read.sender_key, read.recipient_key)
     marked = MessageContext(Message("0912345678", "2439998888", "hi", t, nums=(1, 2)), Lists(), timezone.utc)
     assert (marked.sender_num, marked.recipient_num) == (1, 2)
+
+
+def test_a_renewed_brand_used_by_another_account_is_refused_for_the_account_not_the_old_dates():
+    """Care desk, a bank's OTP brand renewed for its own account: another account's message names the account,
+    not the expired row the renewal replaced (it said `registration expired …`, and care read the renewal as not
+    taken)."""
+    L = Lists()
+    for e in [SenderEntry("VCBANK", "Vietcom Bank", "CSKH", date(2025, 1, 1), date(2026, 2, 28), frozenset({"bank1"})),
+              SenderEntry("VCBANK", "Vietcom Bank", "CSKH", date(2026, 3, 1), date(2027, 2, 28), frozenset({"bank1"}))]:
+        L.add_sender(e)
+    t = datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)
+    tz = ZoneInfo("Asia/Ho_Chi_Minh")
+    c = MessageContext(Message("VCBANK", "0912000001", "hi", t, account="shop1"), L, tz)
+    assert (c.sender_category, c.registry_problem) == ("unregistered", "account 'shop1' not allowed to use it")
+    c = MessageContext(Message("VCBANK", "0912000001", "hi", t, account="bank1"), L, tz)
+    assert (c.sender_category, c.registry_problem) == ("CSKH", None)
+    c = MessageContext(Message("VCBANK", "0912000001", "hi", t - timedelta(days=500), account="bank1"), L, tz)
+    assert c.registry_problem == "registration valid from 2025-01-01"
