@@ -407,3 +407,20 @@ def test_a_network_broader_than_a_slash_8_stored_by_an_earlier_version_loads_and
     assert r.returncode == 0 and "too broad" not in r.stderr and not ListStore(tmp_path).load().bl_ips, r.stderr
     with pytest.raises(ValueError, match="too broad"):
         edits.record("blacklist", "0.0.0.0/0", "SV", None)      # still refused as a new entry
+
+
+def test_a_mistyped_or_wildcard_number_is_said_to_be_no_phone_number_not_no_domain():
+    """Care desk filing a caller on the blacklist: `ctl lists add blacklist 090155566` (a digit missing) and
+    `0901555*` (the "09xx" a subscriber quoted) were refused as "not a domain: '090155566'", which tells the engineer
+    nothing about the number they typed. A value with no letter and no dot is a number or nothing."""
+    from engine.lists.edits import record
+    with pytest.raises(ValueError, match=r"not a phone number: '090155566'"):
+        record("blacklist", "090155566", "SV", None)
+    with pytest.raises(ValueError, match=r"not a phone number: '0901555\*'.*no prefixes or wildcards"):
+        record("blacklist", "0901555*", "SV", None)
+    with pytest.raises(ValueError, match=r"not a phone number: '09xx'.*no prefixes or wildcards"):
+        record("blacklist", "09xx", "SV", None)
+    with pytest.raises(ValueError, match="not a domain"):
+        record("blacklist", "not a domain", "SV", None)
+    assert record("blacklist", "0901 555 666", "SV", None) == ("number", 84901555666)
+    assert record("blacklist", "2001:db8::1", "SV", None)[0] == "ip"

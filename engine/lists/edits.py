@@ -12,6 +12,9 @@ from .ipranges import IpRanges, parse_cidr, parse_ip, url_host_if_ip
 from .sets import Lists, owner_fold
 
 
+_NUMBER_RANGE = re.compile(r"[+\d\s().-]*\d[\d\s().-]*[xX*?]+")
+
+
 def record(kind, value, channel, extra):
     if kind == "dnc":
         return parse_row("dnc", [value, channel])
@@ -29,6 +32,13 @@ def record(kind, value, channel, extra):
             return parse_row("blacklist", ["cidr" if "/" in value else "ip", value])
         if normalise_number(value) is not None:
             return parse_row("blacklist", ["number", value])
+        if _NUMBER_RANGE.fullmatch(value):        # "0901555*", "09xx": the range a subscriber quoted
+            raise ValueError(f"not a phone number: {value!r}: the blacklist holds whole numbers, no prefixes or "
+                             "wildcards")
+        if "." not in value and not any(ch.isalpha() for ch in value):
+            # no letter and no dot: meant as a number (a digit missing or one too many), never a domain, which
+            # the error said
+            raise ValueError(f"not a phone number: {value!r}")
         return parse_row("blacklist", ["domain", value])
     if kind == "consent":
         if not extra or not extra[0]:
