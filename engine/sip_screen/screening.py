@@ -340,8 +340,9 @@ class Screening:
     def _reject(self, msg, d, transport, src, conn, replay=False):
         if not replay:
             self.stats["rejected"] += 1
-        extra = [["Reason", f'SIP ;cause={d.code} ;text="{" ".join(d.drop_symbols)}"'],
-                 ["Call-Info", f"<{self.s.remedy_url}>;purpose=info"]]
+        extra = [["Reason", f'SIP ;cause={d.code} ;text="{" ".join(d.drop_symbols)}"']]
+        if self.s.remedy_url:           # "" leaves it out: `<>` is no URI (RFC 3261 §20.9)
+            extra.append(["Call-Info", f"<{self.s.remedy_url}>;purpose=info"])
         self._reply(msg, make_response(msg, d.code, None, self._tag(msg), extra), transport, src, conn)
 
     def _tag_request(self, msg, d, replay=False):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -162,6 +163,10 @@ def source_ranges(networks) -> list:
     return out
 
 
+_ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\x00-\x20\x7f<>\"]+")    # RFC 3986 §3.1 scheme, then no
+# character that ends the <…> of a Call-Info (RFC 3261 §20.9) or a header line
+
+
 def _check_values(s: SipSettings, p: Path, text: str) -> None:
     """What the types cannot say; a ValueError `path:line:1: message`."""
     from ..config import key_line
@@ -188,6 +193,10 @@ def _check_values(s: SipSettings, p: Path, text: str) -> None:
         h, sep, port = s.advertise.rpartition(":") if not s.advertise.endswith("]") else ("", "", "")
         if (sep and (not h or not port.isdigit() or not 0 < int(port) < 65536)) or not (h if sep else s.advertise):
             raise bad("advertise", f"must be HOST or HOST:PORT (a port of 1-65535), not {s.advertise!r}")
+    if s.remedy_url and not _ABSOLUTE_URI.fullmatch(s.remedy_url):
+        # sent inside <> in every 603/608: a line break would be a header of its own
+        raise bad("remedy_url", f"must be an absolute URI (scheme:…, no spaces, quotes, <, > or control characters; "
+                                f"\"\" leaves Call-Info out), not {s.remedy_url!r}")
     if not 400 <= s.default_drop_code <= 699:
         raise bad("default_drop_code", f"must be a final error code 400-699, not {s.default_drop_code}")
     for k in ("tcp_idle_timeout", "tcp_incomplete_timeout", "batch_seconds", "max_tcp_connections",
