@@ -26,6 +26,16 @@ formats (label spam or ham, or 1 / 0; optional columns kind and lang):
   CSV    a header row naming the columns, or label,text rows
   JSONL  {"label": "spam", "text": "Chuc mung thue bao trung thuong ..."}
   reports.jsonl (the 5656 report store), with the labels of labels.jsonl beside it""",
+    ("ctl", "lists", "add"): """examples (through the running serve: in force for the next message once answered):
+  telfilter ctl lists add blacklist 0901555666
+  telfilter ctl lists add dnc 0912345678 --channel S
+  telfilter ctl lists add senders VCBANK --owner "Vietcom Bank" --category CSKH --valid-from 2026-12-01 --valid-to 2027-12-31 --accounts "bank1 bank2"
+(a blacklist takes whole numbers, domains, IP addresses and networks, no number prefixes; a sender registered
+again by its owner for the same dates replaces that row: `telfilter lists export senders` shows the rows)""",
+    ("ctl", "lists", "remove"): """examples:
+  telfilter ctl lists remove blacklist 0901555666
+  telfilter ctl lists remove senders VCBANK --valid-to 2026-11-30
+(the second takes out only VCBANK's registration that ended 2026-11-30, not its renewal)""",
     ("ctl", "reload"): """examples:
   telfilter ctl reload
   telfilter ctl reload rules lists
