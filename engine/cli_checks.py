@@ -65,6 +65,8 @@ def arguments_error(args) -> str | None:
     if args.cmd == "ml" and args.mcmd == "predict" and args.text is not None and not args.text.strip():
         # (its probability was the model's bias alone, "allow"; ml train and eval take such a line for a bad one)
         return "--text is empty: there is nothing to score (a text of blanks only is no message)"
+    if args.cmd == "ml" and args.mcmd == "predict" and args.explain is not None and args.explain < 1:
+        return f"--explain {args.explain}: give how many words to show, from 1 (default 5)"
     if args.cmd == "bench":
         # the suite runs the shipped config/ on data it makes for each run: taken and not used, a --config looked
         # measured

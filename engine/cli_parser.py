@@ -219,6 +219,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--text", help="one text to score (an empty one is refused, exit 2)")
     g.add_argument("--jsonl", help="JSONL with a `text` field ('-' = stdin; a line whose text is empty gets an "
                    "error record, a blank line is skipped)")
+    q.add_argument("--explain", type=int, nargs="?", const=5, default=None, metavar="N",
+                   help="add the N words (default 5) whose leaving out moves the score most, either way: "
+                   '"explain": [{"word", "logit", "probability"}], the change each makes (positive: towards spam)')
     from .ml.analyst_cli import add_analyst_parsers
     add_analyst_parsers(ms, _sub)
     from .ml.cv import add_parser as add_cv_parser

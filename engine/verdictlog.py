@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import os
-import re
 import time
 from json.encoder import encode_basestring as _jstr      # the C string encoder json.dumps uses
 
@@ -21,39 +20,10 @@ from .numbers import format_number, read_by_ton
 from .stamps import second_key
 from .verdict import Action
 from .logwriters import FileOut, PipeOut, stdout_target
+from .jsontext import ascii_json, number_text as _num, score_text as _score_json
 
 log = logging.getLogger("telfilter")
 _ACTION_NAME = {a: str(a) for a in Action}
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
-
-
-def _u_escape(m) -> str:
-    o = ord(m.group())
-    if o > 0xFFFF:                      # JSON escapes astral characters as a surrogate pair
-        o -= 0x10000
-        return "\\u%04x\\u%04x" % (0xD800 + (o >> 10), 0xDC00 + (o & 0x3FF))
-    return "\\u%04x" % o
-
-
-def ascii_json(line: str) -> str:
-    """The same JSON text with every non-ASCII character escaped (valid JSON, any encoding)."""
-    return _NON_ASCII.sub(_u_escape, line)
-
-
-def _num(x) -> str:
-    # json.dumps writes any float (numpy's too) with float.__repr__
-    return float.__repr__(x) if isinstance(x, float) else int.__repr__(int(x))
-
-
-def _score_json(x) -> str:
-    """float.__repr__(round(x, 4)) for a float with |x| < 1e11, character for character, at half the cost:
-    "%.4f" rounds the exact binary value to 4 places as round() does (the same dtoa call), and below 1e11 a
-    double's spacing is under 1e-4, so the shortest text that reads back as that double (repr) is those
-    digits without their trailing zeros (round() then repr() parse and print the digits once more)."""
-    s = ("%.4f" % x).rstrip("0")
-    return s + "0" if s[-1] == "." else s
-
-
 _STAMP = [None, "", ""]        # (the second it is for, "YYYY-MM-DDTHH:MM:SS", the UTC offset part)
 _SCORES: dict = {}             # a nonzero score (a float under 1e11) -> _score_json's text of it
 _MAX_SCORES = 4096

@@ -127,6 +127,12 @@ class Scorer:
         e = math.exp(t)
         return e / (1.0 + e)
 
+    def logit(self, text: str) -> float:
+        """The calibrated log-odds `score` takes the logistic of (for explanations: it does not saturate at 0 or 1 as
+        the probability does; `_score` repeats these lines, a call less on the hot path)."""
+        d, vi = self.decision_language(text)
+        return self.a * d + self.c + (self._shift_vi if vi else self._shift_en)
+
     def action(self, p: float) -> str:
         return "drop" if p >= self.drop_threshold else "tag" if p >= self.tag_threshold else "allow"
 
