@@ -89,6 +89,9 @@ def _main(argv=None, held=None) -> int:
         if args.cmd == "report":
             from .report import cmd_report
             return cmd_report(args)
+        if args.cmd == "verdicts":
+            from .report.find import cmd_verdicts
+            return cmd_verdicts(args)
         if args.cmd == "demo":
             from .demo import cmd_demo
             return cmd_demo(args)

@@ -41,6 +41,10 @@ again by its owner for the same dates replaces that row: `telfilter lists export
   telfilter ctl reload rules lists
   telfilter ctl reload lists --full
 (a lists reload reads again only the lists whose snapshot files changed; --full reads every one)""",
+    ("verdicts",): """examples:
+  telfilter verdicts --log /var/log/telfilter/verdicts.jsonl* --number "0912 345 678" --from 2026-12-01
+  telfilter verdicts --log verdicts.jsonl --number 0912345678 --symbol ML_SPAM --action drop
+  zcat archive/verdicts-2026-11-*.gz | telfilter verdicts --log - --sender SHOPABC --symbol AD_TO_DNC""",
     ("report",): """examples:
   telfilter report --log /var/log/telfilter/verdicts.jsonl* --from 2026-11-01 --to 2026-11-30 --out nov
   zcat archive/verdicts-2026-10-*.gz | telfilter report --log - --period week --out oct

@@ -318,6 +318,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=_at_least_one, default=20, help="rows in the top-senders and top-owners tables (default 20)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    from .report.find import add_parser as add_verdicts_parser
+    add_verdicts_parser(subs, _sub)
+
     p = _sub(subs, "demo", "start serve on embedded defaults with an SMSC simulator, send a mixed set, print what happened")
     p.add_argument("--keep-data", action="store_true", help="keep the demo's temporary data dir (the demo always "
                    "runs on a temporary data dir seeded with the sample lists; --data-dir is not used)")

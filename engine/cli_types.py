@@ -72,3 +72,12 @@ def _reload_part(s: str) -> str:
     if s not in RELOAD_PARTS:
         raise argparse.ArgumentTypeError(f"{s!r} is not one of {', '.join(RELOAD_PARTS)}")
     return s
+
+
+def day(v: str):
+    """A date YYYY-MM-DD (argparse names the option and the value when it is not one)."""
+    from datetime import date
+    try:
+        return date.fromisoformat(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a date YYYY-MM-DD, got {v!r}") from None

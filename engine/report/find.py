@@ -1,0 +1,110 @@
+"""`telfilter verdicts`: the verdict-log lines of one subscriber, sender or symbol, for the care desk.
+
+    telfilter verdicts --log verdicts.log* --number 0912345678 [--from 2026-12-01] [--to 2026-12-07]
+
+A subscriber's complaint names a number as they write it (0912 345 678) while the log keeps each address as the
+ESME or caller wrote it (0912345678, 84912345678, +84912345678): a number matches every way of writing it, each read
+as the registry reads it (`numbers.sender_key`; an address whose SMPP type of number read it otherwise, its
+`*_read` member, by that reading). A brandname matches case- and blank-insensitively. The lines read the way
+`report` reads them (plain, .gz, .bz2, .xz, '-' = stdin; a malformed line said and skipped) and are printed as
+JSON lines, in file order, each with `ts_local`: its time in the [engine] timezone, the one subscribers give.
+Exit status as grep's: 0 when a line matched, 1 when none did, 2 on a usage error.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from ..cli_types import day
+from ..numbers import normalise_number, sender_key
+from .reader import Malformed, distinct_logs, read_verdicts
+
+# the members of a verdict line that hold an address (sms, cancel: sender, recipient; call, call_unsent: caller,
+# callee)
+ADDRESSES = ("sender", "recipient", "caller", "callee")
+
+
+def add_parser(subs, sub) -> None:
+    p = sub(subs, "verdicts", "the verdict-log lines of a number, sender, symbol or action (a complaint's lines), "
+            "as JSON lines with their local time")
+    p.add_argument("--log", nargs="+", action="extend", required=True, metavar="FILE",
+                   help="verdict logs (plain, .gz, .bz2, .xz; rotated ones too; '-' = stdin)")
+    p.add_argument("--number", action="append", default=[], metavar="N",
+                   help="a subscriber's number as written anywhere (0912345678, +84 912 345 678, 84912345678): the "
+                   "lines where it is the sender, recipient, caller or callee (repeatable: any of them)")
+    p.add_argument("--sender", action="append", default=[], metavar="NAME",
+                   help="a brandname or sender (case and blanks ignored; repeatable)")
+    p.add_argument("--symbol", action="append", default=[], metavar="SYM",
+                   help="lines with a hit of this symbol (ML_SPAM, AD_TO_DNC …; repeatable: any of them)")
+    p.add_argument("--action", action="append", default=[], choices=["allow", "tag", "drop", "refuse"],
+                   help="lines with this action (repeatable)")
+    p.add_argument("--from", dest="date_from", type=day, metavar="DATE",
+                   help="first day (YYYY-MM-DD in the [engine] timezone of --config), inclusive")
+    p.add_argument("--to", dest="date_to", type=day, metavar="DATE",
+                   help="last day (YYYY-MM-DD, [engine] timezone), inclusive")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _address_key(rec: dict, field: str):
+    read = rec.get(field + "_read")
+    if isinstance(read, str):
+        n = normalise_number(read)
+        if n is not None:
+            return n
+    v = rec.get(field)
+    return sender_key(v) if isinstance(v, str) else None
+
+
+def matcher(numbers, senders, symbols, actions):
+    """A test of one verdict record: every filter given holds (each filter: any of its values)."""
+    keys = set()
+    for raw in numbers:
+        n = normalise_number("".join(raw.split()))
+        if n is None:
+            raise ValueError(f"--number {raw!r} is not a phone number or short code")
+        keys.add(n)
+    names = {sender_key(s) for s in senders}
+    symbols, actions = set(symbols), set(actions)
+
+    def test(rec: dict) -> bool:
+        if actions and rec.get("action") not in actions:
+            return False
+        if symbols and not any(isinstance(h, dict) and h.get("symbol") in symbols for h in rec.get("hits") or ()):
+            return False
+        if keys and not any(_address_key(rec, f) in keys for f in ADDRESSES):
+            return False
+        return not names or _address_key(rec, "sender") in names or _address_key(rec, "caller") in names
+    return test
+
+
+def cmd_verdicts(args) -> int:
+    from ..config import load_settings
+    if args.date_from and args.date_to and args.date_from > args.date_to:
+        print(f"telfilter verdicts: error: --from {args.date_from} is after --to {args.date_to}", file=sys.stderr)
+        return 2
+    try:
+        test = matcher(args.number, args.sender, args.symbol, args.action)
+    except ValueError as e:
+        print(f"telfilter verdicts: error: {e}", file=sys.stderr)
+        return 2
+    tz = load_settings(getattr(args, "config", None)).tz
+    read, repeated = distinct_logs(args.log)
+    for line in repeated:
+        print(f"telfilter verdicts: warning: log named twice, read once: {line}", file=sys.stderr)
+    bad = Malformed()
+    seen = found = 0
+    out = sys.stdout
+    for ts, rec in read_verdicts(read, bad, progress=not args.no_progress and sys.stderr.isatty()):
+        seen += 1
+        local = ts.astimezone(tz)
+        day = local.date()
+        if (args.date_from and day < args.date_from) or (args.date_to and day > args.date_to) or not test(rec):
+            continue
+        found += 1
+        out.write(json.dumps({**rec, "ts_local": local.isoformat()}, ensure_ascii=False) + "\n")
+    for line in bad.shown:
+        print(f"telfilter verdicts: malformed line skipped: {line}", file=sys.stderr)
+    if bad.count > len(bad.shown):
+        print(f"telfilter verdicts: ... and {bad.count - len(bad.shown)} more malformed lines", file=sys.stderr)
+    print(f"telfilter verdicts: {found:,} of {seen:,} lines matched", file=sys.stderr)
+    return 0 if found else 1
