@@ -81,6 +81,29 @@ static char *digits(char *o, long v, int w)
 
 #define LIT(o, s) (memcpy((o), (s), sizeof(s) - 1), (o) += sizeof(s) - 1)
 
+/* `{"ts": "` and a UTC `when`'s isoformat() up to its offset (the year in at least 4 digits, datetime's are
+   1..9999; the microseconds `us` when not 0): the start of every line built here (_smsline.h too) */
+static char *line_start(char *o, PyObject *when, int us)
+{
+    LIT(o, "{\"ts\": \"");
+    o = digits(o, PyDateTime_GET_YEAR(when), 4);
+    *o++ = '-';
+    o = digits(o, PyDateTime_GET_MONTH(when), 2);
+    *o++ = '-';
+    o = digits(o, PyDateTime_GET_DAY(when), 2);
+    *o++ = 'T';
+    o = digits(o, PyDateTime_DATE_GET_HOUR(when), 2);
+    *o++ = ':';
+    o = digits(o, PyDateTime_DATE_GET_MINUTE(when), 2);
+    *o++ = ':';
+    o = digits(o, PyDateTime_DATE_GET_SECOND(when), 2);
+    if (us) {
+        *o++ = '.';
+        o = digits(o, us, 6);
+    }
+    return o;
+}
+
 static PyObject *py_call_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 9) {
@@ -114,23 +137,7 @@ static PyObject *py_call_line(PyObject *self, PyObject *const *args, Py_ssize_t 
     if (buf == NULL)
         return PyErr_NoMemory();
     int us = PyDateTime_DATE_GET_MICROSECOND(when);
-    LIT(o, "{\"ts\": \"");
-    /* isoformat(): the year in at least 4 digits (datetime's are 1..9999), the microseconds when not 0 */
-    o = digits(o, PyDateTime_GET_YEAR(when), 4);
-    *o++ = '-';
-    o = digits(o, PyDateTime_GET_MONTH(when), 2);
-    *o++ = '-';
-    o = digits(o, PyDateTime_GET_DAY(when), 2);
-    *o++ = 'T';
-    o = digits(o, PyDateTime_DATE_GET_HOUR(when), 2);
-    *o++ = ':';
-    o = digits(o, PyDateTime_DATE_GET_MINUTE(when), 2);
-    *o++ = ':';
-    o = digits(o, PyDateTime_DATE_GET_SECOND(when), 2);
-    if (us) {
-        *o++ = '.';
-        o = digits(o, us, 6);
-    }
+    o = line_start(o, when, us);
     LIT(o, "+00:00\", \"kind\": \"call\", \"call_id\": ");
     if (has_cid)
         o = json_ascii(o, s[0], n[0]);

@@ -37,23 +37,7 @@ static PyObject *py_sms_line(PyObject *self, PyObject *const *args, Py_ssize_t n
     if (buf == NULL)
         return PyErr_NoMemory();
     int us = PyDateTime_DATE_GET_MICROSECOND(when);
-    LIT(o, "{\"ts\": \"");
-    /* isoformat(): the year in at least 4 digits (datetime's are 1..9999), the microseconds when not 0 */
-    o = digits(o, PyDateTime_GET_YEAR(when), 4);
-    *o++ = '-';
-    o = digits(o, PyDateTime_GET_MONTH(when), 2);
-    *o++ = '-';
-    o = digits(o, PyDateTime_GET_DAY(when), 2);
-    *o++ = 'T';
-    o = digits(o, PyDateTime_DATE_GET_HOUR(when), 2);
-    *o++ = ':';
-    o = digits(o, PyDateTime_DATE_GET_MINUTE(when), 2);
-    *o++ = ':';
-    o = digits(o, PyDateTime_DATE_GET_SECOND(when), 2);
-    if (us) {
-        *o++ = '.';
-        o = digits(o, us, 6);
-    }
+    o = line_start(o, when, us);
     LIT(o, "+00:00\", \"kind\": \"sms\", \"pdu\": ");
     o = json_ascii(o, s[0], n[0]);
     LIT(o, ", \"account\": ");
