@@ -129,10 +129,15 @@ class Routing:
         packet came from: responses are never reflected to an address the sender names."""
         for h in msg.headers:
             if h[2] == "via":
-                first, *rest = split_list(h[1]) if "," in h[1] else (h[1],)
+                v = h[1]
+                if "," in v:
+                    first, *rest = split_list(v)
+                else:                                   # (one value, the common case: no list made to unpack into)
+                    first, rest = v, None
                 via = msg.vias[0]
+                vp = via.params
                 add = ""
-                if "received" in via.params or "rport" in via.params:
+                if "received" in vp or "rport" in vp:
                     # every copy, its name read as the grammar reads it (split at ';', stripped of any blank):
                     # the source it came from. rport only on request (RFC 3581 §4; over TCP the connection to
                     # answer on is named in our own Via, forwarding.py)
@@ -150,7 +155,7 @@ class Routing:
                         stamped = head + ";" + ";".join(parts)
                     first = stamped
                 # RFC 3581 §4: with rport, received even when it equals the sent-by (§18.2.1: when it differs)
-                if "received" not in via.params and (via.host != src[0].lower() or "rport" in via.params):
+                if "received" not in vp and (via.host != src[0].lower() or "rport" in vp):
                     add += f";received={src[0]}"
                 first += add
                 h[1] = ", ".join([first, *rest]) if rest else first
