@@ -131,7 +131,7 @@ class SipMessage:
         c = _CANON.get(name) or canon(name)
         i = _c_index(self.headers, c) if _c_index is not None else -2
         if i != -2:
-            self.headers.insert(max(i, 0), [name, value, c])
+            self.headers.insert(i if i > 0 else 0, [name, value, c])     # (max(i, 0) parsed its keywords)
             return
         for i, h in enumerate(self.headers):
             if h[2] == c:
