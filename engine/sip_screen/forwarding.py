@@ -47,6 +47,7 @@ from .tcp import INVITE_WAIT_MAX, WRITE_MAX, TcpConnection
 from .unreachable import STALE_SEND_ERRORS
 
 log = logging.getLogger("telfilter.sip")
+_local_name = LOCAL_NAMES.get      # (bound once: Python 3.11 reads an imported name's method by the generic getattr)
 UDP_MAX = 1300                  # RFC 3261 §18.1.1: larger requests go over a congestion-controlled transport
 UDP_ONLY_MEMORY = 300.0         # seconds a hop that refused TCP is sent large requests over UDP directly
 TCP_QUEUE = 256                 # messages waiting for one outbound connect (it ends within TCP_CONNECT seconds)
@@ -102,7 +103,7 @@ class Forwarding:
                     k = dialog_digest(self.dialog_key, msg.first_values().get("call-id") or "")
                 ent = self.answered.get(k)
                 if ent is not None and ent[1] is None:     # (not answered: it stays in the tier forgotten first)
-                    self.answered.put_low(k, (ent[0], None, ent[2], LOCAL_NAMES.get(host, host),
+                    self.answered.put_low(k, (ent[0], None, ent[2], _local_name(host, host),
                                               *ent[4:5]))
         now = time.monotonic()                          # (one read: the memories below note the same time)
         if msg.method == "INVITE":
@@ -275,7 +276,7 @@ class Forwarding:
 
     @staticmethod
     def _resolve(host):
-        return LOCAL_NAMES.get(host, host)      # no DNS on the hot path: names must be configured as addresses
+        return _local_name(host, host)      # no DNS on the hot path: names must be configured as addresses
 
     def _canonical(self, host: str) -> str:
         """`host` as one text per address, the key of TCP connections and of the outbound caps (bounds.py): an
@@ -298,7 +299,7 @@ class Forwarding:
         # over TCP one text per address (the connection and cap keys); over UDP the text as given (a dual-stack
         # socket sends to an IPv4-mapped address, not to the IPv4 one)
         host = dest[0]
-        host = self._canonical(host) if transport == "TCP" else LOCAL_NAMES.get(host, host)
+        host = self._canonical(host) if transport == "TCP" else _local_name(host, host)
         if not (self.permit_cache.get(host) or self._permitted(host)):    # (a peer known permitted: no frame)
             self.stats["not_permitted"] += 1
             self._warn("permit", "not sending to %s: outside the permitted networks", addr_text(*dest[:2]))
