@@ -269,7 +269,8 @@ class Screening:
         # (a value _loggable escapes is no number, escaped or not: the numbers go on with the text they were read from)
         nums = (caller_n, callee_n) if caller is raw and logged is callee else None
         callee = logged
-        call = Call(caller, callee, self.clock(), f"{src[0]}:{src[1]}", nums)     # (by position: verdict.Call)
+        clock = self.clock                              # (self.clock() is a LOAD_METHOD that cannot specialise)
+        call = Call(caller, callee, clock(), f"{src[0]}:{src[1]}", nums)     # (by position: verdict.Call)
         dk = self.dialog_key
         k = msg.call_key = dialog_digest(dk, first.get("call-id") or "")
         ent = self.answered.get(k)

@@ -87,6 +87,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, WaitingInvites, Rout
         self.vlog = verdict_log
         self.clock = clock or wall_clock
         self.ticks = ticks                                  # times a call (Dialogs.call_ticks); None: see there
+        self.draining = False                               # (Draining's default, in the instance: read each INVITE)
         self.ranges = []                                    # permitted networks as integer ranges
         for n in settings.allow_networks:
             net = ipaddress.ip_network(n, strict=False)
