@@ -135,3 +135,13 @@ def test_dialog_digest_is_its_python_twin_across_blocks():
         parts = ["".join(chr(rnd.choice((rnd.randrange(32, 127), rnd.randrange(160, 0x3000), 0xdcff)))
                          for _ in range(rnd.randrange(0, 140))) for _ in range(rnd.randrange(0, 4))]
         assert recent.dialog_digest(key, *parts) == recent.py_dialog_digest(key, *parts), (key, parts)
+
+
+def test_recent_core_unset_memories_read_as_the_python_twin_reads_them():
+    """`d` and `low` of a core not initialised yet raise AttributeError, as PyRecentCore's slots do (they read as None
+    in C before): the same answer from either core, and a member Python can read without the generic getattr."""
+    for core in (recent.RecentCore, PyRecentCore):
+        c = core()
+        for name in ("d", "low"):
+            with pytest.raises(AttributeError):
+                getattr(c, name)

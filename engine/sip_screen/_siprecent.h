@@ -208,8 +208,10 @@ static PyMethodDef rc_methods[] = {
     {NULL, NULL, 0, NULL}};
 
 static PyMemberDef rc_members[] = {
-    {"d", T_OBJECT, offsetof(RecentCore, d), 0, NULL},
-    {"low", T_OBJECT, offsetof(RecentCore, low), 0, NULL},
+    /* T_OBJECT_EX: an unset one raises AttributeError as PyRecentCore's slot does, and only such a member lets Python
+     * 3.11 specialise its read (LOAD_ATTR_SLOT): `invites.d.get(key)` went through the generic getattr an INVITE */
+    {"d", T_OBJECT_EX, offsetof(RecentCore, d), 0, NULL},
+    {"low", T_OBJECT_EX, offsetof(RecentCore, low), 0, NULL},
     {"ttl", T_OBJECT, offsetof(RecentCore, ttl), 0, NULL},
     {"size", T_PYSSIZET, offsetof(RecentCore, size), 0, NULL},
     {"low_min", T_PYSSIZET, offsetof(RecentCore, low_min), 0, NULL},
