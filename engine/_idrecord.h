@@ -34,7 +34,11 @@ static PyObject *py_spool_record(PyObject *self, PyObject *const *args, Py_ssize
     rec[2] = (unsigned char)(na & 0xFF);
     rec[3] = (unsigned char)(na >> 8);
     /* the note's 16 bytes little-endian: its low 64 bits then its high ones, each little-endian ("<QQ") */
+#if PY_VERSION_HEX >= 0x030D0000               /* 3.13 added with_exceptions */
+    if (_PyLong_AsByteArray((PyLongObject *)note, rec + 4, 16, 1, 0, 1) < 0) {
+#else
     if (_PyLong_AsByteArray((PyLongObject *)note, rec + 4, 16, 1, 0) < 0) {
+#endif
         PyErr_Clear();
         Py_RETURN_NONE;
     }

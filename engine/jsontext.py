@@ -32,3 +32,11 @@ def score_text(x) -> str:
     digits without their trailing zeros (round() then repr() parse and print the digits once more)."""
     s = ("%.4f" % x).rstrip("0")
     return s + "0" if s[-1] == "." else s
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def surrogates_escaped(line: str) -> str:
+    """The same JSON text with each lone surrogate (no character: UTF-8 cannot hold it) as its \\uXXXX escape."""
+    return _SURROGATE.sub(_u_escape, line)

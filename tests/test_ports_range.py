@@ -17,6 +17,18 @@ from engine.sip_screen import instrbench
 from .conftest import ROOT
 
 
+def _free_run(n: int) -> int:
+    """The first of `n` consecutive loopback ports free for TCP and UDP now, from a random start (fixed ports failed
+    when another test or run held one: the very sharing the range is for)."""
+    import random
+    start = random.randrange(20000, 30000)
+    for base in range(start, start + 2000):
+        if all(ports.bindable(p, socket.SOCK_STREAM) and ports.bindable(p, socket.SOCK_DGRAM)
+               for p in range(base, base + n)):
+            return base
+    pytest.skip(f"no {n} consecutive free loopback ports found")
+
+
 @pytest.mark.parametrize("value, want", [("25000-25999", (25000, 25999)), (" 25000-25000 ", (25000, 25000)),
                                          ("1024-65535", (1024, 65535))])
 def test_a_range_is_read_with_both_ends_included(value, want):
@@ -32,21 +44,23 @@ def test_a_range_not_of_the_form_low_high_is_refused_saying_what_is_wanted(value
 
 
 def test_ports_drawn_lie_in_the_range_given_and_are_free(monkeypatch):
-    monkeypatch.setenv(ports.ENV, "25900-25949")
+    b = _free_run(20)
+    monkeypatch.setenv(ports.ENV, f"{b}-{b + 49}")
     monkeypatch.setattr(ports, "_given", set())
     got = [ports.free_port(socket.SOCK_STREAM, socket.SOCK_DGRAM) for _ in range(20)]
-    assert all(25900 <= p <= 25949 for p in got) and len(set(got)) == 20
+    assert all(b <= p <= b + 49 for p in got) and len(set(got)) == 20
     assert all(ports.bindable(p, socket.SOCK_STREAM) and ports.bindable(p, socket.SOCK_DGRAM) for p in got)
 
 
 def test_a_range_used_up_is_said_and_no_port_is_taken_from_outside_it(monkeypatch):
-    monkeypatch.setenv(ports.ENV, "25950-25952")
+    b = _free_run(3)
+    monkeypatch.setenv(ports.ENV, f"{b}-{b + 2}")
     monkeypatch.setattr(ports, "_given", set())
     busy = socket.socket()
-    busy.bind(("127.0.0.1", 25951))       # one of the three taken by another program
+    busy.bind(("127.0.0.1", b + 1))       # one of the three taken by another program
     try:
-        assert sorted(ports.free_port() for _ in range(2)) == [25950, 25952]
-        with pytest.raises(RuntimeError, match="no loopback port free for SOCK_STREAM in TELFILTER_TEST_PORTS=25950-25952"):
+        assert sorted(ports.free_port() for _ in range(2)) == [b, b + 2]
+        with pytest.raises(RuntimeError, match=f"no loopback port free for SOCK_STREAM in TELFILTER_TEST_PORTS={b}-{b + 2}"):
             ports.free_port()
     finally:
         busy.close()
@@ -76,7 +90,7 @@ def test_instrbench_port_base_is_a_port_with_one_after_it(value, capsys):
 def test_instrbench_captures_its_call_on_the_port_base_given():
     if shutil.which("sipp") is None:
         pytest.skip("sipp is not installed")
-    base = 25960
+    base = _free_run(2)
     cap = instrbench.capture("", base)
     assert cap["next_hop"] == f"127.0.0.1:{base}"
     senders = {port for _, _, port in cap["messages"]}

@@ -72,6 +72,21 @@ def test_filters_combine_and_days_are_local(tmp_path):
     assert [r["ts"] for r in got] == [LINES[3]["ts"]]
 
 
+def test_a_line_with_an_undecodable_byte_is_printed_as_utf8(tmp_path):
+    # serve logs a peer's undecodable byte as a "\\udcff" escape; read back it is a lone surrogate, which UTF-8 cannot
+    # hold: written raw (0xff, no UTF-8) or a traceback under a strict encoder, and the output stopped there
+    rec = dict(LINES[1], sender="\udcff12")
+    p = tmp_path / "v.jsonl"
+    p.write_text(json.dumps(rec) + "\n" + json.dumps(LINES[0]) + "\n")
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "verdicts", "--no-progress", "--log", str(p), "--number",
+                        "0912345678"], cwd=ROOT, capture_output=True, timeout=120,
+                       env={"PATH": "/usr/bin:/bin", "PYTHONIOENCODING": "utf-8", "LC_ALL": "C.UTF-8"})
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode("utf-8")                  # strict: valid UTF-8
+    a, b = map(json.loads, out.splitlines())
+    assert a["sender"] == "\udcff12" and "\\udcff12" in out.splitlines()[0] and b["sender"] == "VNBANK"
+
+
 def test_nothing_matched_and_bad_arguments(tmp_path):
     log = _log(tmp_path)
     rc, got, err = _run("--log", str(log), "--number", "0900000000")

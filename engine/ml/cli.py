@@ -352,10 +352,10 @@ def _group_plot(d: Path, m: dict, plt) -> bool:
 
 def _explained(sc, text: str, top: int) -> dict:
     """{"explain": [...]}, or {"explain_error": why} for a text it cannot explain (its score is given all the same)."""
-    from .explain import explain
+    from .explain import TooLong, explain
     try:
         return {"explain": explain(sc, text, top)}
-    except ValueError as e:
+    except TooLong as e:
         return {"explain_error": str(e)}
 
 

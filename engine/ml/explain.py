@@ -14,16 +14,20 @@ from __future__ import annotations
 import re
 
 MAX_WORDS = 200
+
+
+class TooLong(ValueError):
+    """A text of more distinct words than MAX_WORDS."""
 _SPLIT = re.compile(r"(\S+)")             # separators at even indices, words at odd ones
 
 
 def explain(scorer, text: str, top: int = 5) -> list[dict]:
     """The `top` words with the largest effect either way, largest first: [{"word", "logit", "probability"}] (the
-    changes the word makes). `scorer`: a model.Scorer. A text of more than MAX_WORDS distinct words: ValueError."""
+    changes the word makes). `scorer`: a model.Scorer. A text of more than MAX_WORDS distinct words: TooLong."""
     parts = _SPLIT.split(text)
     words = list(dict.fromkeys(parts[1::2]))
     if len(words) > MAX_WORDS:
-        raise ValueError(f"{len(words)} distinct words: --explain takes texts of up to {MAX_WORDS}")
+        raise TooLong(f"{len(words)} distinct words: --explain takes texts of up to {MAX_WORDS}")
     z, p = scorer.logit(text), scorer.score(text)
     out = []
     for w in words:

@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import re
 
-from ..textnorm import CONFUSABLE
+from ..textnorm import CONFUSABLE as _ALL
 
+# the look-alikes of those scripts only: Latin's own variants in textnorm's table (dotless ı, script ɑ, ɡ …) are
+# Latin letters, left to the features
+CONFUSABLE = {k: v for k, v in _ALL.items() if 0x370 <= k <= 0x58F}
 MARK = " _mixscript_"
 # the scripts whose look-alikes CONFUSABLE lists: Greek and Coptic, Cyrillic and its supplement, Armenian
 _OTHER = re.compile("[\u0370-\u058f]")

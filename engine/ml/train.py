@@ -84,7 +84,7 @@ def dedup(texts, labels, langs=None, both=None):
     labelled: dict = {}         # normalised text -> the labels it was seen with
     langs = langs if langs is not None else [None] * len(texts)
     for t, y, g in zip(texts, labels, langs):
-        k = F._canonical(t)
+        k = F._canonical(F.latin(t))     # (a disguised copy of a text is that text: scripts.latin)
         had = labelled.setdefault(k, set())
         if both is not None and len(had) == 1 and int(y) not in had:
             both.append(seen[k][0])

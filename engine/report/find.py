@@ -16,8 +16,9 @@ import json
 import sys
 
 from ..cli_types import day
+from ..jsontext import surrogates_escaped
 from ..numbers import normalise_number, sender_key
-from .reader import Malformed, distinct_logs, read_verdicts
+from .reader import ACTIONS, Malformed, distinct_logs, read_verdicts
 
 # the members of a verdict line that hold an address (sms, cancel: sender, recipient; call, call_unsent: caller,
 # callee)
@@ -36,7 +37,7 @@ def add_parser(subs, sub) -> None:
                    help="a brandname or sender (case and blanks ignored; repeatable)")
     p.add_argument("--symbol", action="append", default=[], metavar="SYM",
                    help="lines with a hit of this symbol (ML_SPAM, AD_TO_DNC …; repeatable: any of them)")
-    p.add_argument("--action", action="append", default=[], choices=["allow", "tag", "drop", "refuse"],
+    p.add_argument("--action", action="append", default=[], choices=ACTIONS,
                    help="lines with this action (repeatable)")
     p.add_argument("--from", dest="date_from", type=day, metavar="DATE",
                    help="first day (YYYY-MM-DD in the [engine] timezone of --config), inclusive")
@@ -101,7 +102,9 @@ def cmd_verdicts(args) -> int:
         if (args.date_from and day < args.date_from) or (args.date_to and day > args.date_to) or not test(rec):
             continue
         found += 1
-        out.write(json.dumps({**rec, "ts_local": local.isoformat()}, ensure_ascii=False) + "\n")
+        # (a peer's undecodable byte, logged as a "\\udcff" escape, read back as a lone surrogate: escaped again, the
+        # output stays UTF-8)
+        out.write(surrogates_escaped(json.dumps({**rec, "ts_local": local.isoformat()}, ensure_ascii=False)) + "\n")
     for line in bad.shown:
         print(f"telfilter verdicts: malformed line skipped: {line}", file=sys.stderr)
     if bad.count > len(bad.shown):

@@ -245,11 +245,12 @@ class SmscSimulator:
         if self.receipt_delay is None or not getattr(sm, "registered_delivery", 0) & 0x03 or sm.command_id == C.DATA_SM:
             return
         try:
-            in_loop = asyncio.get_running_loop() is self._loop
+            running = asyncio.get_running_loop()
         except RuntimeError:
-            in_loop = False
+            running = None
+        loop = self._loop or running        # (a server made without start(), on the caller's loop: that one)
         # (call_later from another thread: the loop, asleep in select, would not see it in time)
-        later = self._loop.call_later if in_loop else partial(self._loop.call_soon_threadsafe, self._loop.call_later)
+        later = loop.call_later if running is loop else partial(loop.call_soon_threadsafe, loop.call_later)
         for to in _recipients(sm):
             later(self.receipt_delay, self._receipt, s, sm, mid, to)
 
