@@ -49,7 +49,7 @@ def test_look_alikes_fold_to_latin_on_both_paths(text, folded, monkeypatch):
 
 
 def test_every_look_alike_folds_to_ascii_alike_in_c_and_python():
-    for ch in map(chr, T._CONFUSABLE):
+    for ch in map(chr, T.CONFUSABLE):
         assert T._C.fold(ch, T._fold_text) == T._fold_text(ch)
         assert T._fold_text(ch).isascii() and T._fold_text(ch).isalpha(), ch
 
