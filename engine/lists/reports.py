@@ -19,7 +19,7 @@ from datetime import datetime
 from hashlib import blake2b
 from pathlib import Path
 
-from ..durable import append_all, ends_in_newline, fsync_dir
+from ..durable import append_all, ends_in_newline, fsync_dir, rename_in
 from ..numbers import format_number
 from ..rules.slots import value_fp
 
@@ -274,14 +274,9 @@ class ReportStore:
         try:
             f.seek(max(0, off - _DIGEST_BYTES))
             digest = blake2b(f.read(off - f.tell()), digest_size=16).hexdigest()
-            tmp = self._checkpoint_path.with_name(f"{self._checkpoint_path.name}.{os.getpid()}.tmp")
-            tmp.write_text(f"{off} {cutoff:.3f} {os.fstat(f.fileno()).st_ino} {digest}\n")
-            os.replace(tmp, self._checkpoint_path)
+            rename_in(self._checkpoint_path, f"{off} {cutoff:.3f} {os.fstat(f.fileno()).st_ino} {digest}\n".encode(),
+                      self._checkpoint_path.with_name(f"{self._checkpoint_path.name}.{os.getpid()}.tmp"))
         except OSError as e:                    # (a read-only data dir)
-            try:
-                tmp.unlink()
-            except (OSError, NameError):
-                pass
             log.warning("%s: start-up checkpoint not written: %s", self._checkpoint_path, e)
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import msgpack
 
-from ..durable import fsync_dir
+from ..durable import create_new, fsync_dir
 
 MAGIC = b"TFSNAP1\n"
 FORMAT_VERSION = 1
@@ -53,7 +53,7 @@ def prepare_snapshot(path: Path, kind: str, sections: dict[str, bytes], extra: d
     mb = msgpack.packb(meta, use_bin_type=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(create_new(tmp), "wb") as f:        # never through a link planted at the name
             f.write(MAGIC + struct.pack(">I", len(mb)) + mb)
             for b in sections.values():
                 f.write(b)

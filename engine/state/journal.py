@@ -21,7 +21,7 @@ from pathlib import Path
 
 import msgpack
 
-from ..durable import fsync_dir
+from ..durable import create_new, fsync_dir
 
 _HDR = struct.Struct("<II")
 SNAP_MAGIC = b"TELFILTER-STATE 1\n"
@@ -153,7 +153,7 @@ def write_snapshot_tmp(tmp: Path, obj) -> None:
     for b in parts:
         size += len(b)
         crc = zlib.crc32(b, crc)
-    with open(tmp, "wb") as f:
+    with os.fdopen(create_new(tmp), "wb") as f:            # never through a link planted at the name
         f.write(SNAP_MAGIC + _HDR.pack(size, crc))
         for b in parts:
             f.write(b)
