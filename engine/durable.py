@@ -171,6 +171,18 @@ def output_target(path) -> Path:
     git's lock files (`config.lock` beside the resolved config) do; `install`, `mv` and `sed -i` replace the link with
     a plain file and leave the file it named as it was, which for a link to a shared file (a team's labelled set, a
     published zone) reads as written when it was not. Only the temporary file must never be opened through a link
-    (`create_new`): its name is predictable, the output's is the one the user gave."""
+    (`create_new`): its name is predictable, the output's is the one the user gave.
+
+    A link whose file does not exist yet (dangling) is written through when that file's directory exists; otherwise
+    FileNotFoundError naming the link and its target: `make_parent` made the directories along the link's target
+    (a typo in a link, or one left from another machine, grew a tree wherever it pointed). A link in a loop: ELOOP."""
     path = Path(path)
-    return Path(os.path.realpath(path)) if path.is_symlink() else path
+    if not path.is_symlink():
+        return path
+    target = Path(os.path.realpath(path))
+    if target.is_symlink():             # realpath gives up on a loop and returns a link
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path))
+    if not target.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, f"a symbolic link to {target}, whose directory does not exist "
+                                "(not made along a link: make it, or give another file)", str(path))
+    return target

@@ -58,3 +58,31 @@ def test_check_out_through_a_link_writes_the_file_it_names(tmp_path):
     p = run_cli("check", "--jsonl", corpus, "--out", link, "--data-dir", tmp_path / "d")
     assert p.returncode == 0, p.stderr
     assert link.is_symlink() and json.loads(shared.read_text())["id"] == "m1"
+
+
+@pytest.mark.parametrize("write", [_via_out, write_atomic], ids=["_Out", "write_atomic"])
+def test_a_dangling_link_is_written_through_when_its_targets_directory_exists(tmp_path, write):
+    (tmp_path / "shared").mkdir()
+    link = tmp_path / "out.jsonl"
+    link.symlink_to(tmp_path / "shared" / "new.jsonl")
+    write(link, "new\n")
+    assert link.is_symlink() and (tmp_path / "shared" / "new.jsonl").read_text() == "new\n"
+
+
+@pytest.mark.parametrize("write", [_via_out, write_atomic], ids=["_Out", "write_atomic"])
+def test_a_dangling_link_into_a_missing_directory_is_refused_and_nothing_made(tmp_path, write):
+    # make_parent made the directories along the link's target (a typo in a link grew a tree where it pointed)
+    link = tmp_path / "out.jsonl"
+    link.symlink_to(tmp_path / "nowhere" / "sub" / "out.jsonl")
+    with pytest.raises(FileNotFoundError, match="symbolic link to .*nowhere/sub/out.jsonl, whose directory does not"):
+        write(link, "new\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"] and link.is_symlink()
+
+
+def test_check_out_through_a_dangling_link_into_a_missing_directory_says_so(tmp_path):
+    link = tmp_path / "verdicts.jsonl"
+    link.symlink_to("nowhere/verdicts.jsonl")
+    p = run_cli("check", "--sender", "0901234567", "--recipient", "0912345678", "--text", "hi", "--out", link,
+                "--data-dir", tmp_path / "d")
+    assert p.returncode == 2 and "verdicts.jsonl: a symbolic link to" in p.stderr, p.stderr
+    assert not (tmp_path / "nowhere").exists()
