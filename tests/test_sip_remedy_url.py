@@ -41,10 +41,17 @@ def test_a_remedy_url_is_sent_as_given(tmp_path):
 
 
 @pytest.mark.parametrize("value", ["https://care.example/x\r\nX-Injected: 1", "care page", "https://a/<b>",
-                                   "/remedy"])
+                                   "/remedy", "care.example:8080/x", "urn:x-care:1", "javascript:alert(1)"])
 def test_a_remedy_url_that_is_no_absolute_uri_is_a_config_error_at_its_line(tmp_path, value):
     (tmp_path / "sip.toml").write_text('[sip]\n\nremedy_url = "%s"\n' % value.replace("\r", "\\r").replace("\n", "\\n"))
     with pytest.raises(ValueError, match=r"sip\.toml:3:1: \[sip\] remedy_url must be an absolute URI"):
         load_sip_settings(tmp_path)
     (tmp_path / "sip.toml").write_text('[sip]\nremedy_url = ""\n')
     assert load_sip_settings(tmp_path).remedy_url == ""
+
+
+@pytest.mark.parametrize("value", ["https://care.example/x", "HTTP://care.example:8080/x", "sip:care@carrier.example",
+                                   "sips:care@carrier.example", "tel:+84-24-1234-5678", "mailto:care@carrier.example"])
+def test_a_remedy_url_of_a_scheme_a_caller_can_use_is_taken(tmp_path, value):
+    (tmp_path / "sip.toml").write_text('[sip]\nremedy_url = "%s"\n' % value)
+    assert load_sip_settings(tmp_path).remedy_url == value

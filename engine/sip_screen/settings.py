@@ -163,8 +163,10 @@ def source_ranges(networks) -> list:
     return out
 
 
-_ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\x00-\x20\x7f<>\"]+")    # RFC 3986 §3.1 scheme, then no
-# character that ends the <…> of a Call-Info (RFC 3261 §20.9) or a header line
+_ABSOLUTE_URI = re.compile(r"(?i:https?|sips?|tel|mailto):[^\x00-\x20\x7f<>\"]+")    # a scheme a caller can
+# reach a remedy by (RFC 8688 §3.2's web page, SIP/tel number, mail), then no character that ends the <…> of a
+# Call-Info (RFC 3261 §20.9) or a header line. RFC 3261's absoluteURI takes any scheme, which let
+# `care.example:8080/x` (a forgotten https://) pass as the scheme "care.example"
 
 
 def _check_values(s: SipSettings, p: Path, text: str) -> None:
@@ -195,8 +197,8 @@ def _check_values(s: SipSettings, p: Path, text: str) -> None:
             raise bad("advertise", f"must be HOST or HOST:PORT (a port of 1-65535), not {s.advertise!r}")
     if s.remedy_url and not _ABSOLUTE_URI.fullmatch(s.remedy_url):
         # sent inside <> in every 603/608: a line break would be a header of its own
-        raise bad("remedy_url", f"must be an absolute URI (scheme:…, no spaces, quotes, <, > or control characters; "
-                                f"\"\" leaves Call-Info out), not {s.remedy_url!r}")
+        raise bad("remedy_url", f"must be an absolute URI (https:, http:, sip:, sips:, tel: or mailto:, no spaces, "
+                                f"quotes, <, > or control characters; \"\" leaves Call-Info out), not {s.remedy_url!r}")
     if not 400 <= s.default_drop_code <= 699:
         raise bad("default_drop_code", f"must be a final error code 400-699, not {s.default_drop_code}")
     for k in ("tcp_idle_timeout", "tcp_incomplete_timeout", "batch_seconds", "max_tcp_connections",
