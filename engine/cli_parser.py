@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .cli_types import _at_least_one, _reload_part, _seconds, _zero_or_more, rate, seed
+from .cli_types import _at_least_one, _reload_part, _seconds, _zero_or_more, day, rate, seed
 
 
 def _common(p: argparse.ArgumentParser, top=False, unused=None):
@@ -310,9 +310,9 @@ def parser() -> argparse.ArgumentParser:
     p = _sub(subs, "report", "the regulator's report from verdict logs: summary.json, CSV tables, plots, report.html")
     p.add_argument("--log", nargs="+", action="extend", required=True, metavar="FILE", help="verdict logs (plain, .gz, .bz2, .xz; rotated ones too; '-' = stdin)")
     p.add_argument("--reports", metavar="FILE", help="5656 report store (DATA_DIR/reports.jsonl); default: report hits in the logs")
-    p.add_argument("--from", dest="date_from", metavar="DATE", help="first day (YYYY-MM-DD, a day in the [engine] timezone of "
+    p.add_argument("--from", dest="date_from", type=day, metavar="DATE", help="first day (YYYY-MM-DD, a day in the [engine] timezone of "
                    "--config, not the machine's), inclusive")
-    p.add_argument("--to", dest="date_to", metavar="DATE", help="last day (YYYY-MM-DD, [engine] timezone), inclusive")
+    p.add_argument("--to", dest="date_to", type=day, metavar="DATE", help="last day (YYYY-MM-DD, [engine] timezone), inclusive")
     p.add_argument("--out", default="report", metavar="DIR", help="output directory (default ./report)")
     p.add_argument("--period", default="day", choices=["day", "week", "month"], help="time series step (default day)")
     p.add_argument("--top", type=_at_least_one, default=20, help="rows in the top-senders and top-owners tables (default 20)")

@@ -3,6 +3,8 @@ what the option wants, before the command runs."""
 from __future__ import annotations
 
 import argparse
+import re
+from datetime import date
 
 
 def rate(v: str) -> float:
@@ -74,10 +76,24 @@ def _reload_part(s: str) -> str:
     return s
 
 
-def day(v: str):
-    """A date YYYY-MM-DD (argparse names the option and the value when it is not one)."""
-    from datetime import date
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def day(v: str) -> date:
+    """A date YYYY-MM-DD (argparse type of every --from/--to: `verdicts`, `report`; argparse names the option and the
+    value when it is not one). Only that form: date.fromisoformat (3.11) also takes 20261207 and 2026-W49-1, which
+    the help does not promise and a typo (a day's digits run together) should not quietly become."""
     try:
-        return date.fromisoformat(v)
+        if _DAY.fullmatch(v):
+            return date.fromisoformat(v)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a date YYYY-MM-DD, got {v!r}") from None
+        pass
+    raise argparse.ArgumentTypeError(f"must be a date YYYY-MM-DD, got {v!r}")
+
+
+def date_order_error(date_from: date | None, date_to: date | None) -> str | None:
+    """What is wrong with a --from/--to pair (`day`s; either may be absent), or None: one check for every command
+    that takes both."""
+    if date_from and date_to and date_from > date_to:
+        return f"--from {date_from} is after --to {date_to}"
+    return None

@@ -198,7 +198,7 @@ def test_report_bad_dates_are_usage_errors(tmp_path):
     log.write_text("")
     r = run_cli("report", "--log", log, "--from", "2026-13-01", "--out", tmp_path / "r", "--no-progress",
                 "--data-dir", tmp_path / "d")
-    assert r.returncode == 2 and "--from must be a date YYYY-MM-DD" in r.stderr
+    assert r.returncode == 2 and "argument --from: must be a date YYYY-MM-DD, got '2026-13-01'" in r.stderr
     r = run_cli("report", "--log", log, "--from", "2026-12-05", "--to", "2026-12-01", "--out", tmp_path / "r",
                 "--no-progress", "--data-dir", tmp_path / "d")
     assert r.returncode == 2

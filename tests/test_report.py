@@ -153,7 +153,7 @@ def test_cli_bad_dates_and_missing_log_are_clear_errors(tmp_path):
     assert p.returncode == 2 and "nope.log" in p.stderr
     (tmp_path / "v.log").write_text(rec("2026-05-01T10:00:00+07:00"))
     p = run_cli("report", "--log", tmp_path / "v.log", "--from", "2026-13-01")
-    assert p.returncode != 0 and "--from must be a date YYYY-MM-DD" in p.stderr
+    assert p.returncode != 0 and "argument --from: must be a date YYYY-MM-DD, got '2026-13-01'" in p.stderr
     p = run_cli("report", "--log", tmp_path / "v.log", "--from", "2026-05-02", "--to", "2026-05-01")
     assert p.returncode == 2 and "is after" in p.stderr
     bad_action = json.dumps({"ts": "2026-05-01T11:00:00+07:00", "kind": "sms", "action": "zap", "hits": []})

@@ -34,6 +34,7 @@ import sys
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+from ..cli_types import date_order_error
 from .aggregate import Aggregator
 from .reader import Malformed, distinct_logs, read_reports, read_verdicts
 from .render import OUTPUTS, clear_outputs, plots, tables, write_csvs, write_html, write_pdf, write_summary
@@ -99,23 +100,13 @@ def _refuse_inputs_in_out(inputs, out: Path) -> None:
                               "(give another --out, or move the file)")
 
 
-def _date(v: str | None, flag: str) -> date | None:
-    if v is None:
-        return None
-    try:
-        return date.fromisoformat(v)
-    except ValueError:
-        print(f"telfilter report: error: {flag} must be a date YYYY-MM-DD, got {v!r}", file=sys.stderr)
-        raise SystemExit(2) from None       # a usage error, as --from after --to (was exit 1)
-
-
 def cmd_report(args) -> int:
     from ..config import default_data_dir, load_settings
     from ..lists import ListStore
     settings = load_settings(getattr(args, "config", None))
-    start, end = _date(args.date_from, "--from"), _date(args.date_to, "--to")
-    if start and end and start > end:
-        print(f"telfilter report: error: --from {start} is after --to {end}", file=sys.stderr)
+    start, end = args.date_from, args.date_to          # (cli_types.day: parsed by argparse, as verdicts' are)
+    if why := date_order_error(start, end):
+        print(f"telfilter report: error: {why}", file=sys.stderr)
         return 2
     lists = None
     # owners come from the sender registry of the data dir when there is one (never seeded here)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ..cli_types import day
+from ..cli_types import date_order_error, day
 from ..jsontext import surrogates_escaped
 from ..numbers import normalise_number, sender_key
 from .reader import ACTIONS, Malformed, distinct_logs, read_verdicts
@@ -80,8 +80,8 @@ def matcher(numbers, senders, symbols, actions):
 
 def cmd_verdicts(args) -> int:
     from ..config import load_settings
-    if args.date_from and args.date_to and args.date_from > args.date_to:
-        print(f"telfilter verdicts: error: --from {args.date_from} is after --to {args.date_to}", file=sys.stderr)
+    if why := date_order_error(args.date_from, args.date_to):
+        print(f"telfilter verdicts: error: {why}", file=sys.stderr)
         return 2
     try:
         test = matcher(args.number, args.sender, args.symbol, args.action)
