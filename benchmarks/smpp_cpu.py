@@ -29,7 +29,7 @@ import time
 from .smpp_bench import _free_port
 from .smpp_load import Bind, _bind_pdu
 from .traffic import pdus as _pdus
-from .util import OWN_GROUP, checkout, positive, run_seconds, scratch_dir
+from .util import OWN_GROUP, checkout, killed_child, positive, run_seconds, scratch_dir
 
 _CHILD = r"""
 import asyncio, json, signal, sys, time
@@ -219,10 +219,9 @@ def measure(mode: str, sim_port: int, pdus: list, binds: int, window: int, split
 
 def _measure(mode, tree, sim_port, port, work, pdus, binds, window, split) -> dict:
     import uvloop
-    p = subprocess.Popen([sys.executable, "-c", _CHILD, mode, str(sim_port), str(port), f"{work}/data"]
-                         + (["split"] if split else []), stdout=subprocess.PIPE,
-                         text=True, cwd=tree or None, env={**os.environ, "PYTHONPATH": tree} if tree else None)
-    try:
+    with killed_child([sys.executable, "-c", _CHILD, mode, str(sim_port), str(port), f"{work}/data"]
+                      + (["split"] if split else []), stdout=subprocess.PIPE,
+                      text=True, cwd=tree or None, env={**os.environ, "PYTHONPATH": tree} if tree else None) as p:
         assert p.stdout.readline().strip() == "ready"
         tls = mode.endswith("+tls")
         uvloop.run(closed_loop(port, pdus[:2000], binds, window, tls))         # warm-up
@@ -232,9 +231,6 @@ def _measure(mode, tree, sim_port, port, work, pdus, binds, window, split) -> di
         ok, err, wall = uvloop.run(closed_loop(port, pdus[2000:], binds, window, tls, statuses))
         cpu = run_seconds(p.pid) - c0
         io1, j1, us1 = _io(p.pid), _judge_time(p), _user_sys(p.pid)
-    finally:
-        p.kill()
-        p.wait()
     n = ok + err
     drops, errors, error_statuses = drops_and_errors(statuses)
     return {"mode": mode + (f"@{tree}" if tree else ""), "answered": n, "policy_drops": drops, "errors": errors,
@@ -285,8 +281,7 @@ def main(argv=None) -> int:
 
 
 def _measure_all(a, sim_port) -> list:
-    sim = subprocess.Popen([sys.executable, "-m", "benchmarks.smpp_peers", "responder", str(sim_port)], **OWN_GROUP)
-    try:
+    with killed_child([sys.executable, "-m", "benchmarks.smpp_peers", "responder", str(sim_port)], **OWN_GROUP):
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", sim_port)).close()
@@ -295,9 +290,6 @@ def _measure_all(a, sim_port) -> list:
                 time.sleep(0.05)
         pdus = _pdus(a.n + 2000, seed=11)
         rows = [measure(m, sim_port, pdus, a.binds, a.window, a.split) for m in a.modes.split(",")]
-    finally:
-        sim.kill()
-        sim.wait()
     return rows
 
 

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from .smpp_bench import _free_port, _wait_port
-from .util import OWN_GROUP, checkout, positive, scratch_dir
+from .util import OWN_GROUP, checkout, positive, scratch_dir, stop_all
 
 _HDR = struct.Struct(">IIII")
 _BIND = 0x00000009
@@ -170,6 +170,7 @@ def main(argv=None) -> int:
                 alone = _probe(p_port, a.seconds, a.interval)
                 fl = subprocess.Popen([py, "-m", "benchmarks.smpp_flood", "--flooder", str(p_port), str(a.seconds + 1),
                                        a.kind], stdout=subprocess.PIPE, text=True)
+                procs.append(fl)                    # (a probe that fails stops the flooder too)
                 time.sleep(0.5)                     # the flood under way
                 flooded = _probe(p_port, a.seconds, a.interval)
                 flood = json.loads(fl.communicate(timeout=a.seconds + 30)[0] or "{}")
@@ -178,14 +179,7 @@ def main(argv=None) -> int:
                 p.send_signal(signal.SIGTERM)
                 p.wait(30)
         finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-                    try:
-                        p.wait(15)
-                    except subprocess.TimeoutExpired:
-                        p.kill()
-                        p.wait()
+            stop_all(procs)
     print(json.dumps(out))
     return 0
 

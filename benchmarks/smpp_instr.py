@@ -30,7 +30,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from .util import checkout, config_dir, out_file, positive, scratch_dir
@@ -200,13 +199,12 @@ uvloop.run(main())
 """
 
 
-def _pdu_file(total: int, seed: int) -> str:
+def _write_pdus(path: str, total: int, seed: int) -> str:
     sys.path.insert(0, str(_HERE))
     from benchmarks.traffic import pdus
-    f = tempfile.NamedTemporaryFile(prefix="smpp_instr_", suffix=".bin", delete=False)
-    with f:
+    with open(path, "wb") as f:
         f.write(b"".join(pdus(total, seed=seed)))
-    return f.name
+    return path
 
 
 def _ir(dump: str) -> int:
@@ -334,16 +332,16 @@ def main(argv=None) -> int:
         return 0
     if a.callgrind and a.profile:
         ap.error("--callgrind or --profile, not both (cProfile's own cost would be counted)")
-    pdu_file = _pdu_file(a.warm + a.n, a.seed)
-    try:
+    # in a scratch_dir, which is removed however this ends: a NamedTemporaryFile(delete=False) made before the `try`
+    # that unlinked it was left in $TMPDIR by a failure or a stop while its PDUs were being made (seconds at --n 1e6)
+    with scratch_dir(prefix="smpp_instr_pdus_") as td:
+        pdu_file = _write_pdus(f"{td}/pdus.bin", a.warm + a.n, a.seed)
         rows = []
         trees = a.tree or [str(_HERE)]
         if a.direct:
             rows.append(run(trees[0], pdu_file, a, direct=True))
         for t in trees:
             rows.append(run(t, pdu_file, a))
-    finally:
-        os.unlink(pdu_file)
     for r in rows:
         print(json.dumps({k: v for k, v in r.items() if k != "functions"}))
     if a.json:

@@ -93,15 +93,10 @@ def exit_on_sigterm():
     return signal.signal(signal.SIGTERM, stop)
 
 
-@contextlib.contextmanager
-def scratch_dir(keep_failed: bool = False, keep_done: bool = False, **kw):
-    """A directory from `tempfile.mkdtemp(**kw)`, removed when the `with` ends, made with SIGTERM and SIGINT held
-    until its removal is in force: a stop signal landing between the directory's mkdir and the `try` that removes
-    it (a few bytecodes, where a benchmark descheduled right after the mkdir is when a watcher that saw the
-    directory appear signals it) left it in $TMPDIR. A signal held is delivered inside that `try`, the directory
-    removed as the SystemExit unwinds. `keep_failed`: kept when the `with` ends on an error (an Exception, not a
-    stop), whose message names the logs there. `keep_done`: kept when the `with` ends without one (an output the
-    caller names, callgrind's dumps say), removed only on an error or a stop."""
+def _hold_stops():
+    """Hold SIGTERM and SIGINT (in the main thread, where Python runs its handlers) until the returned function is
+    called: it puts the handlers back and delivers what arrived meanwhile. For a step that makes something (a
+    directory, a child) and the `try` that removes it: a stop between them (a few bytecodes) left it behind."""
     main = threading.current_thread() is threading.main_thread()
     held = []
     before = {s: signal.signal(s, lambda signum, _frame: held.append(signum))
@@ -112,6 +107,41 @@ def scratch_dir(keep_failed: bool = False, keep_done: bool = False, **kw):
             signal.signal(s, handler)
         for s in held:
             signal.raise_signal(s)
+    return deliver
+
+
+@contextlib.contextmanager
+def killed_child(cmd: list, **popen_args):
+    """subprocess.Popen(cmd, **popen_args), killed (SIGKILL) and reaped when the `with` ends, however it ends. Stop
+    signals are held across the start (`_hold_stops`, as scratch_dir does across its mkdir): a SIGTERM landing
+    between the Popen and the `try` that kills the child left it running, reparented to init."""
+    deliver = _hold_stops()
+    try:
+        p = subprocess.Popen(cmd, **popen_args)
+    except BaseException:
+        deliver()
+        raise
+    try:
+        deliver()
+        yield p
+    finally:
+        p.kill()
+        p.wait()
+        for f in (p.stdin, p.stdout, p.stderr):
+            if f is not None:
+                f.close()
+
+
+@contextlib.contextmanager
+def scratch_dir(keep_failed: bool = False, keep_done: bool = False, **kw):
+    """A directory from `tempfile.mkdtemp(**kw)`, removed when the `with` ends, made with SIGTERM and SIGINT held
+    until its removal is in force: a stop signal landing between the directory's mkdir and the `try` that removes
+    it (a few bytecodes, where a benchmark descheduled right after the mkdir is when a watcher that saw the
+    directory appear signals it) left it in $TMPDIR. A signal held is delivered inside that `try`, the directory
+    removed as the SystemExit unwinds. `keep_failed`: kept when the `with` ends on an error (an Exception, not a
+    stop), whose message names the logs there. `keep_done`: kept when the `with` ends without one (an output the
+    caller names, callgrind's dumps say), removed only on an error or a stop."""
+    deliver = _hold_stops()
     try:
         name = tempfile.mkdtemp(**kw)
     except BaseException:

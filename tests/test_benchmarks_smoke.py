@@ -76,14 +76,12 @@ def test_smpp_instr_runs_the_proxy_in_process_and_counts_every_answer(own_tempdi
     import json
     from types import SimpleNamespace
     from pathlib import Path
-    from benchmarks.smpp_instr import _pdu_file, run
+    from benchmarks.smpp_instr import _write_pdus, run
+    from benchmarks.util import scratch_dir
     a = SimpleNamespace(n=60, warm=20, binds=2, window=4, profile=True, callgrind=False, valgrind_arg=None, dnc=0,
                         config=None)
-    f = _pdu_file(a.warm + a.n, 11)
-    try:
-        row = run(str(Path(__file__).resolve().parent.parent), f, a)
-    finally:
-        Path(f).unlink()
+    with scratch_dir() as td:
+        row = run(str(Path(__file__).resolve().parent.parent), _write_pdus(f"{td}/pdus.bin", a.warm + a.n, 11), a)
     assert sorted(x.name for x in own_tempdir.iterdir()) == []
     assert row["answered"] == 60 and sum(row["statuses"].values()) == 60, row
     assert row["functions"]["engine/pipeline.py:judge"][0] == 1.0      # judged once each, warm-up not counted
