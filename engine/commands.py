@@ -55,6 +55,7 @@ class _Out:
             self.f.close()
             if exc_type is None:
                 os.replace(self.tmp, self.target)
+                durable.fsync_dir(self.target.parent)     # the rename durable too, as durable.replace_file makes it
         except OSError as e:
             exc = e
         finally:

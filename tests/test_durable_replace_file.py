@@ -78,3 +78,29 @@ def test_a_dead_writers_leftover_at_the_temporary_name_is_replaced_and_the_mode_
         os.umask(old)
     assert target.read_bytes() == b"ids" and stat.S_IMODE(os.stat(target).st_mode) == 0o640
     assert [p.name for p in tmp_path.iterdir()] == ["ids.msgpack"]
+
+
+def test_an_out_file_is_renamed_in_durably_as_replace_file_does(tmp_path, monkeypatch):
+    # commands._Out (`check --out`, `lists export --out`) fsynced its file but not the directory after the rename:
+    # a power cut soon after could bring back the earlier run's output, or none
+    from engine.commands import _Out
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        st = os.fstat(fd)
+        events.append(("fsync", "dir" if stat.S_ISDIR(st.st_mode) else "file", st.st_ino))
+        real_fsync(fd)
+
+    def replace(a, b, *args, **kw):
+        events.append(("replace", str(b)))
+        real_replace(a, b, *args, **kw)
+    target = tmp_path / "out" / "verdicts.jsonl"
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    with _Out(str(target)) as f:
+        f.write("line\n")
+    monkeypatch.undo()
+    assert target.read_text() == "line\n"
+    assert [e[:2] for e in events] == [("fsync", "file"), ("replace", str(target)), ("fsync", "dir")], events
+    assert events[2][2] == os.stat(target.parent).st_ino
