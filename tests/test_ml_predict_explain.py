@@ -22,6 +22,15 @@ def sc():
     return load_scorer(default_model_dir())
 
 
+def _ranked(sc, text):
+    """The words of `text` (one space between them) by how far leaving each out moves the logit, largest first (ties
+    by word), worked out here by brute force: what explain must find, whatever words a retrained model favours."""
+    words = list(dict.fromkeys(text.split(" ")))
+    z = sc.logit(text)
+    effect = {w: z - sc.logit(" ".join(x for x in text.split(" ") if x != w)) for w in words}
+    return sorted(words, key=lambda w: (-abs(effect[w]), w))
+
+
 def test_logit_is_the_score_before_the_logistic(sc):
     for t in (FP, "WINNER!! claim your £900 prize, call 09061701461", "hi", "Chị ơi link ảnh cưới đây nè"):
         assert 1 / (1 + math.exp(-sc.logit(t))) == pytest.approx(sc.score(t), abs=1e-12)
@@ -36,8 +45,10 @@ def test_each_effect_is_the_score_with_the_word_minus_without_it(sc):
         assert e["logit"] == round(sc.logit(FP) - sc.logit(without), 3)
         assert e["probability"] == round(sc.score(FP) - sc.score(without), 4)
     assert [abs(e["logit"]) for e in got] == sorted((abs(e["logit"]) for e in got), reverse=True)
-    # what drops it: the account number and the amount push it towards spam
-    assert [e["word"] for e in got[:2]] == ["0123456789", "200k"] and got[0]["logit"] > 0 < got[1]["logit"]
+    # the leaders are the words whose leaving out moves it most (with the model shipped at the time: the account
+    # number and the amount; named from the scorer, not here, so that a retrain does not fail this test)
+    assert [e["word"] for e in got] == _ranked(sc, FP)
+    assert len({e["word"] for e in got[:2]}) == 2 and all(e["logit"] for e in got[:2])
 
 
 def test_a_repeated_word_goes_at_once_and_line_breaks_stay(sc):
@@ -84,11 +95,11 @@ def _predict(*args, stdin=None):
                            *args], cwd=ROOT, capture_output=True, text=True, input=stdin, timeout=120)
 
 
-def test_cli_text_and_jsonl():
+def test_cli_text_and_jsonl(sc):
     r = _predict("--text", FP, "--explain", "3")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["action"] == "drop" and [e["word"] for e in out["explain"]][:2] == ["0123456789", "200k"]
+    assert out["action"] == "drop" and [e["word"] for e in out["explain"]] == _ranked(sc, FP)[:3]
     assert len(out["explain"]) == 3 and set(out["explain"][0]) == {"word", "logit", "probability"}
     assert "explain" not in json.loads(_predict("--text", FP).stdout)
     assert len(json.loads(_predict("--text", FP, "--explain").stdout)["explain"]) == 5
