@@ -26,6 +26,10 @@ transmitter bind when no receiver/transceiver bind of its system_id is there (SM
 gets no deliver_sm). They are sent, oldest first, on the next receiver or transceiver bind of that system_id. At most
 MAX_KEPT_RECEIPTS (1,000) are kept per system_id; past it the oldest is dropped, counted in `receipts_dropped`.
 `kept_receipts()` says how many wait, per system_id.
+
+`accounts` ({system_id: password}; None, the default: every bind is taken) refuses a bind of another system_id with
+ESME_RINVSYSID and one with another password with ESME_RINVPASWD; `record = False` keeps no `received` (a long run by
+hand). Run by hand, for an ESME integrator: `python -m engine.smpp_proxy.simulator --help` (simulator_cli.py).
 """
 from __future__ import annotations
 
@@ -99,6 +103,8 @@ class SmscSimulator:
         self._kept: dict = {}               # system_id -> deque of receipts due, for its next bind
         self.receipts_dropped = 0           # kept receipts dropped past MAX_KEPT_RECEIPTS
         self._loop = None                   # the loop it serves on (start)
+        self.accounts: dict | None = None   # system_id -> password a bind must give (None: any bind is taken)
+        self.record = True                  # keep every request in `received`
 
     def kept_receipts(self) -> dict:
         """How many receipts wait for the next bind of each system_id."""
@@ -182,14 +188,16 @@ class SmscSimulator:
         cid = ev.command_id
         if P.is_response(cid):
             if cid in (C.DELIVER_SM_RESP, C.DATA_SM_RESP):      # (the answer to a deliver_sm / data_sm we sent)
-                self.mo_responses.append(ev)
+                if self.record:
+                    self.mo_responses.append(ev)
                 s.owed.pop(ev.sequence_number, None)
             elif cid == C.UNBIND_RESP:
                 self.unbind_resps += 1
             return
-        self.received.append((time.monotonic(), ev))
+        if self.record:
+            self.received.append((time.monotonic(), ev))
         if cid in (C.BIND_TRANSCEIVER, C.BIND_TRANSMITTER, C.BIND_RECEIVER):
-            st = C.ESME_RBINDFAIL if self.down else 0
+            st = C.ESME_RBINDFAIL if self.down else self._credentials_refused(ev)
             if cid == C.BIND_TRANSCEIVER and self.refuse_transceiver:
                 s.send(P.GenericNack(sequence_number=ev.sequence_number, command_status=C.ESME_RINVCMDID))
                 return
@@ -232,6 +240,15 @@ class SmscSimulator:
             self._answer(s, P.ReplaceSmResp(sequence_number=ev.sequence_number))
         else:
             s.send(P.GenericNack(sequence_number=ev.sequence_number, command_status=C.ESME_RINVCMDID))
+
+    def _credentials_refused(self, bind) -> int:
+        """The bind_resp status for `bind`'s system_id and password (SMPP 3.4 §5.1.3): 0 when `accounts` takes them."""
+        if self.accounts is None:
+            return 0
+        password = self.accounts.get(bind.system_id)
+        if password is None:
+            return C.ESME_RINVSYSID
+        return 0 if password == bind.password else C.ESME_RINVPASWD
 
     def _answer(self, s, resp) -> None:
         if self.answer_delay:
@@ -302,3 +319,10 @@ def _recipients(sm) -> list:
     if sm.command_id == C.SUBMIT_MULTI:
         return [(d[1], d[2], d[3]) for d in sm.dest_addresses if d[0] == 1]
     return [(sm.dest_addr_ton, sm.dest_addr_npi, sm.destination_addr)]
+
+
+if __name__ == "__main__":         # python -m engine.smpp_proxy.simulator: the command line is simulator_cli's
+    import sys
+
+    from engine.smpp_proxy.simulator_cli import main
+    sys.exit(main())
