@@ -229,7 +229,8 @@ async def run_serve(args, ready=None):
             t.add_done_callback(tasks.discard)
         for sig in stops:
             loop.add_signal_handler(sig, stop.set)
-        hup, usr1 = OneAtATime(lambda: _announced(notifier, _reload_all(pipe))), OneAtATime(lambda: _reload_model(pipe))
+        hup = OneAtATime(lambda: _announced(notifier, _reload_all(pipe)), "SIGHUP")
+        usr1 = OneAtATime(lambda: _reload_model(pipe), "SIGUSR1")
         loop.add_signal_handler(signal.SIGHUP, lambda: hup.ask(spawn))      # (a burst: two reloads, not one each)
         loop.add_signal_handler(signal.SIGUSR1, lambda: usr1.ask(spawn))
         # SIGHUP is taken by reloads (as in named, rspamd); SIGUSR2 reopens the verdict log (as in

@@ -307,10 +307,17 @@ def _in_daemon_thread(fn, *args, name="rules-reload") -> asyncio.Future:
 
 
 async def _reload_all(pipe, with_model=True):
+    """SIGHUP's reload: rules, lists, model. A part the stop kept from beginning (its rules read waited behind
+    another, and the stop began meanwhile) is said: it was dropped without a word, and the operator who sent the
+    SIGHUP took the change for applied."""
     await reload_rules(pipe)
-    await reload_lists(pipe)
-    if with_model:
-        await _reload_model(pipe)
+    lists = await reload_lists(pipe)
+    model = await _reload_model(pipe) if with_model else None
+    left = [what for what, why in (("lists", lists), ("model", model)) if why == STOPPING]
+    if left:
+        log.warning("SIGHUP: %s not reloaded: %s%s", " and ".join(left), STOPPING,
+                    " (a CLI DNC change among them is published to the other nodes by that start)"
+                    if "lists" in left and getattr(pipe, "replicator", None) is not None else "")
 
 
 _ML_SETTINGS = ("ml_enabled", "ml_model", "ml_tag_threshold", "ml_drop_threshold", "ml_skip_registered",

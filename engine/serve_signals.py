@@ -3,7 +3,10 @@ reload announced to systemd, and the hand-over of the loop's handlers to SIG_IGN
 default action (which ends the process)."""
 from __future__ import annotations
 
+import logging
 import signal
+
+log = logging.getLogger("telfilter")
 
 
 class OneAtATime:
@@ -13,8 +16,8 @@ class OneAtATime:
     models, and a stop that came meanwhile (its own steps queued behind them) took 6.4 s of a 1 s --drain-timeout.
     `work`: makes the coroutine of one reload."""
 
-    def __init__(self, work):
-        self.work = work
+    def __init__(self, work, name: str = "reload signal"):
+        self.work, self.name = work, name
         self.running = self.again = self.stopped = False
 
     def ask(self, spawn) -> None:
@@ -28,7 +31,14 @@ class OneAtATime:
         spawn(self._run())
 
     def stop(self) -> None:
-        """serve's stop began: none asked any more, nor the one more a signal asked after the one under way."""
+        """serve's stop began: none asked any more, nor the one more a signal asked after the one under way. That one
+        is said to be dropped (it was not: the operator took the change it was sent for as applied). Not run before
+        the exit: it would hold the stop for a whole read (seconds with a large registry) whose result the exit
+        throws away; the files are on disk, and the next start reads them (and publishes a CLI DNC change among
+        them to the other nodes)."""
+        if self.running and self.again and not self.stopped:
+            log.warning("%s sent during the reload under way not applied: serve is stopping (the files are read at "
+                        "the next start)", self.name)
         self.stopped = True
 
     async def _run(self) -> None:

@@ -66,3 +66,45 @@ def test_the_one_more_a_burst_asked_is_not_run_once_the_stop_began():
         await asyncio.gather(*tasks)
         return began, len(tasks)
     assert asyncio.run(main()) == ([0], 1)
+
+
+def test_the_one_more_dropped_at_the_stop_is_said(caplog):
+    # it was dropped without a word: the operator who sent the second SIGHUP took the change for applied
+    async def main():
+        (began, gate, one), tasks = _gated(), []
+        one.name = "SIGHUP"
+        one.ask(lambda coro: tasks.append(asyncio.ensure_future(coro)))
+        await asyncio.sleep(0)
+        one.stop()                              # nothing asked during it: nothing to say
+        quiet = [r.getMessage() for r in caplog.records]
+        one.stopped = False
+        one.ask(tasks.append)                   # one more, asked while it reads
+        one.stop()
+        gate.set()
+        await asyncio.gather(*tasks)
+        return quiet, began
+    with caplog.at_level("WARNING", logger="telfilter"):
+        quiet, began = asyncio.run(main())
+    assert quiet == [] and began == [0]
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert said == ["SIGHUP sent during the reload under way not applied: serve is stopping (the files are read at "
+                    "the next start)"]
+
+
+def test_a_sighup_reload_the_stop_kept_from_beginning_is_said(caplog, monkeypatch):
+    # its rules read waited behind another; the stop began meanwhile: its lists and model parts returned STOPPING,
+    # which _reload_all threw away
+    from types import SimpleNamespace
+
+    from engine import serve_reload
+
+    async def rules(pipe):
+        pipe.reloads_stopped = True             # serve_stop.settle_reloads, while the rules were read
+        return []
+    monkeypatch.setattr(serve_reload, "reload_rules", rules)
+    pipe = SimpleNamespace(replicator=object())
+    with caplog.at_level("WARNING", logger="telfilter"):
+        asyncio.run(serve_reload._reload_all(pipe))
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert said == [f"SIGHUP: lists and model not reloaded: {serve_reload.STOPPING} (a CLI DNC change among them is "
+                    "published to the other nodes by that start)"]
