@@ -108,6 +108,8 @@ class Aggregator(UnsentCalls):
         return d
 
     def add_verdict(self, ts: datetime, rec: dict) -> None:
+        if rec["kind"] in ("sms_id", "list"):           # an SMSC's message_id, an operator's list change: no message
+            return
         if rec["kind"] == "call_unsent":                # counted on its call's day, as its call's line was
             judged = parse_ts(rec["judged"])
             if self._day(judged) is not None:

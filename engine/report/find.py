@@ -9,6 +9,11 @@ as the registry reads it (`numbers.sender_key`; an address whose SMPP type of nu
 `report` reads them (plain, .gz, .bz2, .xz, '-' = stdin; a malformed line said and skipped) and are printed as
 JSON lines, in file order, each with `ts_local`: its time in the [engine] timezone, the one subscribers give.
 Exit status as grep's: 0 when a line matched, 1 when none did, 2 on a usage error.
+
+A forwarded SMS's line shows the message_ids the SMSC gave it (`message_ids`, from the `sms_id` lines written at its
+submit_sm_resp: report/msgid_join.py), and `--message-id` finds the line of an id from the SMSC's CDRs or a delivery
+receipt: a first pass finds its `sms_id` lines, a second the verdict lines they belong to (files, not '-'). A list
+change made on a running serve (`ctl lists`, a `list` line: who, when, what) matches `--number` as its number does.
 """
 from __future__ import annotations
 
@@ -18,11 +23,13 @@ import sys
 from ..cli_types import date_order_error, day
 from ..jsontext import surrogates_escaped
 from ..numbers import normalise_number, sender_key
+from .msgid_join import JOIN_WINDOW, IdJoin
 from .reader import ACTIONS, Malformed, distinct_logs, read_verdicts
 
-# the members of a verdict line that hold an address (sms, cancel: sender, recipient; call, call_unsent: caller,
-# callee)
-ADDRESSES = ("sender", "recipient", "caller", "callee")
+# the members of a verdict line that hold an address (sms, cancel, sms_id: sender, recipient; call, call_unsent:
+# caller, callee; list: a DNC change's number)
+ADDRESSES = ("sender", "recipient", "caller", "callee", "number")
+MAX_IDS = 100           # sms_id lines of one --message-id kept from the first pass (an SMSC may reuse an id)
 
 
 def add_parser(subs, sub) -> None:
@@ -39,6 +46,9 @@ def add_parser(subs, sub) -> None:
                    help="lines with a hit of this symbol (ML_SPAM, AD_TO_DNC …; repeatable: any of them)")
     p.add_argument("--action", action="append", default=[], choices=ACTIONS,
                    help="lines with this action (repeatable)")
+    p.add_argument("--message-id", action="append", default=[], metavar="ID",
+                   help="the SMSC's message_id (its CDRs, a delivery receipt): the line of the message it was given "
+                   "to (repeatable: any of them; reads the logs twice, so files, not '-')")
     p.add_argument("--from", dest="date_from", type=day, metavar="DATE",
                    help="first day (YYYY-MM-DD in the [engine] timezone of --config), inclusive")
     p.add_argument("--to", dest="date_to", type=day, metavar="DATE",
@@ -78,10 +88,33 @@ def matcher(numbers, senders, symbols, actions):
     return test
 
 
+def _id_keys(paths, ids, bad) -> dict:
+    """--message-id's first pass: the (account, sender, recipient) of each sms_id line of `ids` -> the times of
+    those lines (at most MAX_IDS lines in all)."""
+    keys: dict = {}
+    n = 0
+    for ts, rec in read_verdicts(paths, bad, progress=False):
+        if rec.get("kind") == "sms_id" and rec.get("message_id") in ids and n < MAX_IDS:
+            keys.setdefault((rec["account"], rec["sender"], rec["recipient"]), []).append(ts)
+            n += 1
+    return keys
+
+
+def _near(keys: dict):
+    """--message-id's second pass: a record of one of `keys` (as _id_keys) within JOIN_WINDOW before one of its ids."""
+    def test(ts, rec) -> bool:
+        times = keys.get((rec.get("account"), rec.get("sender"), rec.get("recipient")))
+        return times is not None and any(t - JOIN_WINDOW <= ts <= t for t in times)
+    return test
+
+
 def cmd_verdicts(args) -> int:
     from ..config import load_settings
     if why := date_order_error(args.date_from, args.date_to):
         print(f"telfilter verdicts: error: {why}", file=sys.stderr)
+        return 2
+    if args.message_id and "-" in args.log:
+        print("telfilter verdicts: error: --message-id reads the logs twice: name the files, not '-'", file=sys.stderr)
         return 2
     try:
         test = matcher(args.number, args.sender, args.symbol, args.action)
@@ -93,18 +126,37 @@ def cmd_verdicts(args) -> int:
     for line in repeated:
         print(f"telfilter verdicts: warning: log named twice, read once: {line}", file=sys.stderr)
     bad = Malformed()
+    ids = set(args.message_id)
+    near = _near(_id_keys(read, ids, Malformed())) if ids else None      # (its malformed lines said once, below)
     seen = found = 0
     out = sys.stdout
+    join = IdJoin()
+
+    def shown(pairs) -> int:
+        n = 0
+        for ts, rec in pairs:
+            if ids and (rec.get("kind") == "sms_id" and rec.get("message_id") not in ids
+                        or rec.get("kind") == "sms" and not ids.intersection(rec.get("message_ids", ()))):
+                continue
+            local = ts.astimezone(tz)
+            n += 1
+            # (a peer's undecodable byte, logged as a "\\udcff" escape, read back as a lone surrogate: escaped again,
+            # the output stays UTF-8)
+            out.write(surrogates_escaped(json.dumps({**rec, "ts_local": local.isoformat()}, ensure_ascii=False)) + "\n")
+        return n
+
     for ts, rec in read_verdicts(read, bad, progress=not args.no_progress and sys.stderr.isatty()):
         seen += 1
-        local = ts.astimezone(tz)
-        day = local.date()
+        found += shown(join.ready(ts))
+        if near is not None and not near(ts, rec):
+            continue
+        if rec.get("kind") == "sms_id" and join.sms_id(ts, rec):
+            continue                                # shown on its message's line
+        day = ts.astimezone(tz).date()
         if (args.date_from and day < args.date_from) or (args.date_to and day > args.date_to) or not test(rec):
             continue
-        found += 1
-        # (a peer's undecodable byte, logged as a "\\udcff" escape, read back as a lone surrogate: escaped again, the
-        # output stays UTF-8)
-        out.write(surrogates_escaped(json.dumps({**rec, "ts_local": local.isoformat()}, ensure_ascii=False)) + "\n")
+        join.add(ts, rec)
+    found += shown(join.rest())
     for line in bad.shown:
         print(f"telfilter verdicts: malformed line skipped: {line}", file=sys.stderr)
     if bad.count > len(bad.shown):

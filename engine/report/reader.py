@@ -241,6 +241,11 @@ def _damage(path) -> str | None:
     return None
 
 
+# the verdict log's records that are no verdict, and the text members each has (verdictlog.py write_sms_id,
+# write_list_change): read and yielded, counted as no message
+_TRAIL = {"sms_id": ("account", "sender", "recipient", "message_id"), "list": ("op", "list", "value", "by")}
+
+
 def read_verdicts(paths, bad: Malformed, progress: bool = True):
     """Yield (ts, record) for every well-formed verdict line of `paths`, in file order."""
     total = sum(os.path.getsize(p) for p in paths if p != "-")
@@ -289,6 +294,11 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True):
                         if rec.get("kind") == "cancel":     # an ad scheduled ahead cancelled at a DNC registration
                             if type(rec.get("status")) is not int:      # (its message is counted by its own line)
                                 raise ValueError("a cancel record's status is not an integer")
+                            yield ts, rec
+                            continue
+                        if rec.get("kind") in _TRAIL:       # an SMSC's message_id; a list change (no verdicts)
+                            if not all(type(rec.get(k)) is str for k in _TRAIL[rec["kind"]]):
+                                raise ValueError(f"a {rec['kind']} record without its " + ", ".join(_TRAIL[rec['kind']]))
                             yield ts, rec
                             continue
                         if rec.get("kind") not in ("sms", "call") or rec.get("action") not in ACTIONS:

@@ -172,6 +172,9 @@ class SmppSettings:
     smsc_response_timeout: float = 10.0
     smsc_text_reading: str = "auto"                # how MO data_coding 0 / 1 bytes from the SMSC are read
     smsc_links: dict = field(default_factory=dict)    # "host:port" -> {"response_timeout": s, "window": n}
+    # the SMSC's message_id of each forwarded message in the verdict log, an `sms_id` line at its resp (off: the log
+    # holds one line a judged message, as its readers count them); `telfilter verdicts` joins the two
+    smsc_log_message_ids: bool = False
     smsc_stall_after: float = 2.0       # a link owing answers that answered none this long (or whose last
                                         # request timed out) takes no new submits (ESME_RTHROTTLED at once)
     max_connections: int = 1000         # total ESME connections (clamped below the fd limit at start)
@@ -263,7 +266,7 @@ def _schema() -> dict:
     return {
         "server": {"listen": (str,), **TLS_SERVER_KEYS, **{name: (int,) if conv is int else num for name, conv in _SERVER_KEYS}},
         "upstream": {"smsc": (list,), "system_id": (str,), "password": (str,), "window": (int,),
-                     "response_timeout": num, "stall_after": num, "text_reading": (str,)},
+                     "response_timeout": num, "stall_after": num, "text_reading": (str,), "log_message_ids": (bool,)},
         "tagging": {"tlv_tag": (int, bool), "text_prefix": (str,)},
         "submit_multi": {"distribution_lists": (str,)},
         "cancel_sm": {"unverified": (str,), "scheduled_on_dnc": (bool,)},
@@ -316,6 +319,7 @@ def load_smpp_settings(config_dir: Path) -> SmppSettings:
     if s.cancel_unverified not in ("refuse", "relay"):
         raise SmppConfigError(f"{p}:{key_line(text, 'cancel_sm', 'unverified')}:1: "
                               "[cancel_sm] unverified must be \"refuse\" or \"relay\"")
+    s.smsc_log_message_ids = bool(up.get("log_message_ids", s.smsc_log_message_ids))
     s.cancel_scheduled_on_dnc = bool(raw.get("cancel_sm", {}).get("scheduled_on_dnc", s.cancel_scheduled_on_dnc))
     s.smsc = []
     for i, e in enumerate(up.get("smsc", [])):

@@ -24,6 +24,7 @@ from .codec import (RemoteProtocolError, SmView, append_tlv, decode, encode, enc
 from .codec import constants as C
 from .codec import pdu as P
 from .msgids import MID_MAX, MULTI, PART, SINGLE, id_key
+from .multi import multi_dests
 from .schedule import pdu_delivery
 from .smsc_link import LATE
 
@@ -148,9 +149,14 @@ class ForwardPath:
                     # ESME that has its resp also gets the receipt after a kill -9 and a restart
                     key = self._remember_message_id(mid, acct, link.id_space, pdu, part, refund, True, nums)
                 sess.send_raw(with_sequence(resp.raw, esme_seq) if resp.raw else encode(P.replace(resp, sequence_number=esme_seq)))
-                if mid and self.early_receipts:
-                    # after the resp is queued: a receipt that was waiting for this id goes out behind it
-                    self._early_receipts_for(key, mid, acct, link.id_space)
+                if mid:
+                    if self.early_receipts:
+                        # after the resp is queued: a receipt that was waiting for this id goes out behind it
+                        self._early_receipts_for(key, mid, acct, link.id_space)
+                    # the id in the verdict log beside the message's line, written when it was judged (the care
+                    # desk's way from an SMSC's message_id to its verdict, `telfilter verdicts --message-id`)
+                    if self.settings.smsc_log_message_ids:
+                        self._id_line(acct, pdu, mid, part)
                 stats = self.stats
                 stats["forwarded"] += 1
                 stats["added_us_total"] += int((_perf_counter() - t0) * 1e6)
@@ -243,3 +249,15 @@ class ForwardPath:
             key = self._remember_message_id(mid, acct, link.id_space, pdu, part, refund, False, nums)
             if self.early_receipts:
                 self._early_receipts_for(key, mid, acct, link.id_space)
+            if self.settings.smsc_log_message_ids:
+                self._id_line(acct, pdu, mid, part)
+
+    def _id_line(self, acct: str, pdu, mid: str, part: bool) -> None:
+        """The verdict log's sms_id line of a message the SMSC took as `mid` (a submit_multi's: one a destination,
+        as its verdict lines are)."""
+        vlog, now = self.vlog, self.clock()
+        if pdu.command_id != C.SUBMIT_MULTI:
+            return vlog.write_sms_id(now, acct, pdu.source_addr, pdu.destination_addr, mid, part)
+        for dest in multi_dests(pdu):
+            if dest:
+                vlog.write_sms_id(now, acct, pdu.source_addr, dest, mid, part)
