@@ -59,8 +59,10 @@ from pathlib import Path
 from .control_keys import request_error
 from .control_reload import ReloadCommands
 from .listen import addr_text
+from .numbers import format_number, normalise_number
 from .reload_counts import reload_counts
 from .servicelog import life
+from .stamps import utc_now
 from .supervisor import pool_worker
 
 log = logging.getLogger("telfilter")
@@ -143,6 +145,7 @@ class ControlServer(ReloadCommands):
     def __init__(self, pipe, path: Path, on_drain, proxy=None, sip=None, args=None):
         self.pipe, self.path, self.on_drain = pipe, Path(path), on_drain
         self.proxy, self.sip = proxy, sip
+        self.vlog = None                 # serve's verdict log: a list change's record (set once it is open)
         self.metrics = None              # what `metrics` answers with (set by serve with --metrics-listen)
         self.args = args                 # serve's command line: what overrides the files on a reload
         self.server = None
@@ -312,6 +315,11 @@ class ControlServer(ReloadCommands):
                 # an operator's list change is an audit record beside the 5656 ones (the service log at any -v level)
                 life.info("ctl lists %s %s %s%s by uid %s%s", ans["op"], ans["kind"], ans["value"], _fields(req),
                           _PEER_UID.get(), "" if ans.get("found", True) else " (was not listed)")
+                if self.vlog is not None:       # and in the verdict log, by number and day (`telfilter verdicts`)
+                    n = normalise_number(ans["value"]) if ans["kind"] in ("dnc", "blacklist") else None
+                    self.vlog.write_list_change(utc_now(), ans["op"], ans["kind"], ans["value"],
+                                                f"ctl uid {_PEER_UID.get()}", format_number(n) if n else "",
+                                                _fields(req).strip(), ans.get("found", True))
             return ans
         return {"ok": False, "error": f"unknown command {cmd!r}; one of stats, reload, drain, lists, metrics"}
 

@@ -131,6 +131,8 @@ async def run_serve(args, ready=None):
                 control.metrics = counted
         else:
             vlog = o.vlog = open_verdict_log(VerdictLog, args)
+        if control is not None:
+            control.vlog = vlog             # its list changes' records
         if getattr(args, "sip_listen", "off") not in ("off", "") and cfg.sip is not None:
             # the SIP screen's caps in the fd budget before anything listens: a budget that refuses them (or
             # lowers SMPP's for them) says so before SMPP takes connections (SipScreen.start claims the same again)

@@ -1,0 +1,57 @@
+"""A number's DNC changes beside its verdicts (a care-desk walkthrough: an operator's `ctl lists add dnc` was only in
+the service log, which the care desk does not read, and `telfilter verdicts --number` did not show it). A change
+made on a running serve is a `list` line of the verdict log (who made it, when, what); a subscriber's own 5656
+DK DNC / HUY DNC is its MO's line; `verdicts --number` shows both among the number's verdicts, in time order."""
+import json
+import os
+
+from engine.app import build
+from engine.lists import ListStore
+from engine.smpp_proxy.harness import ProxyHarness
+from tests.conftest import run_cli
+from tests.test_control import _ad_verdicts, _send_ad, _serve, _stop, ctl
+from tests.test_serve import wait_for
+
+
+def test_ctl_and_5656_dnc_changes_show_beside_the_numbers_verdicts(tmp_path):
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata"), with_proxy=False).start()
+    ListStore(tmp_path / "data").add("senders", "SHOPABC", "SV", ["Shop", "QC", "", "", ""])
+    p, port = _serve(tmp_path, sim.port)
+    try:
+        assert wait_for(lambda: any(s.bound for s in sim.sim.sessions))
+        _send_ad(port, "84912000777", 1)
+        assert wait_for(lambda: len(_ad_verdicts(tmp_path)) == 1)
+        r = ctl(tmp_path, "lists", "add", "dnc", "0912 000 777", "--channel", "S")
+        assert r.returncode == 0, r.stderr
+        _send_ad(port, "84912000777", 2)
+        assert wait_for(lambda: len(_ad_verdicts(tmp_path)) == 2)
+        assert sim.run(sim.sim.send_mo, "84912000777", "5656", "HUY DNC")        # the subscriber's own
+        assert wait_for(lambda: len(_ad_verdicts(tmp_path)) == 3)
+        r = ctl(tmp_path, "lists", "remove", "dnc", "+84912000777")               # (was not listed any more)
+        assert r.returncode == 1 and json.loads(r.stdout)["found"] is False
+        r = ctl(tmp_path, "lists", "add", "blacklist", "spam.example")            # no number: not this subscriber's
+        assert r.returncode == 0, r.stderr
+        r = ctl(tmp_path, "drain")
+        assert r.returncode == 0 and p.wait(20) == 0
+    finally:
+        _stop(p)
+        sim.stop()
+    out = run_cli("verdicts", "--no-progress", "--log", tmp_path / "verdicts.jsonl", "--number", "0912000777")
+    assert out.returncode == 0, out.stderr
+    got = [json.loads(x) for x in out.stdout.splitlines()]
+    uid = f"ctl uid {os.getuid()}"
+    assert [(r["kind"], r.get("op") or r.get("action"), r.get("by"), [h["symbol"] for h in r.get("hits", ())])
+            for r in got] == [("sms", "allow", None, []),
+                              ("list", "add", uid, []),
+                              ("sms", "drop", None, ["AD_TO_DNC"]),
+                              ("sms", "allow", None, ["DNC_CANCELLED"]),
+                              ("list", "remove", uid, [])], got
+    add, remove = got[1], got[4]
+    assert add["list"] == "dnc" and add["value"] == "0912 000 777" and add["number"] == "+84912000777"
+    assert add["detail"] == "channel S" and "found" not in add and remove["found"] is False
+    assert all(a["ts"] < b["ts"] for a, b in zip(got, got[1:])) and "ts_local" in add
+    # the report reads the list lines and counts no message for them
+    rep = run_cli("report", "--log", tmp_path / "verdicts.jsonl", "--out", tmp_path / "rep", "--no-progress")
+    assert rep.returncode == 0, rep.stderr
+    s = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert s["inputs"]["malformed"] == 0 and sum(s["totals"]["sms"].values()) == 3
