@@ -55,3 +55,5 @@ def test_ctl_and_5656_dnc_changes_show_beside_the_numbers_verdicts(tmp_path):
     assert rep.returncode == 0, rep.stderr
     s = json.loads((tmp_path / "rep" / "summary.json").read_text())
     assert s["inputs"]["malformed"] == 0 and sum(s["totals"]["sms"].values()) == 3
+    # ... and counts them by period and list (one day here)
+    assert list(s["list_changes"].values()) == [{"dnc": {"add": 1, "remove": 1}, "blacklist": {"add": 1, "remove": 0}}]

@@ -48,6 +48,7 @@ import re
 from datetime import date, datetime
 from sys import intern
 
+from ..lists.csvio import KINDS as LIST_KINDS
 from ..numbers import normalise_number, normalise_sender_id
 from .bounded import MAX_KEY, bounded
 from .hits import _ALL, VIOLATIONS, _VIOLATION_OF, _classify, _model
@@ -77,6 +78,7 @@ class Aggregator(UnsentCalls):
         self.dnc_by_channel = {ch: {"registered": 0, "cancelled": 0} for ch in ("S", "V", "SV")}
         self.reports = dict.fromkeys(REPORT_KINDS, 0)
         self.scheduled_cancels = {"cancelled": 0, "refused_by_smsc": 0}
+        self.list_changes: dict = {}        # period's first day -> list -> {add, remove}: ctl lists on a running serve
         self.volume: dict[date, list[int]] = {}        # period -> counts in (channel, action) order
         self.dnc_series: dict[date, list[int]] = {}    # period -> [registered, cancelled]
         self.report_series: dict[date, list[int]] = {}  # period -> [S, V, FW]
@@ -108,7 +110,13 @@ class Aggregator(UnsentCalls):
         return d
 
     def add_verdict(self, ts: datetime, rec: dict) -> None:
-        if rec["kind"] in ("sms_id", "list"):           # an SMSC's message_id, an operator's list change: no message
+        if rec["kind"] == "sms_id":                     # an SMSC's message_id: its message counted by its own line
+            return
+        if rec["kind"] == "list":                       # an operator's list change (ctl lists): no message
+            d = self._day(ts)
+            if d is not None and rec["list"] in LIST_KINDS and rec["op"] in ("add", "remove"):
+                by = self.list_changes.setdefault(period_start(d, self.period).isoformat(), {})
+                by.setdefault(rec["list"], {"add": 0, "remove": 0})[rec["op"]] += 1
             return
         if rec["kind"] == "call_unsent":                # counted on its call's day, as its call's line was
             judged = parse_ts(rec["judged"])
@@ -351,6 +359,9 @@ class Aggregator(UnsentCalls):
             # ads scheduled ahead whose recipient registered DK DNC before their delivery: cancelled at the SMSC, or
             # refused by it (delivered already)
             "scheduled_ads_cancelled": dict(self.scheduled_cancels),
+            # changes made with `telfilter ctl lists` on a running serve (the verdict log's list lines; a 5656 DK DNC
+            # counts in dnc), by period and list
+            "list_changes": dict(sorted(self.list_changes.items())),
             "top_senders_by_drops": top_s,
             "top_owners_by_drops": top_o,
             # False when a bound cut a table: a count listed may then be short (top senders, owners, symbols)
