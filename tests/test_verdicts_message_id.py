@@ -106,3 +106,16 @@ def test_two_messages_in_flight_take_their_ids_in_order_and_a_late_id_is_shown_a
     # the report reads both kinds of line, counting the messages only
     rc, got, err = _verdicts("--log", "-", "--message-id", "A1")
     assert rc == 2 and "not '-'" in err
+
+
+def test_lines_held_for_their_ids_go_when_the_next_log_is_older():
+    # `--log verdicts.log*` reads the newest log first: its lines were held until MAX_HELD lines more came
+    from datetime import datetime, timedelta, timezone
+
+    from engine.report.msgid_join import IdJoin
+    j = IdJoin()
+    t = datetime(2026, 12, 7, 2, 0, tzinfo=timezone.utc)
+    j.add(t, _line(t.isoformat()))
+    assert list(j.ready(t + timedelta(seconds=1))) == []          # its id may still come
+    older = t - timedelta(days=1)
+    assert [ts for ts, _ in j.ready(older)] == [t] and not j.held

@@ -11,7 +11,8 @@ newest line (its message's parts are sent once it is judged). An `sms_id` line n
 as itself when it matches the filters (its line outside the days asked, or further back than JOIN_WINDOW).
 
 Bounds: the lines held are the matched ones of the last JOIN_WINDOW seconds of log time, and at most MAX_HELD
-(beyond, the oldest is printed without waiting for its ids): ~10,000 lines, a few MB, whatever the log's size.
+(beyond, the oldest is printed without waiting for its ids): ~10,000 lines, a few MB, whatever the log's size. A
+log older than the one before it (`--log verdicts.log*` reads the newest first) lets every held line go at once.
 """
 from __future__ import annotations
 
@@ -63,6 +64,9 @@ class IdJoin:
     def ready(self, ts):
         """The records that may be printed now the log has reached `ts` (their ids, if any, all in)."""
         out, since = self.out, ts - self.window
+        if out and out[-1][0] > ts + self.window:
+            # back in time: the next (older) log of `--log verdicts.log*`, whose ids do not come after these lines
+            yield from self.rest()
         while out and (out[0][0] < since or len(out) > self.cap):
             yield self._pop()
 
