@@ -334,11 +334,9 @@ class VerdictLog:
                     "delivery": delivery.isoformat(), "status": status, "reason": reason})
 
     def write_sms_id(self, when, account: str, sender: str, recipient: str, message_id: str, part: bool = False) -> None:
-        """The SMSC's message_id for a forwarded SMS, when its submit_sm_resp gives one (smpp_proxy/forward.py): the
-        message's own line was written when it was judged, before (a resp may never come), and is not held for it.
-        `telfilter verdicts` ties the two by account, sender and recipient, the id to the latest such line before it
-        (report/msgid_join.py). `part`: one part of a concatenated message (its line: the whole message's). Built
-        directly (once per forwarded message); no verdict (metrics do not count it)."""
+        """The SMSC's message_id of a forwarded SMS, at its submit_sm_resp ([upstream] log_message_ids): its message's
+        line was written when judged, not held for it (a resp may never come); `telfilter verdicts` ties the two
+        (report/msgid_join.py). `part`: a concatenated message's part. No verdict: metrics do not count it."""
         try:
             line = ('{"ts": "%s", "kind": "sms_id", "account": %s, "sender": %s, "recipient": %s, "message_id": %s%s}'
                     % (_isoformat(when), _NAMES.get(account) or _name_json(account), _jstr(sender), _jstr(recipient),
@@ -349,18 +347,12 @@ class VerdictLog:
 
     def write_list_change(self, when, op: str, kind: str, value: str, by: str, number: str = "", detail: str = "",
                           found: bool = True) -> None:
-        """A list changed on a running serve (`telfilter ctl lists add|remove`): `kind` the list, `value` as given,
-        `number` its E.164 form when it is a number (`telfilter verdicts --number` finds it), `detail` the rest of the
-        change as the service log's audit line says it ("channel SV"), `by` who made it ("ctl uid 1000"); `found`
-        false: a remove of what was not listed. (A subscriber's 5656 DK DNC / HUY DNC is its MO's own line.)"""
-        rec = {"ts": _isoformat(when), "kind": "list", "op": op, "list": kind, "value": value}
-        if number:
-            rec["number"] = number
-        if detail:
-            rec["detail"] = detail
-        rec["by"] = by
-        if not found:
-            rec["found"] = False
+        """A list changed on a running serve (`ctl lists`): `number` the value's E.164 form when it is one (`verdicts
+        --number` finds it), `detail` as the service log's audit line says it, `by` "ctl uid N"; `found` false: a
+        remove of what was not listed. (A subscriber's 5656 DK DNC / HUY DNC is its MO's own line.)"""
+        rec = {"ts": _isoformat(when), "kind": "list", "op": op, "list": kind, "value": value,
+               **({"number": number} if number else {}), **({"detail": detail} if detail else {}), "by": by,
+               **({} if found else {"found": False})}
         try:
             line = json.dumps(rec, ensure_ascii=False)
         except (TypeError, ValueError) as e:
