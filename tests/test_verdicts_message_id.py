@@ -119,3 +119,28 @@ def test_lines_held_for_their_ids_go_when_the_next_log_is_older():
     assert list(j.ready(t + timedelta(seconds=1))) == []          # its id may still come
     older = t - timedelta(days=1)
     assert [ts for ts, _ in j.ready(older)] == [t] and not j.held
+
+
+def test_a_late_answers_message_id_is_logged_too(tmp_path):
+    # the ESME had ESME_RSYSERR (the SMSC answered after response_timeout) but the message may be delivered: its id is
+    # what the SMSC's CDRs name, and finds its line
+    from tests.test_smpp_proxy import wait
+    log_path = tmp_path / "verdicts.log"
+    vlog = VerdictLog(str(log_path))
+    st = SmppSettings(smsc_response_timeout=0.3, smsc_log_message_ids=True)
+    with ProxyHarness(build(data_dir=tmp_path / "data"), accounts=("esme1:secret",), settings=st,
+                      verdict_log=vlog) as h:
+        h.sim.answer_delay = 0.8
+        c = smpplib.client.Client("127.0.0.1", h.port, timeout=5)
+        c.connect()
+        c.bind_transceiver(system_id="esme1", password="secret")
+        assert _send(c, HAM, "84901234560", "84912345678")[0][0] == smpplib.consts.SMPP_ESME_RSYSERR
+        assert wait(lambda: h.proxy.stats["late_responses"] == 1)
+        mid = "00000001"                                    # the simulator's first id
+        assert h.proxy.msgid_account.get(mid) == "esme1"
+        c.unbind()
+        c.disconnect()
+    vlog.close()
+    rc, got, err = _verdicts("--log", log_path, "--message-id", mid)
+    assert rc == 0, err
+    assert [(r["kind"], r["action"], r["message_ids"]) for r in got] == [("sms", "allow", [mid])]
