@@ -73,6 +73,11 @@ def test_a_message_id_from_the_smsc_finds_its_verdict_line_and_back(tmp_path):
 
     rc, got, err = _verdicts("--log", log_path, "--message-id", "NOSUCHID")
     assert rc == 1 and got == []
+    # the report reads the sms_id lines and counts the messages by their own lines only
+    rep = run_cli("report", "--log", log_path, "--out", tmp_path / "rep", "--no-progress")
+    assert rep.returncode == 0, rep.stderr
+    s = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert s["inputs"]["malformed"] == 0 and s["totals"]["sms"] == {"allow": 4, "tag": 0, "drop": 1, "refuse": 0}
 
 
 def _line(ts, sender="VNBANK", recipient="84912345678", account="bank1", action="allow"):
@@ -103,7 +108,7 @@ def test_two_messages_in_flight_take_their_ids_in_order_and_a_late_id_is_shown_a
     assert [r.get("message_ids") for r in got] == [["A2"], ["B1"]]
     rc, got, err = _verdicts("--log", p, "--message-id", "LATE")
     assert rc == 0 and [r["kind"] for r in got] == ["sms_id"]
-    # the report reads both kinds of line, counting the messages only
+    # --message-id reads the logs twice: not stdin
     rc, got, err = _verdicts("--log", "-", "--message-id", "A1")
     assert rc == 2 and "not '-'" in err
 
