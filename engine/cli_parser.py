@@ -72,21 +72,26 @@ def _list_edit_parsers(subs) -> None:
                     ("remove", "remove one entry (senders: every registration of SENDER, or only those that match "
                                "each of --owner, --category, --valid-from, --valid-to and --accounts given)")):
         q = _sub(subs, name, h)
-        q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"], help="which list")
-        q.add_argument("value", help="number, brandname, domain, IP or CIDR")
+        q.add_argument("kind", choices=list(LIST_KINDS), help="which list")
+        q.add_argument("value", help="number, brandname, domain, IP or CIDR (mlexempt: the sender's number)")
         q.add_argument("--channel", default="SV", help="dnc channel: S, V or SV (default SV)")
         q.add_argument("--owner", help="senders / consent: the advertiser")
         q.add_argument("--category", help="senders: QC or CSKH")
         q.add_argument("--valid-from", default="", help="senders: YYYY-MM-DD")
-        q.add_argument("--valid-to", default="", help="senders: YYYY-MM-DD")
+        q.add_argument("--valid-to", default="", help="senders: YYYY-MM-DD; mlexempt (add): required, the last day the "
+                       "number is exempt from ML_SPAM, at most 366 days ahead")
         q.add_argument("--accounts", default="", help="senders: space-separated ESME system_ids (empty = any)")
+        q.add_argument("--note", default="", help="mlexempt (add): why, one line of at most 200 characters "
+                       "(a care ticket)")
 
 
 # which of _list_edit_parsers' options each list takes (the rest must not be given: an option that does nothing
 # is an error, not a silent no-op)
 _EDIT_OPTIONS = {"dnc": ("channel",), "senders": ("owner", "category", "valid_from", "valid_to", "accounts"),
-                 "blacklist": (), "consent": ("owner",)}
-_EDIT_DEFAULTS = {"channel": "SV", "owner": None, "category": None, "valid_from": "", "valid_to": "", "accounts": ""}
+                 "blacklist": (), "consent": ("owner",), "mlexempt": ("valid_to", "note")}
+_EDIT_DEFAULTS = {"channel": "SV", "owner": None, "category": None, "valid_from": "", "valid_to": "", "accounts": "",
+                  "note": ""}
+LIST_KINDS = ("dnc", "senders", "blacklist", "consent", "mlexempt")       # (engine.lists.KINDS, not imported here)
 
 
 def list_edit_extra(args) -> list | None:
@@ -100,6 +105,8 @@ def list_edit_extra(args) -> list | None:
         return [args.owner or "", args.category or "", args.valid_from, args.valid_to, args.accounts]
     if args.kind == "consent":
         return [args.owner or ""]
+    if args.kind == "mlexempt":
+        return [args.valid_to, args.note]
     return None
 
 
@@ -150,10 +157,11 @@ def parser() -> argparse.ArgumentParser:
                         "`report --reports` count; try report syntax on a copy of the data dir), mt to any other "
                         "recipient, as a --jsonl line without \"direction\"")
 
-    p = _sub(subs, "lists", "import, export, edit and count the DNC, sender, blacklist and consent lists")
+    p = _sub(subs, "lists", "import, export, edit and count the DNC, sender, blacklist, consent and ML exemption "
+             "(mlexempt) lists")
     ls = p.add_subparsers(dest="lcmd", metavar="ACTION", required=True)
     q = _sub(ls, "import", "import a CSV (good rows are imported, bad rows reported with line numbers)")
-    q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"], help="which list")
+    q.add_argument("kind", choices=list(LIST_KINDS), help="which list")
     q.add_argument("file", help="CSV file ('-' = stdin)")
     q.add_argument("--replace", action="store_true",
                    help="replace the list instead of adding to it (refused, changing nothing, if any row is bad or there are none)")
@@ -161,7 +169,7 @@ def parser() -> argparse.ArgumentParser:
                    help="with --replace: replace the list with the good rows even if some rows are bad (or empty it)")
     _list_edit_parsers(ls)
     q = _sub(ls, "export", "write a list in its CSV import format (blacklist: also as a published list)")
-    q.add_argument("kind", choices=["dnc", "senders", "blacklist", "consent"], help="which list")
+    q.add_argument("kind", choices=list(LIST_KINDS), help="which list")
     q.add_argument("--out", default="-", help="file ('-' = stdout, the default)")
     q.add_argument("--format", default="csv", choices=["csv", "rbldnsd", "hosts", "json"],
                    help="blacklist only: csv (import format, the default), rbldnsd (DNSBL zone), hosts or json; "

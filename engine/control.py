@@ -71,7 +71,7 @@ MAX_LINE = 64 * 1024
 REQUEST_TIMEOUT = 30.0
 MAX_CONNECTIONS = 4
 SOCKET_NAME = "control.sock"
-KINDS = ("dnc", "senders", "blacklist", "consent")
+KINDS = ("dnc", "senders", "blacklist", "consent", "mlexempt")
 
 
 def default_socket(data_dir) -> Path:
@@ -114,7 +114,8 @@ def _socket_state(path: Path) -> str:
         probe.close()
 
 
-_EXTRA_FIELDS = {"senders": ("owner", "category", "valid_from", "valid_to", "accounts"), "consent": ("owner",)}
+_EXTRA_FIELDS = {"senders": ("owner", "category", "valid_from", "valid_to", "accounts"), "consent": ("owner",),
+                 "mlexempt": ("valid_to", "note")}
 
 
 def _fields(req: dict) -> str:

@@ -241,7 +241,8 @@ class StateCollector:
         sizes = GaugeMetricFamily("telfilter_list_entries", "entries per list", labels=["list"])
         for name, n in (("dnc_sms", len(L.dnc_s)), ("dnc_voice", len(L.dnc_v)), ("senders", len(L.senders)),
                         ("blacklist_numbers", len(L.bl_numbers)), ("blacklist_domains", len(L.bl_domains)),
-                        ("blacklist_ip_ranges", len(L.bl_ips)), ("consent_owners", len(L.consent))):
+                        ("blacklist_ip_ranges", len(L.bl_ips)), ("consent_owners", len(L.consent)),
+                        ("ml_exempt_numbers", len(L.ml_exempt))):
             sizes.add_metric([name], n)
         yield sizes
         yield CounterMetricFamily("telfilter_file_watcher_errors", "unexpected errors of serve's file watcher (list, "

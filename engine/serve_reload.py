@@ -146,7 +146,7 @@ def lists_sizes(lists) -> str:
     Lists.stats() walks 10M DNC numbers, ~30 ms, not on the loop for a log line."""
     return (f"DNC S {len(lists.dnc_s)} V {len(lists.dnc_v)}, senders {len(lists.senders)}, blacklist "
             f"{len(lists.bl_numbers)} numbers {len(lists.bl_domains)} domains {len(lists.bl_ips)} IP ranges, "
-            f"consent {len(lists.consent)} owners")
+            f"consent {len(lists.consent)} owners, ML exemptions {len(lists.ml_exempt)} numbers")
 
 
 def say_lists_at_start(pipe) -> None:
@@ -168,7 +168,7 @@ def _release(box: list) -> None:
     L = box.pop()
     if sys.getrefcount(L) > 2:      # (L and getrefcount's argument: nothing else can reach them)
         return
-    for name in ("senders", "consent", "owner_names", "bl_domains"):
+    for name in ("senders", "consent", "owner_names", "bl_domains", "ml_exempt"):
         big = getattr(L, name)
         if sys.getrefcount(big) > 3:    # (L's field, big and the argument)
             continue

@@ -46,25 +46,25 @@ def test_a_change_to_one_list_reads_that_list_alone_and_gives_what_a_full_reload
     before = pipe.lists
     pipe.store.add("blacklist", "bbb.example")
     line = _reload(pipe, caplog)
-    assert line.endswith("; read again: blacklist; kept: dnc, senders, consent"), line
+    assert line.endswith("; read again: blacklist; kept: dnc, senders, consent, mlexempt"), line
     L = pipe.lists
     assert L is not before and L.bl_domains == {"aaa.example", "bbb.example"}
     assert L.senders is before.senders and L.consent is before.consent and L.dnc_s is before.dnc_s
     assert L.journal_mark == before.journal_mark
     assert L == ListStore(pipe.store.dir).load()                 # what a full read of the files gives
     r = pipe.lists_reloads
-    assert r["last_read"] == ["blacklist"] and r["last_kept"] == ["dnc", "senders", "consent"]
+    assert r["last_read"] == ["blacklist"] and r["last_kept"] == ["dnc", "senders", "consent", "mlexempt"]
     line = _reload(pipe, caplog)                                 # nothing changed since: nothing read
-    assert line.endswith("; read again: none; kept: dnc, senders, blacklist, consent"), line
+    assert line.endswith("; read again: none; kept: dnc, senders, blacklist, consent, mlexempt"), line
     assert pipe.lists == L and pipe.lists.bl_domains is L.bl_domains
     line = _reload(pipe, caplog, full=True)                      # forced: every list read again, the same result
-    assert line.endswith("; read again: dnc, senders, blacklist, consent; kept: none"), line
+    assert line.endswith("; read again: dnc, senders, blacklist, consent, mlexempt; kept: none"), line
     assert pipe.lists == L and pipe.lists.senders is not L.senders
     # (the set this full reload replaced shared its lists with L, which the test still holds: freeing the replaced
     # set's registry emptied L's, a set someone held, `ctl stats` reading it in a worker thread)
     assert len(L.senders) == 2 and L.bl_domains == {"aaa.example", "bbb.example"}
-    assert pipe.lists_reloads["read"] == {"blacklist": 2, "dnc": 1, "senders": 1, "consent": 1}
-    assert pipe.lists_reloads["kept"] == {"dnc": 2, "senders": 2, "consent": 2, "blacklist": 1}
+    assert pipe.lists_reloads["read"] == {"blacklist": 2, "dnc": 1, "senders": 1, "consent": 1, "mlexempt": 1}
+    assert pipe.lists_reloads["kept"] == {"dnc": 2, "senders": 2, "consent": 2, "blacklist": 1, "mlexempt": 2}
 
 
 def _same_size_generation(pipe, tmp_path):
@@ -206,16 +206,16 @@ def test_ctl_reload_lists_full_and_what_the_noc_sees(tmp_path):
     ctl = ControlServer(pipe, tmp_path / "ctl.sock", on_drain=lambda: None)
     pipe.store.add("blacklist", "bbb.example")
     ans = asyncio.run(ctl.handle({"cmd": "reload", "what": ["lists"]}))
-    assert ans["ok"] and ans["lists"]["read"] == ["blacklist"] and ans["lists"]["kept"] == ["dnc", "senders", "consent"]
+    assert ans["ok"] and ans["lists"]["read"] == ["blacklist"] and ans["lists"]["kept"] == ["dnc", "senders", "consent", "mlexempt"]
     ans = asyncio.run(ctl.handle({"cmd": "reload", "what": ["lists"], "full": True}))
-    assert ans["ok"] and ans["lists"]["read"] == ["dnc", "senders", "blacklist", "consent"] and ans["lists"]["kept"] == []
+    assert ans["ok"] and ans["lists"]["read"] == ["dnc", "senders", "blacklist", "consent", "mlexempt"] and ans["lists"]["kept"] == []
     ans = asyncio.run(ctl.handle({"cmd": "reload", "what": ["lists"], "full": "yes"}))
     assert not ans["ok"]
     got = {(s.name, tuple(sorted(s.labels.items()))): s.value for fam in m.registry.collect() for s in fam.samples}
     assert got[("telfilter_lists_reload_lists_total", (("how", "read"), ("list", "blacklist")))] == 2
     assert got[("telfilter_lists_reload_lists_total", (("how", "kept"), ("list", "senders")))] == 1
     st = ctl.stats()["lists_reloads"]
-    assert st["last_read"] == ["dnc", "senders", "blacklist", "consent"] and st["last_kept"] == []
+    assert st["last_read"] == ["dnc", "senders", "blacklist", "consent", "mlexempt"] and st["last_kept"] == []
 
 
 def test_ctl_reload_full_flag_on_the_command_line(tmp_path, monkeypatch, capsys):

@@ -44,7 +44,7 @@ def test_a_damaged_newest_registry_snapshot_keeps_the_registry_in_force(tmp_path
     assert any(m.startswith(f"{store.path('senders')}: refusing snapshot: ") and "the list in force, of a later "
                "generation than the previous one there, is kept" in m for m in said), said
     assert not any("using previous good snapshot" in m for m in said), said
-    assert pipe.lists_reloads["last_kept"] == ["dnc", "senders", "blacklist", "consent"]
+    assert pipe.lists_reloads["last_kept"] == ["dnc", "senders", "blacklist", "consent", "mlexempt"]
 
 
 def test_a_start_on_a_damaged_snapshot_still_falls_back(tmp_path):

@@ -1,4 +1,4 @@
-"""CSV import/export for the four list kinds (a user-facing contract; UTF-8, header row).
+"""CSV import/export for the five list kinds (a user-facing contract; UTF-8, header row).
 
     dnc.csv        number,channel                      channel S, V or SV; empty = SV
     senders.csv    sender,owner,category,valid_from,valid_to,accounts
@@ -6,6 +6,7 @@
     blacklist.csv  kind,value                          kind number|domain|ip|cidr
                    ip = one IPv4/IPv6 address, cidr = a network (192.0.2.0/24, 2001:db8::/32)
     consent.csv    owner,number
+    mlexempt.csv   number,valid_to,note                valid_to required, at most 366 days ahead (mlexempt.py)
 
 Every bad row is reported with its physical line number (the header is line 1) and why;
 the good rows are returned for import.
@@ -31,6 +32,7 @@ HEADERS = {
     "senders": ["sender", "owner", "category", "valid_from", "valid_to", "accounts"],
     "blacklist": ["kind", "value"],
     "consent": ["owner", "number"],
+    "mlexempt": ["number", "valid_to", "note"],
 }
 KINDS = tuple(HEADERS)
 CHANNELS = {"S": "S", "V": "V", "SV": "SV", "VS": "SV", "": "SV"}
@@ -180,6 +182,9 @@ def parse_row(kind: str, row: list[str], strict: bool = True):
         if not owner:
             raise ValueError("empty owner")
         return (owner, _subscriber(row[1], strict))
+    if kind == "mlexempt":
+        from .mlexempt import parse_row as mlexempt_row     # (it imports this module: read here, not at its top)
+        return mlexempt_row(row, strict)
     raise CsvError(f"unknown list kind {kind!r}")
 
 

@@ -7,7 +7,9 @@ import re
 from pyroaring import BitMap64
 
 from ..numbers import normalise_number, normalise_sender_id, vn_whole
-from .csvio import KINDS, CsvError, _date, owner_clash, owner_clash_message, parse_domain, parse_row, sender_entry_key
+from .csvio import (KINDS, CsvError, _date, _subscriber, owner_clash, owner_clash_message, parse_domain, parse_row,
+                    sender_entry_key)
+from .mlexempt import HORIZON_DAYS, MAX_ENTRIES
 from .ipranges import IpRanges, parse_cidr, parse_ip, url_host_if_ip
 from .sets import Lists, owner_fold
 
@@ -44,6 +46,12 @@ def record(kind, value, channel, extra):
         if not extra or not extra[0]:
             raise ValueError("consent needs NUMBER --owner OWNER")
         return parse_row("consent", [extra[0], value])
+    if kind == "mlexempt":
+        valid_to, note = (list(extra or []) + ["", ""])[:2]
+        if not valid_to.strip():
+            raise ValueError(f"mlexempt needs NUMBER --valid-to YYYY-MM-DD (required: at most {HORIZON_DAYS} days "
+                             "ahead) [--note TEXT]")
+        return parse_row("mlexempt", [value, valid_to, note])
     raise CsvError(f"unknown list kind {kind!r}; one of {', '.join(KINDS)}")
 
 
@@ -86,6 +94,10 @@ def _is_ip(v: str) -> bool:
         return False
 
 
+class ListFull(ValueError):
+    """An add past a list's stated bound (mlexempt.MAX_ENTRIES): nothing was changed."""
+
+
 class OwnerClash(ValueError):
     """A registration of a sender to another owner than the one it has on some of the same dates."""
 
@@ -107,6 +119,11 @@ def add(L: Lists, kind: str, r) -> None:
             (L.bl_numbers.add if r[0] == "number" else L.bl_domains.add)(r[1])
     elif kind == "consent":
         L.add_consent(*r)
+    elif kind == "mlexempt":
+        if len(L.ml_exempt) >= MAX_ENTRIES and r.number not in L.ml_exempt:
+            raise ListFull(f"the mlexempt list holds its most, {MAX_ENTRIES} numbers: remove expired or unneeded rows "
+                           "first (lists export mlexempt)")
+        L.add_ml_exemption(r)
 
 
 def clear(L: Lists, kind: str) -> None:
@@ -119,6 +136,8 @@ def clear(L: Lists, kind: str) -> None:
         L.bl_numbers, L.bl_domains, L.bl_ips = BitMap64(), set(), IpRanges()
     elif kind == "consent":
         L.consent, L.owner_names = {}, {}
+    elif kind == "mlexempt":
+        L.ml_exempt = {}
 
 
 def remove(L: Lists, kind, value, channel, extra) -> bool:
@@ -159,6 +178,11 @@ def remove(L: Lists, kind, value, channel, extra) -> bool:
             del L.consent[k]
             L.owner_names.pop(k, None)
         return True
+    if kind == "mlexempt":
+        if extra and any(x.strip() for x in extra):
+            raise ValueError("mlexempt: remove takes the NUMBER alone (its one row goes, whatever its date and note)")
+        n = _subscriber(value, strict=False)
+        return L.ml_exempt.pop(n, None) is not None
     raise CsvError(f"unknown list kind {kind!r}")
 
 

@@ -45,6 +45,8 @@ def import_csv(store, kind: str, data: bytes, name: str = "<csv>", replace: bool
                 edits.add(L, kind, r)
             except edits.OwnerClash as e:
                 clashes.append(RowError(line, str(e), owner_clashes=1))
+            except edits.ListFull as e:         # (the list's stated bound: nothing of the file goes in)
+                raise ImportRefused(f"{name}:{line}: refused, {kind} list unchanged: {e}", errors) from None
         _refuse_owner_clashes(kind, name, errors + clashes, len(clashes), "this file and the registry as stored")
     return _install_import(store, kind, name, len(records), errors, replace, allow_partial, add_all)
 

@@ -7,6 +7,7 @@ from pyroaring import BitMap64
 
 from .csvio import CsvError, SenderEntry, parse_row, sender_entry_row
 from .ipranges import IpRanges
+from .mlexempt import row_of as mlexempt_row
 from .sets import Lists, owner_fold
 from .snapshot import SnapshotError
 
@@ -31,6 +32,8 @@ def encode(kind: str, L: Lists) -> dict[str, bytes]:
         for k in sorted(L.consent):
             out["o:" + k] = _ser_bitmap(L.consent[k])
         return out
+    if kind == "mlexempt":
+        return {"rows": msgpack.packb([mlexempt_row(L.ml_exempt[n]) for n in sorted(L.ml_exempt)])}
     raise CsvError(f"unknown list kind {kind!r}")
 
 
@@ -75,5 +78,9 @@ def decode(kind: str, secs: dict[str, bytes], L: Lists, path) -> None:
                     L.consent[f] |= bm
                 else:
                     L.consent[f], L.owner_names[f] = bm, name
+        elif kind == "mlexempt":
+            L.ml_exempt = {}
+            for row in _items(secs["rows"]):
+                L.add_ml_exemption(parse_row("mlexempt", row, strict=False))     # (expired rows too: as stored)
     except Exception as e:      # garbage that passed its CRC: msgpack, pyroaring and parse_row raise several types
         raise SnapshotError(path, f"bad section contents ({e.__class__.__name__}: {e})") from None

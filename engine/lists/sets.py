@@ -10,12 +10,14 @@ from ..textnorm import domain_suffixes, host_forms
 from ..urlhost import host_address
 from .csvio import CsvError, SenderEntry, owner_fold, same_period_clash, sender_entry_key, sender_entry_row
 from .ipranges import IpRanges
+from .mlexempt import MlExemption, row_of as mlexempt_row
 
 
 # the fields each list kind is held in: what a reload that finds a kind's file unchanged keeps (its DNC journal mark
 # goes with the DNC bitmaps: how far into the journal they have read)
 KIND_FIELDS = {"dnc": ("dnc_s", "dnc_v", "journal_mark", "journal_bad", "journal_folded"), "senders": ("senders",),
-               "blacklist": ("bl_numbers", "bl_domains", "bl_ips"), "consent": ("consent", "owner_names")}
+               "blacklist": ("bl_numbers", "bl_domains", "bl_ips"), "consent": ("consent", "owner_names"),
+               "mlexempt": ("ml_exempt",)}
 
 
 @dataclass
@@ -28,6 +30,7 @@ class Lists:
     bl_ips: IpRanges = field(default_factory=IpRanges)  # kinds ip and cidr (published; links to them: listed_host)
     consent: dict = field(default_factory=dict)        # owner_fold(owner) -> BitMap64
     owner_names: dict = field(default_factory=dict)    # owner_fold(owner) -> owner as first written
+    ml_exempt: dict = field(default_factory=dict)      # E.164 int -> MlExemption (mlexempt.py): no ML_SPAM until then
     # the DNC journal as far as applied here: (generation, byte offset), see journal.py
     journal_mark: tuple | None = field(default=None, compare=False)
     journal_bad: list = field(default_factory=list, compare=False, repr=False)
@@ -108,6 +111,10 @@ class Lists:
         bm = self.consent.get(owner_fold(owner))
         return bm is not None and number in bm
 
+    def ml_exemption(self, number: int | None):
+        """The ML exemption row of sender `number` (expired or not: mlexempt.in_force says), or None."""
+        return self.ml_exempt.get(number) if number is not None else None
+
     def rekey_service_numbers(self) -> int:
         """Vietnam's 1800/1900 service numbers stored before they were read as such (1900123456 as +1900123456):
         moved to their key now (+841900123456), in every list; how many moved. Lossless: no number is read as
@@ -166,6 +173,9 @@ class Lists:
         self.owner_names.setdefault(k, owner)
         self.consent.setdefault(k, BitMap64()).add(number)
 
+    def add_ml_exemption(self, e: MlExemption) -> None:
+        self.ml_exempt[e.number] = e            # one row a number: a later one (a renewal) replaces it
+
     def stats(self) -> dict:
         both = self.dnc_s & self.dnc_v
         return {
@@ -178,6 +188,7 @@ class Lists:
             "blacklist": {"numbers": len(self.bl_numbers), "domains": len(self.bl_domains),
                           "ip_ranges": len(self.bl_ips)},
             "consent": {"owners": len(self.consent), "pairs": sum(len(b) for b in self.consent.values())},
+            "mlexempt": {"numbers": len(self.ml_exempt)},
         }
 
     # --- export rows in the CSV contract ---
@@ -202,5 +213,8 @@ class Lists:
             for k in sorted(self.consent):
                 for n in self.consent[k]:
                     yield [self.owner_names.get(k, k), format_number(n)]
+        elif kind == "mlexempt":
+            for n in sorted(self.ml_exempt):
+                yield mlexempt_row(self.ml_exempt[n])
         else:
             raise CsvError(f"unknown list kind {kind!r}")

@@ -29,7 +29,7 @@ MAX_SCORE = 1e6
 SYMBOL_RE = re.compile(r"^_{0,2}[A-Z][A-Z0-9_]*$")
 # the symbols the engine's own hits carry (the classifier, the 5656 commands, pipeline.py and the state store): the
 # regulator's report counts them as what they are (a rule named DNC_REGISTERED was counted as DNC registrations)
-ENGINE_SYMBOLS = ("ML_SPAM", "DNC_REGISTERED", "DNC_CANCELLED", "DNC_NOT_REGISTERED", "SPAM_REPORTED",
+ENGINE_SYMBOLS = ("ML_SPAM", "ML_EXEMPT", "DNC_REGISTERED", "DNC_CANCELLED", "DNC_NOT_REGISTERED", "SPAM_REPORTED",
                   "AD_COPY_RECEIVED", "SHORTCODE_SYNTAX_ERROR", "STATE_UNAVAILABLE", "PDU_DROPPED")
 SMPP_STATUS = {
     "ESME_ROK": 0x00, "ESME_RSYSERR": 0x08, "ESME_RINVSRCADR": 0x0A, "ESME_RINVDSTADR": 0x0B,
