@@ -156,9 +156,15 @@ class Pipeline(AdCounts):
             tag_t = self.settings.ml_tag_threshold if self.settings.ml_tag_threshold is not None else model.tag_threshold
             drop_t = self.settings.ml_drop_threshold if self.settings.ml_drop_threshold is not None else model.drop_threshold
             if p >= tag_t or p >= drop_t:       # (a model swapped in under one [ml] threshold may invert them)
-                hits.insert(0, Hit("ML_SPAM", self.settings.ml_score_weight * p,
-                                   f"spam probability {p:.4f} (tag {tag_t:.4f}, drop {drop_t:.4f})",
-                                   f"model:{model.version}", _DROP if p >= drop_t else _TAG))
+                why = f"spam probability {p:.4f} (tag {tag_t:.4f}, drop {drop_t:.4f})"
+                # a sender the care desk exempted (lists/mlexempt.py): looked up only once the classifier would hit
+                ex = ctx.lists.ml_exempt.get(ctx.sender_num)
+                if ex is not None and ctx.local_date <= ex.valid_to:
+                    hits.append(Hit("ML_EXEMPT", 0.0, f"would {'drop' if p >= drop_t else 'tag'}: {why}; sender "
+                                    f"exempt until {ex.valid_to}{': ' + ex.note if ex.note else ''}", "list:mlexempt"))
+                else:
+                    hits.insert(0, Hit("ML_SPAM", self.settings.ml_score_weight * p, why, f"model:{model.version}",
+                                       _DROP if p >= drop_t else _TAG))
                 verdict = decide(hits, rules.tag_threshold, rules.drop_threshold)
         if verdict.action is not _DROP and commit:
             charged = None
