@@ -50,7 +50,7 @@ def _texts(args) -> list:
     elif (args.cmd == "lists" and args.lcmd in ("add", "remove")) or (args.cmd == "ctl" and args.ctlcmd == "lists"):
         names = ["value", "owner", "category", "valid_from", "valid_to", "accounts", "channel"]
     elif args.cmd == "ml" and args.mcmd == "predict":
-        names = ["text"]
+        names = ["text", "sender"]
     return [(f"--{n.replace('_', '-')}" if n != "value" else "value", getattr(args, n, None)) for n in names]
 
 
@@ -65,6 +65,8 @@ def arguments_error(args) -> str | None:
     if args.cmd == "ml" and args.mcmd == "predict" and args.text is not None and not args.text.strip():
         # (its probability was the model's bias alone, "allow"; ml train and eval take such a line for a bad one)
         return "--text is empty: there is nothing to score (a text of blanks only is no message)"
+    if args.cmd == "ml" and args.mcmd == "predict" and args.sender is not None and args.jsonl is not None:
+        return "--sender is for --text: with --jsonl each line gives its own \"sender\""
     if args.cmd == "ml" and args.mcmd == "predict" and args.explain is not None and args.explain < 1:
         return f"--explain {args.explain}: give how many words to show, from 1 (default 5)"
     if args.cmd == "bench":

@@ -230,6 +230,9 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--explain", type=int, nargs="?", const=5, default=None, metavar="N",
                    help="add the N words (default 5) whose leaving out moves the score most, either way: "
                    '"explain": [{"word", "logit", "probability"}], the change each makes (positive: towards spam)')
+    q.add_argument("--sender", help="with --text: the sender's number, to add its row on the data dir's mlexempt "
+                   'list: "ml_exempt": {"number", "valid_to", "note", "in_force"} (null: none; serve lets an exempt '
+                   "sender's messages through, ML_EXEMPT); with --jsonl, each line's \"sender\"")
     from .ml.analyst_cli import add_analyst_parsers
     add_analyst_parsers(ms, _sub)
     from .ml.cv import add_parser as add_cv_parser

@@ -118,3 +118,23 @@ def test_check_and_report_show_it(tmp_path):
     v = json.loads(r.stdout)
     assert v["action"] == "allow" and [h["symbol"] for h in v["hits"]] == ["ML_EXEMPT"], v
     assert v["hits"][0]["detail"].endswith(f"sender exempt until {soon}: CSKH-9")
+
+
+def test_ml_predict_names_the_senders_exemption(tmp_path):
+    d = tmp_path / "data"
+    soon = (date.today() + timedelta(days=10)).isoformat()
+    run_cli("--data-dir", d, "lists", "add", "mlexempt", SENDER, "--valid-to", soon, "--note", "CSKH-9", check=True)
+    r = run_cli("--data-dir", d, "ml", "predict", "--text", PRIZE, "--sender", SENDER, "--explain", "2", check=True)
+    out = json.loads(r.stdout)
+    assert out["action"] == "drop" and len(out["explain"]) == 2     # the classifier's reading, as ever
+    assert out["ml_exempt"] == {"number": "+84987654321", "valid_to": soon, "note": "CSKH-9", "in_force": True}
+    r = run_cli("--data-dir", d, "ml", "predict", "--text", PRIZE, "--sender", "0987654322", check=True)
+    assert json.loads(r.stdout)["ml_exempt"] is None
+    assert "ml_exempt" not in json.loads(run_cli("--data-dir", d, "ml", "predict", "--text", PRIZE,
+                                                 check=True).stdout)
+    lines = json.dumps({"id": 1, "text": PRIZE, "sender": "+84987654321"}) + "\n" + json.dumps({"id": 2, "text": PRIZE})
+    r = run_cli("--data-dir", d, "ml", "predict", "--jsonl", "-", input=lines + "\n", check=True)
+    got = [json.loads(x) for x in r.stdout.splitlines()]
+    assert got[0]["ml_exempt"]["in_force"] is True and "ml_exempt" not in got[1]
+    r = run_cli("--data-dir", d, "ml", "predict", "--jsonl", "-", "--sender", SENDER, input="")
+    assert r.returncode == 2 and "--sender is for --text" in r.stderr

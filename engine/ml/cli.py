@@ -350,23 +350,17 @@ def _group_plot(d: Path, m: dict, plt) -> bool:
     return True
 
 
-def _explained(sc, text: str, top: int) -> dict:
-    """{"explain": [...]}, or {"explain_error": why} for a text it cannot explain (its score is given all the same)."""
-    from .explain import TooLong, explain
-    try:
-        return {"explain": explain(sc, text, top)}
-    except TooLong as e:
-        return {"explain_error": str(e)}
-
-
 def _predict(args) -> int:
     # without --model, as serve judges (eval's default too): [ml] model and thresholds, else the bundled model
     sc = load_scorer(Path(args.model)) if args.model else serving_scorer(args, first_install=True)[1]
+    from .predict_extras import Exemptions, explained
+    exempt = Exemptions(args)
     if args.text is not None:
         p = sc.score(args.text)
         out = {"probability": round(p, 6), "action": sc.action(p), "model_version": sc.version}
         if args.explain is not None:
-            out.update(_explained(sc, args.text, args.explain))
+            out.update(explained(sc, args.text, args.explain))
+        out.update(exempt.of(args.sender))
         print(json.dumps(out, ensure_ascii=False))
         return 0
     # read as `check --jsonl` reads (jsonl.py): a line that is not UTF-8 or not JSON costs its line an error
@@ -393,6 +387,7 @@ def _predict(args) -> int:
             out = {"id": o.get("id")} if "id" in o else {}
             out.update(probability=round(p, 6), action=sc.action(p), model_version=sc.version)
             if args.explain is not None:
-                out.update(_explained(sc, t, args.explain))
+                out.update(explained(sc, t, args.explain))
+            out.update(exempt.of(o.get("sender")))
             sys.stdout.write(dumps_line(out, i))
     return 0
