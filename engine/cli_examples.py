@@ -18,7 +18,16 @@ a --jsonl line (see README, "check --jsonl input and output"):
     ("lists", "add"): """examples:
   telfilter lists add dnc 0912345678 --channel S
   telfilter lists add senders SHOPABC --owner "Shop ABC" --category QC --valid-to 2030-12-31
-  telfilter lists add blacklist 192.0.2.0/24""",
+  telfilter lists add blacklist 192.0.2.0/24
+  telfilter lists add mlexempt 0987654321 --valid-to 2027-03-31 --note "CSKH-48213 invitations dropped as spam"
+(mlexempt: the care desk's remedy for a classifier false positive: the number's SMS are not dropped or tagged as
+ML_SPAM until --valid-to, required and at most 366 days ahead; their verdicts say ML_EXEMPT. Lists, registry and
+rules still judge them)""",
+    ("ml", "predict"): """examples:
+  telfilter ml predict --text "Chuc mung ban trung thuong iPhone 15, soan NHAN gui 8x77" --explain
+  telfilter ml predict --text "Thiep moi dam cuoi ..." --sender 0987654321 --explain 3
+(--sender adds the number's mlexempt row, "ml_exempt": {"valid_to", "note", "in_force", ...}, or null: whether
+serve lets its messages through the classifier)""",
     ("ml", "train"): """examples:
   telfilter ml train --data labelled.tsv --data more.csv
 formats (label spam or ham, or 1 / 0; optional columns kind and lang):
@@ -30,11 +39,13 @@ formats (label spam or ham, or 1 / 0; optional columns kind and lang):
   telfilter ctl lists add blacklist 0901555666
   telfilter ctl lists add dnc 0912345678 --channel S
   telfilter ctl lists add senders VCBANK --owner "Vietcom Bank" --category CSKH --valid-from 2026-12-01 --valid-to 2027-12-31 --accounts "bank1 bank2"
+  telfilter ctl lists add mlexempt 0987654321 --valid-to 2027-03-31 --note "CSKH-48213"
 (a blacklist takes whole numbers, domains, IP addresses and networks, no number prefixes; a sender registered
 again by its owner for the same dates replaces that row: `telfilter lists export senders` shows the rows)""",
     ("ctl", "lists", "remove"): """examples:
   telfilter ctl lists remove blacklist 0901555666
   telfilter ctl lists remove senders VCBANK --valid-to 2026-11-30
+  telfilter ctl lists remove mlexempt 0987654321
 (the second takes out only VCBANK's registration that ended 2026-11-30, not its renewal)""",
     ("ctl", "reload"): """examples:
   telfilter ctl reload
@@ -77,9 +88,12 @@ def top_examples() -> str:
 
 def lists_import_examples() -> str:
     from .lists.csvio import HEADERS
+    from .lists.mlexempt import HORIZON_DAYS, NOTE_MAX
     return ("examples:\n  telfilter lists import dnc dnc.csv\n  telfilter lists import senders senders.csv --replace\n"
             "each file starts with its header row (UTF-8; see README, List CSV formats):\n"
-            + "\n".join(f"  {kind:<10} {','.join(h)}" for kind, h in HEADERS.items()))
+            + "\n".join(f"  {kind:<10} {','.join(h)}" for kind, h in HEADERS.items())
+            + f"\n(mlexempt: valid_to YYYY-MM-DD required, at most {HORIZON_DAYS} days ahead; note one line, at most "
+            f"{NOTE_MAX} characters)")
 
 
 # the examples built when the parser is: they name what only then is known (the install's paths, the loader's headers)
