@@ -100,7 +100,8 @@ def test_fast_pipeline_matches_the_direct_reading_on_the_mix(lists_dirs, lists, 
     assert not diff, f"{len(diff)} verdicts differ; first: {diff[0]}"
     # the corpus exercises what the fast paths replace: lists, registry, text rules, counters, ML
     symbols = Counter(h["symbol"] for v in fast for h in v["hits"])
-    want = {("seeded", True): ("ML_SPAM", "ML_EXEMPT", "URL_BLACKLISTED", "AD_TO_DNC", "AD_OUTSIDE_HOURS", "AD_FREQUENCY_CAP"),
+    want = {("seeded", True): ("ML_SPAM", "ML_EXEMPT", "URL_BLACKLISTED", "AD_TO_DNC", "AD_OUTSIDE_HOURS",
+                               "AD_FREQUENCY_CAP"),
             ("seeded", False): ("SHARED_TEMPLATE", "FLOOD_SAME_CONTENT", "SENDER_VOLUME_ANOMALY", "AD_FREQUENCY_CAP",
                                 "AD_OUTSIDE_HOURS", "URL_BLACKLISTED"),
             ("empty", False): ("SENDER_ID_UNREGISTERED", "AD_SENDER_NOT_QC", "SHARED_TEMPLATE", "FLOOD_SAME_CONTENT")}
