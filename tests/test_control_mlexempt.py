@@ -2,6 +2,7 @@
 exemption (ML_EXEMPT in its verdict log line, let through), and without it once removed; a row without a valid_to
 is refused by the server with the reason, nothing changed. 127.0.0.1 only (ports from TELFILTER_TEST_PORTS)."""
 import json
+import os
 from datetime import date, timedelta
 
 import smpplib.client
@@ -64,6 +65,10 @@ def test_ctl_mlexempt_add_remove_in_force_for_the_next_message(tmp_path):
         _send(port, 3)
         assert wait_for(lambda: len(_verdicts(tmp_path)) == 3)
         assert _verdicts(tmp_path)[2] == ("drop", ["ML_SPAM"])
+        # the service log names each change with its date and note (the desk's ticket)
+        said = (tmp_path / "stderr1.log").read_text()
+        assert f"ctl lists add mlexempt 0987654321 valid_to {soon} note CSKH-77 by uid {os.getuid()}" in said, said
+        assert f"ctl lists remove mlexempt +84987654321 by uid {os.getuid()}" in said, said
     finally:
         _stop(p)
         sim.stop()
