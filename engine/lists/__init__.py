@@ -1,4 +1,4 @@
-"""DNC, sender registry, blacklists and consent: the sets every check reads.
+"""DNC, sender registry, blacklists, consent and ML exemptions (mlexempt.py): the sets every check reads.
 
 Theory of operation: `Lists` (sets.py) is the in-memory view checks read (roaring bitmaps of E.164
 ints, dicts for names). `ListStore` (store.py) owns a data directory: one verified snapshot per list
