@@ -111,10 +111,6 @@ class Lists:
         bm = self.consent.get(owner_fold(owner))
         return bm is not None and number in bm
 
-    def ml_exemption(self, number: int | None):
-        """The ML exemption row of sender `number` (expired or not: mlexempt.in_force says), or None."""
-        return self.ml_exempt.get(number) if number is not None else None
-
     def rekey_service_numbers(self) -> int:
         """Vietnam's 1800/1900 service numbers stored before they were read as such (1900123456 as +1900123456):
         moved to their key now (+841900123456), in every list; how many moved. Lossless: no number is read as
