@@ -317,7 +317,7 @@ class ControlServer(ReloadCommands):
                 life.info("ctl lists %s %s %s%s by uid %s%s", ans["op"], ans["kind"], ans["value"], _fields(req),
                           _PEER_UID.get(), "" if ans.get("found", True) else " (was not listed)")
                 if self.vlog is not None:       # and in the verdict log, by number and day (`telfilter verdicts`)
-                    n = normalise_number(ans["value"]) if ans["kind"] in ("dnc", "blacklist") else None
+                    n = normalise_number(ans["value"]) if ans["kind"] != "senders" else None
                     self.vlog.write_list_change(utc_now(), ans["op"], ans["kind"], ans["value"],
                                                 f"ctl uid {_PEER_UID.get()}", format_number(n) if n else "",
                                                 _fields(req).strip(), ans.get("found", True))

@@ -2,6 +2,7 @@
 the service log, which the care desk does not read, and `telfilter verdicts --number` did not show it). A change
 made on a running serve is a `list` line of the verdict log (who made it, when, what); a subscriber's own 5656
 DK DNC / HUY DNC is its MO's line; `verdicts --number` shows both among the number's verdicts, in time order."""
+import datetime
 import json
 import os
 
@@ -31,6 +32,11 @@ def test_ctl_and_5656_dnc_changes_show_beside_the_numbers_verdicts(tmp_path):
         assert r.returncode == 1 and json.loads(r.stdout)["found"] is False
         r = ctl(tmp_path, "lists", "add", "blacklist", "spam.example")            # no number: not this subscriber's
         assert r.returncode == 0, r.stderr
+        r = ctl(tmp_path, "lists", "add", "mlexempt", "0912000777", "--valid-to", "2099-01-01", "--note", "T-1")
+        assert r.returncode == 1 and "366 days" in r.stdout + r.stderr, r        # refused: no line
+        r = ctl(tmp_path, "lists", "add", "mlexempt", "0912000777", "--valid-to",
+                (datetime.date.today() + datetime.timedelta(days=30)).isoformat(), "--note", "CSKH-1")
+        assert r.returncode == 0, r.stderr
         r = ctl(tmp_path, "drain")
         assert r.returncode == 0 and p.wait(20) == 0
     finally:
@@ -45,15 +51,19 @@ def test_ctl_and_5656_dnc_changes_show_beside_the_numbers_verdicts(tmp_path):
                               ("list", "add", uid, []),
                               ("sms", "drop", None, ["AD_TO_DNC"]),
                               ("sms", "allow", None, ["DNC_CANCELLED"]),
-                              ("list", "remove", uid, [])], got
+                              ("list", "remove", uid, []),
+                              ("list", "add", uid, [])], got
     add, remove = got[1], got[4]
     assert add["list"] == "dnc" and add["value"] == "0912 000 777" and add["number"] == "+84912000777"
     assert add["detail"] == "channel S" and "found" not in add and remove["found"] is False
     assert all(a["ts"] < b["ts"] for a, b in zip(got, got[1:])) and "ts_local" in add
+    exempt = got[5]         # the care desk's ML exemption of the number is among its changes too
+    assert exempt["list"] == "mlexempt" and exempt["number"] == "+84912000777" and "CSKH-1" in exempt["detail"]
     # the report reads the list lines and counts no message for them
     rep = run_cli("report", "--log", tmp_path / "verdicts.jsonl", "--out", tmp_path / "rep", "--no-progress")
     assert rep.returncode == 0, rep.stderr
     s = json.loads((tmp_path / "rep" / "summary.json").read_text())
     assert s["inputs"]["malformed"] == 0 and sum(s["totals"]["sms"].values()) == 3
     # ... and counts them by period and list (one day here)
-    assert list(s["list_changes"].values()) == [{"dnc": {"add": 1, "remove": 1}, "blacklist": {"add": 1, "remove": 0}}]
+    assert list(s["list_changes"].values()) == [{"dnc": {"add": 1, "remove": 1}, "blacklist": {"add": 1, "remove": 0},
+                                               "mlexempt": {"add": 1, "remove": 0}}]
