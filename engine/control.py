@@ -127,6 +127,22 @@ def _fields(req: dict) -> str:
     return "".join(f" {k} {v.strip()!r}" if " " in v.strip() else f" {k} {v.strip()}" for k, v in given if v.strip())
 
 
+def _number_of(kind: str, value: str) -> str:
+    """The number a list change names, as +E164, or "": a DNC, consent or mlexempt value, a blacklist value of kind
+    number (not an address: `192.0.2.7` is no number 192027), never a sender."""
+    if kind == "senders":
+        return ""
+    if kind == "blacklist":
+        from .lists.edits import record
+        try:
+            k, n = record("blacklist", value, "SV", None)
+        except ValueError:          # (taken already by the change itself)
+            return ""
+        return format_number(n) if k == "number" else ""
+    n = normalise_number(value)
+    return format_number(n) if n else ""
+
+
 def remove_stale_socket(path: Path) -> bool:
     """Remove a control socket nothing answers on (its serve was killed: a worker of a pool since made smaller,
     whose files this process took over). True when removed."""
@@ -317,9 +333,8 @@ class ControlServer(ReloadCommands):
                 life.info("ctl lists %s %s %s%s by uid %s%s", ans["op"], ans["kind"], ans["value"], _fields(req),
                           _PEER_UID.get(), "" if ans.get("found", True) else " (was not listed)")
                 if self.vlog is not None:       # and in the verdict log, by number and day (`telfilter verdicts`)
-                    n = normalise_number(ans["value"]) if ans["kind"] != "senders" else None
                     self.vlog.write_list_change(utc_now(), ans["op"], ans["kind"], ans["value"],
-                                                f"ctl uid {_PEER_UID.get()}", format_number(n) if n else "",
+                                                f"ctl uid {_PEER_UID.get()}", _number_of(ans["kind"], ans["value"]),
                                                 _fields(req).strip(), ans.get("found", True))
             return ans
         return {"ok": False, "error": f"unknown command {cmd!r}; one of stats, reload, drain, lists, metrics"}

@@ -25,6 +25,7 @@ from pathlib import Path
 from .config import Settings
 from .context import MessageContext
 from .lists import Lists, ListStore
+from .lists.mlexempt import in_force
 from .lists.reports import ReportIndex, ReportStore
 from .numbers import format_number, normalise_number, normalise_sender_id, sender_key
 from .pipeline_ads import AdCounts
@@ -159,7 +160,7 @@ class Pipeline(AdCounts):
                 why = f"spam probability {p:.4f} (tag {tag_t:.4f}, drop {drop_t:.4f})"
                 # a sender the care desk exempted (lists/mlexempt.py): looked up only once the classifier would hit
                 ex = ctx.lists.ml_exempt.get(ctx.sender_num)
-                if ex is not None and ctx.local_date <= ex.valid_to:
+                if in_force(ex, ctx.local_date):
                     hits.append(Hit("ML_EXEMPT", 0.0, f"would {'drop' if p >= drop_t else 'tag'}: {why}; sender "
                                     f"exempt until {ex.valid_to}{': ' + ex.note if ex.note else ''}", "list:mlexempt"))
                 else:

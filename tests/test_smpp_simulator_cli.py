@@ -96,3 +96,40 @@ def test_it_stops_by_itself_after_seconds_and_refuses_bad_arguments():
     r = subprocess.run([sys.executable, "-m", "engine.smpp_proxy.simulator", "--help"], cwd=ROOT,
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and "--receipt-delay" in r.stdout and "loopback" in r.stdout
+
+
+
+def _raw_answers(port, *pdus):
+    """Send `pdus` on one raw connection (smpplib will not send a submit_sm before a bind or on a receiver bind: it
+    checks its own state) and read one answer each."""
+    import socket
+    import struct
+    from engine.smpp_proxy.codec.pdu import decode, encode
+    got = []
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for pdu in pdus:
+            sock.sendall(encode(pdu))
+            head = b""
+            while len(head) < 4:
+                head += sock.recv(4 - len(head))
+            body = b""
+            while len(body) < struct.unpack(">I", head)[0] - 4:
+                body += sock.recv(65536)
+            got.append(decode(head + body))
+    return got
+
+
+def test_a_submit_before_a_bind_or_on_a_receiver_bind_is_refused_invbndsts(sim):
+    """SMPP 3.4 §2.3 table 2-1: submit_sm goes on a transmitter or transceiver bind only. An ESME that submits before
+    its bind (which skipped the credentials) or bound as a receiver is answered ESME_RINVBNDSTS, as an SMSC answers."""
+    from engine.smpp_proxy.codec import pdu as P
+    p, port = sim
+    sm = dict(source_addr_ton=1, source_addr="84912345678", dest_addr_ton=1, destination_addr="84987654321",
+              short_message=b"hello", registered_delivery=1)
+    [resp] = _raw_answers(port, P.SubmitSm(sequence_number=1, **sm))
+    assert resp.command_id == C.SUBMIT_SM_RESP and resp.command_status == C.ESME_RINVBNDSTS
+    bind, resp = _raw_answers(port, P.BindReceiver(sequence_number=1, system_id="esme1", password="secret"),
+                              P.SubmitSm(sequence_number=2, **sm))
+    assert bind.command_status == 0
+    assert resp.command_id == C.SUBMIT_SM_RESP and resp.command_status == C.ESME_RINVBNDSTS
+    assert "0 receipts sent" in _stopped(p, signal.SIGTERM)

@@ -65,5 +65,22 @@ def test_ctl_and_5656_dnc_changes_show_beside_the_numbers_verdicts(tmp_path):
     s = json.loads((tmp_path / "rep" / "summary.json").read_text())
     assert s["inputs"]["malformed"] == 0 and sum(s["totals"]["sms"].values()) == 3
     # ... and counts them by period and list (one day here)
-    assert list(s["list_changes"].values()) == [{"dnc": {"add": 1, "remove": 1}, "blacklist": {"add": 1, "remove": 0},
+    assert list(s["list_changes"].values()) == [{"dnc": {"add": 1, "remove": 0}, "blacklist": {"add": 1, "remove": 0},
                                                "mlexempt": {"add": 1, "remove": 0}}]
+    # (the remove found nothing listed: no change counted); a CSV table and report.html's section as every table
+    day = next(iter(s["list_changes"]))
+    assert (tmp_path / "rep" / "list_changes.csv").read_text().splitlines() == [
+        "period_start,list,add,remove", f"{day},dnc,1,0", f"{day},blacklist,1,0", f"{day},mlexempt,1,0"]
+    assert "List changes made on a running serve" in (tmp_path / "rep" / "report.html").read_text()
+
+
+def test_a_list_lines_number_is_a_number_the_change_names_never_an_address_read_as_digits():
+    """`ctl lists add blacklist 192.0.2.7` wrote `"number": "192027"` (the address's digits read as a number), which
+    `verdicts --number 192027` then matched; a sender is never a subscriber's number."""
+    from engine.control import _number_of
+    assert _number_of("blacklist", "192.0.2.7") == "" and _number_of("blacklist", "2001:db8::1") == ""
+    assert _number_of("blacklist", "spam.example") == ""
+    assert _number_of("blacklist", "0912 000 777") == "+84912000777"
+    assert _number_of("dnc", "0912000777") == _number_of("consent", "84912000777") == "+84912000777"
+    assert _number_of("mlexempt", "+84912000777") == "+84912000777"
+    assert _number_of("senders", "0912000777") == ""

@@ -114,7 +114,9 @@ class Aggregator(UnsentCalls):
             return
         if rec["kind"] == "list":                       # an operator's list change (ctl lists): no message
             d = self._day(ts)
-            if d is not None and rec["list"] in LIST_KINDS and rec["op"] in ("add", "remove"):
+            # (a remove of what was not listed, "found": false, changed nothing)
+            if d is not None and rec["list"] in LIST_KINDS and rec["op"] in ("add", "remove") \
+                    and rec.get("found", True) is not False:
                 by = self.list_changes.setdefault(period_start(d, self.period).isoformat(), {})
                 by.setdefault(rec["list"], {"add": 0, "remove": 0})[rec["op"]] += 1
             return

@@ -42,6 +42,9 @@ def tables(agg, summary: dict) -> dict[str, tuple[list, list]]:
                                   for o, a in summary["advertising_by_owner"].items()]),
         "models": (["version", "ml_spam_hits", "first", "last"],
                    [[v, m["hits"], m["first"], m["last"]] for v, m in summary["models"].items()]),
+        "list_changes": (["period_start", "list", "add", "remove"],       # ctl lists on a running serve
+                         [[p, k, n["add"], n["remove"]] for p, by in summary["list_changes"].items()
+                          for k, n in by.items()]),
     }
     return t
 
@@ -63,7 +66,7 @@ PLOTS = ("volume_by_action.png", "top_symbols.png", "dnc_by_period.png", "report
 # every name a report writes into --out (one CSV per table of tables()): an input there under one of them would be
 # replaced by the report it is read for
 TABLES = ("totals", "symbols", "dnc", "reports", "volume_by_period", "dnc_by_period", "reports_by_period",
-          "top_senders_by_drops", "top_owners_by_drops", "advertising_by_owner", "models")
+          "top_senders_by_drops", "top_owners_by_drops", "advertising_by_owner", "models", "list_changes")
 OUTPUTS = ("summary.json", "report.html", "report.pdf", *PLOTS, *(f"{t}.csv" for t in TABLES))
 
 
@@ -193,6 +196,7 @@ def write_html(out: Path, summary: dict, tabs, pngs: list[str], inputs: dict) ->
         "<p class=note>Owners from the sender registry as it is when the report is made; advertising = sender "
         "registered as QC, or any AD_* rule hit (on its line or a late part's).</p>",
         "<h2>Classifier models in force</h2>", _table(*tabs["models"]),
+        "<h2>List changes made on a running serve (ctl lists)</h2>", _table(*tabs["list_changes"]),
         "<h2>Inputs</h2>",
         _table(["", ""], [["verdict logs", ", ".join(inputs["logs"])],
                           ["logs named twice (read once)", ", ".join(inputs.get("repeated_logs", ())) or "none"],

@@ -47,6 +47,9 @@ from .codec import pdu as P
 MAX_KEPT_RECEIPTS = 1000    # receipts kept per system_id for its next bind (the oldest dropped past it)
 
 
+
+_BOUND_ONLY = frozenset((C.SUBMIT_SM, C.DATA_SM, C.SUBMIT_MULTI, C.QUERY_SM, C.CANCEL_SM, C.REPLACE_SM))
+
 class _SimSession(SmppStream):
     def __init__(self, sim):
         self.sim, self.conn, self.transport, self.bound = sim, SmppConnection(1 << 20), None, False
@@ -217,6 +220,10 @@ class SmscSimulator:
             s.bound = False
             s.send(P.UnbindResp(sequence_number=ev.sequence_number))
             s.transport.close()
+        elif cid in _BOUND_ONLY and (not s.bound or s.kind == "receiver"):
+            # SMPP 3.4 §2.3 table 2-1: an ESME sends these bound as a transmitter or transceiver only; otherwise
+            # ESME_RINVBNDSTS, as a real SMSC answers (an ESME that submits before its bind_resp is caught here)
+            s.send(P.response_class(cid)(sequence_number=ev.sequence_number, command_status=C.ESME_RINVBNDSTS))
         elif cid in (C.SUBMIT_SM, C.DATA_SM, C.SUBMIT_MULTI):
             if self.stall:
                 self.held.append((s, ev))
