@@ -193,16 +193,17 @@ def cmd_lists(args) -> int:
         try:
             extra = list_edit_extra(args)
             if args.lcmd == "add":
-                stored = store.add(args.kind, args.value, args.channel, extra)
+                stored, replaced = store.add_replacing(args.kind, args.value, args.channel, extra)
                 _print_warnings(store)
-                print(json.dumps({"added": args.value, "kind": args.kind, "stored": stored}))
+                print(json.dumps({"added": args.value, "kind": args.kind, "stored": stored,
+                                  **({"replaced": replaced} if replaced else {})}))
                 return 0
-            found = store.remove(args.kind, args.value, args.channel, extra)
+            found, rows = store.remove_listing(args.kind, args.value, args.channel, extra)
         except ValueError as e:
             print(command_error(args, e), file=sys.stderr)
             return 2
         _print_warnings(store)
-        print(json.dumps({"removed": args.value, "kind": args.kind, "found": found}))
+        print(json.dumps({"removed": args.value, "kind": args.kind, "found": found, **({"rows": rows} if rows else {})}))
         return 0 if found else 1
     if args.lcmd == "export":
         if args.format != "csv" and args.kind != "blacklist":

@@ -394,12 +394,13 @@ class ControlServer(ReloadCommands):
                 store.append_delta(op, number, ch)
                 (L.add_dnc if op == "add" else L.remove_dnc)(number, ch)
                 stored = as_exported("dnc", (number, ch)) if op == "add" else None
+                said = None
             else:
-                if op == "add":
-                    stored = await asyncio.to_thread(store.add, kind, value, channel, extra)
+                if op == "add":     # (and the row it replaced: an mlexempt renewal's earlier date and note)
+                    stored, said = await asyncio.to_thread(store.add_replacing, kind, value, channel, extra)
                     found = True
-                else:
-                    found = await asyncio.to_thread(store.remove, kind, value, channel, extra)
+                else:               # (and the registrations a remove senders took: every one of X without a field)
+                    found, said = await asyncio.to_thread(store.remove_listing, kind, value, channel, extra)
                 from .serve import reload_lists
                 err = await reload_lists(self.pipe)
                 if err is not None:
@@ -413,6 +414,8 @@ class ControlServer(ReloadCommands):
             ans["stored"] = stored
         else:
             ans["found"] = bool(found)
+        if said:
+            ans["replaced" if op == "add" else "rows"] = said
         if store.warnings:
             ans["warnings"] = list(store.warnings)
         return ans

@@ -102,9 +102,10 @@ class OwnerClash(ValueError):
     """A registration of a sender to another owner than the one it has on some of the same dates."""
 
 
-def add(L: Lists, kind: str, r) -> None:
+def add(L: Lists, kind: str, r):
     """Add record `r`; OwnerClash (nothing changed) for a sender registration that would give its sender a
-    second owner on some date (another owner's for the very same dates is replaced: Lists.add_sender)."""
+    second owner on some date (another owner's for the very same dates is replaced: Lists.add_sender). Returns the
+    mlexempt row `r` replaced (a renewal), else None."""
     if kind == "dnc":
         L.add_dnc(*r)
     elif kind == "senders":
@@ -123,7 +124,10 @@ def add(L: Lists, kind: str, r) -> None:
         if len(L.ml_exempt) >= MAX_ENTRIES and r.number not in L.ml_exempt:
             raise ListFull(f"the mlexempt list holds its most, {MAX_ENTRIES} numbers: remove expired or unneeded rows "
                            "first (lists export mlexempt)")
+        old = L.ml_exempt.get(r.number)
         L.add_ml_exemption(r)
+        return old
+    return None
 
 
 def clear(L: Lists, kind: str) -> None:
@@ -189,7 +193,7 @@ def remove(L: Lists, kind, value, channel, extra) -> bool:
 def _remove_senders(L: Lists, value: str, extra) -> bool:
     """`lists remove senders SENDER`: every registration of SENDER; with any of --owner, --category, --valid-from,
     --valid-to, --accounts, only those that match each one given (they were ignored: taking out a brand's expired QC
-    period took its CSKH registration, the bank's OTPs, with it). Whether one was removed."""
+    period took its CSKH registration, the bank's OTPs, with it). The registrations removed, else False."""
     n = normalise_number(value)
     k = n if n is not None else normalise_sender_id(value)
     owner, category, vfrom, vto, accounts = (list(extra or []) + [""] * 5)[:5]
@@ -214,4 +218,4 @@ def _remove_senders(L: Lists, value: str, extra) -> bool:
         L.senders[k] = keep
     else:
         del L.senders[k]
-    return True
+    return tuple(e for e in entries if e not in keep)

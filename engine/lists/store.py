@@ -297,13 +297,26 @@ class ListStore:
         """Import good rows; returns (count, errors) (importing.py)."""
         return importing.import_csv(self, kind, data, name, replace, allow_partial)
 
-    def add(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None):
+    def add(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None) -> str:
+        """Add one row; the row as `lists export` writes it."""
+        return self.add_replacing(kind, value, channel, extra)[0]
+
+    def add_replacing(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None):
+        """Add one row: (the row as `lists export` writes it, the row it replaced so written, else None: an mlexempt
+        renewal's earlier valid_to and note, which `ctl lists add` and `lists add` say)."""
         r = edits.record(kind, value, channel, extra)
-        self.modify(kind, lambda L: edits.add(L, kind, r))
-        return edits.as_exported(kind, r)
+        old = self.modify(kind, lambda L: edits.add(L, kind, r))
+        return edits.as_exported(kind, r), None if old is None else edits.as_exported(kind, old)
 
     def remove(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None) -> bool:
-        return self.modify(kind, lambda L: edits.remove(L, kind, value, channel, extra))
+        return self.remove_listing(kind, value, channel, extra)[0]
+
+    def remove_listing(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None):
+        """Remove: (whether anything was, the senders registrations removed as `lists export` writes them: a
+        `remove senders X` without a field takes every registration of X, and the answer says which)."""
+        got = self.modify(kind, lambda L: edits.remove(L, kind, value, channel, extra))
+        rows = [edits.as_exported(kind, e) for e in got] if isinstance(got, tuple) else []
+        return bool(got), rows
 
     def export(self, kind: str, out) -> int:
         return write_csv(kind, self.load(kinds=(kind,)).rows(kind), out)
