@@ -273,7 +273,7 @@ class Screening:
         call = Call(caller, callee, clock(), f"{src[0]}:{src[1]}", nums)     # (by position: verdict.Call)
         dk = self.dialog_key
         k = msg.call_key = dialog_digest(dk, first.get("call-id") or "")
-        ent = self.answered.get(k)
+        ent, mine = self.answered.get(k), None
         # (an answered call on this Call-ID keeps its entry: another INVITE on it must not erase its duration)
         if len(caller) <= MAX_CALLER and (ent is None or ent[1] is None):
             # (caller, answer time, the dialog's parties: its From tag and the From and To users, which a
@@ -283,7 +283,7 @@ class Screening:
             # forgotten first until its 200 promotes it: INVITEs that never get a final (a next hop that
             # black-holes them) cannot push the answered calls out of the bound (recent.Recent.put_low)
             # (identity.dialog_parties' and caller_side's digests, the From user and tag read once for both, without
-            # their frames; _settled_unsent's partial made here: no cells, no closure)
+            # their frames)
             frm = first.get("from")
             if from_user is None:
                 from_user = _user_of(msg, frm or "")
@@ -292,7 +292,6 @@ class Screening:
             mine = (caller, None, dialog_digest(dk, tag, from_user, _user_of(msg, first.get("to") or "")), None,
                     dialog_digest(dk, tag, from_user))
             self.answered.put_low(k, mine)
-            then = partial(self._settled_unsent, then, k, mine, ent)
         t0 = time.perf_counter()
         shared = self.pipeline.state.shared
         if shared is not None:
@@ -303,8 +302,19 @@ class Screening:
         if shared is not None:
             # a shared state store (engine/state/redis_store.py) confirms the counter commits
             # first: a call over a cap shared with other nodes comes back dropped
+            if mine is not None:                        # (a partial made here: no cells, no closure)
+                then = partial(self._settled_unsent, then, k, mine, ent)
             return shared.settle(self.pipeline, v, self._logged(then, call, msg, caller, callee, us))
-        then(self._log_call(call, msg, caller, callee, v, us))
+        v = self._log_call(call, msg, caller, callee, v, us)
+        if mine is None:
+            return then(v)
+        # judged at once (no shared store): _settled_unsent's work without its partial and frame (~6,000 instructions
+        # an INVITE, instrbench)
+        try:
+            then(v)
+        finally:
+            if self.answered.get(k) is mine:            # not sent
+                self._answered_back(k, ent)
 
     def _logged(self, then, call, msg, caller, callee, us):
         """`then` for a verdict settled later, its line logged first (a closure made here, not in _screen: its
@@ -312,21 +322,25 @@ class Screening:
         return lambda v: then(self._log_call(call, msg, caller, callee, v, us))
 
     def _settled_unsent(self, then, k, mine, before, v):
-        """`then` (as _screen's partial of this) for an INVITE whose entry `mine` took the place of `before` (None, or
-        another INVITE's on the Call-ID `k` not answered) in `answered`: once its verdict `v` is acted on, if it was not
-        sent (rejected, or cancelled while judged; _forward stores where a sent one went) its entry leaves and
-        `before` is back. No dialog will exist for it, and a sibling on its Call-ID let through (a fork upstream, to
-        the same callee or another) keeps its own: a rejected sibling popped it, the call's 200 was then no answer
-        and its session refresh was judged as a new call, refused by the call's own count (found by the SIP counting
-        probe)."""
+        """`then` (as _screen's partial of this, for a verdict a shared store settles later; one judged at once, _screen
+        does the same itself) for an INVITE whose entry `mine` took the place of `before` (None, or another INVITE's on
+        the Call-ID `k` not answered) in `answered`: once its verdict `v` is acted on, if it was not sent (rejected, or
+        cancelled while judged; _forward stores where a sent one went) its entry leaves and `before` is back. No
+        dialog will exist for it, and a sibling on its Call-ID let through (a fork upstream, to the same callee or
+        another) keeps its own: a rejected sibling popped it, the call's 200 was then no answer and its session refresh
+        was judged as a new call, refused by the call's own count (found by the SIP counting probe)."""
         try:
             then(v)
         finally:
             if self.answered.get(k) is mine:
-                if before is None:
-                    self.answered.pop(k)
-                else:
-                    self.answered.put_low(k, before)
+                self._answered_back(k, before)
+
+    def _answered_back(self, k, before):
+        """An INVITE not sent gives its Call-ID's entry in `answered` back: `before` (None: no entry) is back."""
+        if before is None:
+            self.answered.pop(k)
+        else:
+            self.answered.put_low(k, before)
 
     def _identity_trusted(self, host: str) -> bool:
         """Whether `host`, an INVITE's previous hop, is in sip.toml's trusted_identity_networks (RFC 3325 Spec(T)):
