@@ -299,14 +299,19 @@ class VerdictLog(VerdictSink):
                     "sender": sender, "recipient": recipient, "message_id": message_id,
                     "delivery": delivery.isoformat(), "status": status, "reason": reason})
 
-    def write_sms_id(self, when, account: str, sender: str, recipient: str, message_id: str, part: bool = False) -> None:
+    def write_sms_id(self, when, account: str, sender: str, recipient: str, message_id: str, judged,
+                     part: bool = False) -> None:
         """The SMSC's message_id of a forwarded SMS, at its submit_sm_resp ([upstream] log_message_ids): its message's
-        line was written when judged, not held for it (a resp may never come); `telfilter verdicts` ties the two
-        (report/msgid_join.py). `part`: a concatenated message's part. No verdict: metrics do not count it."""
+        line was written when judged, not held for it (a resp may never come). `judged`: that line's time (its
+        `"ts"`), written as `"judged"`: with the account, sender and recipient it names the line exactly, as a
+        call_unsent line names its call's (`telfilter verdicts` ties the two: report/msgid_join.py). `part`: a
+        concatenated message's part (its late part's names the late part's own line). No verdict: metrics do not
+        count it."""
         try:
-            line = ('{"ts": "%s", "kind": "sms_id", "account": %s, "sender": %s, "recipient": %s, "message_id": %s%s}'
+            line = ('{"ts": "%s", "kind": "sms_id", "account": %s, "sender": %s, "recipient": %s, "message_id": %s, '
+                    '"judged": "%s"%s}'
                     % (_isoformat(when), _NAMES.get(account) or _name_json(account), _jstr(sender), _jstr(recipient),
-                       _jstr(message_id), ', "part": true' if part else ""))
+                       _jstr(message_id), _isoformat(judged), ', "part": true' if part else ""))
         except Exception as e:
             return self._failed(e)
         self._emit(line)

@@ -90,13 +90,15 @@ def _id(ts, mid, sender="VNBANK", recipient="84912345678", account="bank1", **kw
             "message_id": mid, **kw}
 
 
-def test_two_messages_in_flight_take_their_ids_in_order_and_a_late_id_is_shown_alone(tmp_path):
-    recs = [_line("2026-12-07T02:00:00.000100+00:00"), _line("2026-12-07T02:00:00.000900+00:00"),
-            _line("2026-12-07T02:00:00.001000+00:00", account="bank2"),
-            _id("2026-12-07T02:00:00.020000+00:00", "A1"), _id("2026-12-07T02:00:00.021000+00:00", "A2"),
-            _id("2026-12-07T02:00:00.022000+00:00", "B1", account="bank2"),
-            # an hour later: no line of its message in the window (it is shown as itself)
-            _id("2026-12-07T03:00:00+00:00", "LATE")]
+def test_two_messages_in_flight_take_the_ids_that_name_them_and_an_id_without_its_line_is_shown_alone(tmp_path):
+    a, b, c = "2026-12-07T02:00:00.000100+00:00", "2026-12-07T02:00:00.000900+00:00", "2026-12-07T02:00:00.001000+00:00"
+    recs = [_line(a), _line(b), _line(c, account="bank2"),
+            # the SMSC answered the second first: each id names its line by its time, not by arrival
+            _id("2026-12-07T02:00:00.020000+00:00", "A2", judged=b), _id("2026-12-07T02:00:00.021000+00:00", "A1",
+                                                                          judged=a),
+            _id("2026-12-07T02:00:00.022000+00:00", "B1", account="bank2", judged=c),
+            # its line in a log not read (an older one): shown as itself
+            _id("2026-12-07T03:00:00+00:00", "LATE", judged="2026-12-06T23:59:59+00:00")]
     p = tmp_path / "v.jsonl"
     p.write_text("".join(json.dumps(r) + "\n" for r in recs))
     rc, got, err = _verdicts("--log", p, "--number", "0912345678")
@@ -114,16 +116,16 @@ def test_two_messages_in_flight_take_their_ids_in_order_and_a_late_id_is_shown_a
 
 
 def test_lines_held_for_their_ids_go_when_the_next_log_is_older():
-    # `--log verdicts.log*` reads the newest log first: its lines were held until MAX_HELD lines more came
+    # `--log verdicts.log*` reads the newest log first: its lines were held until HOLD of log time had passed
     from datetime import datetime, timedelta, timezone
 
     from engine.report.msgid_join import IdJoin
     j = IdJoin()
     t = datetime(2026, 12, 7, 2, 0, tzinfo=timezone.utc)
-    j.add(t, _line(t.isoformat()))
+    j.add(t, _line(t.isoformat()), True)
     assert list(j.ready(t + timedelta(seconds=1))) == []          # its id may still come
     older = t - timedelta(days=1)
-    assert [ts for ts, _ in j.ready(older)] == [t] and not j.held
+    assert [ts for ts, _ in j.ready(older)] == [t] and not j.keys
 
 
 def test_a_late_answers_message_id_is_logged_too(tmp_path):

@@ -12,7 +12,8 @@ Exit status as grep's: 0 when a line matched, 1 when none did, 2 on a usage erro
 
 A forwarded SMS's line shows the message_ids the SMSC gave it (`message_ids`, from the `sms_id` lines written at its
 submit_sm_resp: report/msgid_join.py), and `--message-id` finds the line of an id from the SMSC's CDRs or a delivery
-receipt: a first pass finds its `sms_id` lines, a second the verdict lines they belong to (files, not '-'). A list
+receipt: a first pass finds its `sms_id` lines and the line each names (its account, sender, recipient and time,
+`"judged"`: exactly, no guess), a second prints those lines (files, not '-'). A list
 change made on a running serve (`ctl lists`, a `list` line: who, when, what) matches `--number` as its number does.
 """
 from __future__ import annotations
@@ -23,13 +24,13 @@ import sys
 from ..cli_types import date_order_error, day
 from ..jsontext import surrogates_escaped
 from ..numbers import normalise_number, sender_key
-from .msgid_join import JOIN_WINDOW, IdJoin
+from .msgid_join import IdJoin, forwarded, id_key, line_key
 from .reader import ACTIONS, Malformed, distinct_logs, read_verdicts
 
 # the members of a verdict line that hold an address (sms, cancel, sms_id: sender, recipient; call, call_unsent:
 # caller, callee; list: a DNC change's number)
 ADDRESSES = ("sender", "recipient", "caller", "callee", "number")
-MAX_IDS = 100           # sms_id lines of one --message-id kept from the first pass (an SMSC may reuse an id)
+MAX_IDS = 100           # lines found by --message-id in the first pass (an SMSC may reuse an id; a part's id)
 
 
 def add_parser(subs, sub) -> None:
@@ -88,24 +89,49 @@ def matcher(numbers, senders, symbols, actions):
     return test
 
 
-def _id_keys(paths, ids, bad) -> dict:
-    """--message-id's first pass: the (account, sender, recipient) of each sms_id line of `ids` -> the times of
-    those lines (at most MAX_IDS lines in all)."""
-    keys: dict = {}
-    n = 0
-    for ts, rec in read_verdicts(paths, bad, progress=False):
-        if rec.get("kind") == "sms_id" and rec.get("message_id") in ids and n < MAX_IDS:
-            keys.setdefault((rec["account"], rec["sender"], rec["recipient"]), []).append(ts)
-            n += 1
-    return keys
+def _id_keys(paths, ids) -> tuple[set, bool]:
+    """--message-id's first pass: the keys of the lines (msgid_join.line_key) the sms_id lines of `ids` name, at
+    most MAX_IDS of them; and whether more were left out."""
+    keys: set = set()
+    over = False
+    for ts, rec in read_verdicts(paths, Malformed(), progress=False):   # (its malformed lines said once, in pass 2)
+        if rec.get("kind") == "sms_id" and rec.get("message_id") in ids:
+            k = id_key(rec)
+            if len(keys) < MAX_IDS:
+                keys.add(k)             # (None: one naming no line, printed as itself)
+            elif k not in keys:
+                over = True
+    return keys, over
 
 
-def _near(keys: dict):
-    """--message-id's second pass: a record of one of `keys` (as _id_keys) within JOIN_WINDOW before one of its ids."""
-    def test(ts, rec) -> bool:
-        times = keys.get((rec.get("account"), rec.get("sender"), rec.get("recipient")))
-        return times is not None and any(t - JOIN_WINDOW <= ts <= t for t in times)
-    return test
+def _by_message_id(records, ids: set, keys: set, shown):
+    """--message-id's second pass: the lines of `keys` that `shown(ts, rec)` lets through, each with the ids of every
+    sms_id line naming it (wherever they are in the logs: a rotated log read after a newer one too), and the sms_id
+    lines of `ids` whose line was not read, in file order. At most the lines of MAX_IDS keys and their ids."""
+    held, ids_of, found = [], {}, set()
+    alone = 0                   # sms_id lines held to be printed by themselves if their line is not read
+    for ts, rec in records:
+        kind = rec.get("kind")
+        if kind == "sms" and forwarded(rec):
+            k = line_key(ts, rec)
+            if k in keys:
+                found.add(k)
+                if shown(ts, rec):
+                    held.append((ts, rec, k))
+        elif kind == "sms_id":
+            k = id_key(rec)
+            if k in keys:
+                if k is not None:
+                    ids_of.setdefault(k, []).append(rec.get("message_id"))
+                if rec.get("message_id") in ids and alone < MAX_IDS and shown(ts, rec):
+                    alone += 1
+                    held.append((ts, rec, None if k is None else ("id", k)))
+    for ts, rec, k in held:
+        if rec.get("kind") == "sms":
+            rec["message_ids"] = ids_of.get(k, [])
+            yield ts, rec
+        elif k is None or k[1] not in found:       # its line not read: the id by itself
+            yield ts, rec
 
 
 def cmd_verdicts(args) -> int:
@@ -127,36 +153,47 @@ def cmd_verdicts(args) -> int:
         print(f"telfilter verdicts: warning: log named twice, read once: {line}", file=sys.stderr)
     bad = Malformed()
     ids = set(args.message_id)
-    near = _near(_id_keys(read, ids, Malformed())) if ids else None      # (its malformed lines said once, below)
-    seen = found = 0
     out = sys.stdout
-    join = IdJoin()
 
-    def shown(pairs) -> int:
+    def shown(ts, rec) -> bool:
+        day = ts.astimezone(tz).date()
+        return not (args.date_from and day < args.date_from) and not (args.date_to and day > args.date_to) \
+            and test(rec)
+
+    def printed(pairs) -> int:
         n = 0
         for ts, rec in pairs:
-            if ids and (rec.get("kind") == "sms_id" and rec.get("message_id") not in ids
-                        or rec.get("kind") == "sms" and not ids.intersection(rec.get("message_ids", ()))):
-                continue
-            local = ts.astimezone(tz)
             n += 1
-            # (a peer's undecodable byte, logged as a "\\udcff" escape, read back as a lone surrogate: escaped again,
-            # the output stays UTF-8)
-            out.write(surrogates_escaped(json.dumps({**rec, "ts_local": local.isoformat()}, ensure_ascii=False)) + "\n")
+            # (a peer's undecodable byte, logged as a "\\udcff" escape, read back as a lone surrogate: escaped
+            # again, the output stays UTF-8)
+            out.write(surrogates_escaped(json.dumps({**rec, "ts_local": ts.astimezone(tz).isoformat()},
+                                                    ensure_ascii=False)) + "\n")
         return n
 
-    for ts, rec in read_verdicts(read, bad, progress=not args.no_progress and sys.stderr.isatty()):
-        seen += 1
-        found += shown(join.ready(ts))
-        if near is not None and not near(ts, rec):
-            continue
-        if rec.get("kind") == "sms_id" and join.sms_id(ts, rec):
-            continue                                # shown on its message's line
-        day = ts.astimezone(tz).date()
-        if (args.date_from and day < args.date_from) or (args.date_to and day > args.date_to) or not test(rec):
-            continue
-        join.add(ts, rec)
-    found += shown(join.rest())
+    seen = found = 0
+
+    def counted(records):
+        nonlocal seen
+        for pair in records:
+            seen += 1
+            yield pair
+    records = counted(read_verdicts(read, bad, progress=not args.no_progress and sys.stderr.isatty()))
+    if ids:
+        keys, over = _id_keys(read, ids)
+        if over:
+            print(f"telfilter verdicts: warning: the ids given name more than {MAX_IDS} lines: the first {MAX_IDS} "
+                  f"shown", file=sys.stderr)
+        found = printed(_by_message_id(records, ids, keys, shown))
+    else:
+        join = IdJoin()
+        for ts, rec in records:
+            found += printed(join.ready(ts))
+            if rec.get("kind") == "sms_id":
+                if not join.sms_id(rec) and shown(ts, rec):
+                    join.orphan(ts, rec)        # its line not read (or let go): the id by itself
+                continue
+            join.add(ts, rec, shown(ts, rec))
+        found += printed(join.rest())
     for line in bad.shown:
         print(f"telfilter verdicts: malformed line skipped: {line}", file=sys.stderr)
     if bad.count > len(bad.shown):

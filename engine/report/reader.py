@@ -299,6 +299,8 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True):
                         if rec.get("kind") in _TRAIL:       # an SMSC's message_id; a list change (no verdicts)
                             if not all(type(rec.get(k)) is str for k in _TRAIL[rec["kind"]]):
                                 raise ValueError(f"a {rec['kind']} record without its " + ", ".join(_TRAIL[rec['kind']]))
+                            if "judged" in rec:                 # (an sms_id's: its line's ts, msgid_join.py)
+                                parse_ts(rec["judged"], "judged")
                             yield ts, rec
                             continue
                         if rec.get("kind") not in ("sms", "call") or rec.get("action") not in ACTIONS:

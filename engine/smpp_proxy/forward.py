@@ -101,10 +101,13 @@ class ForwardPath:
         else:
             held.pop(account, None)
 
-    def _forward(self, sess, pdu, tag_verdict, prefix=True, link=None, part=False, refund=None, nums=None):
+    def _forward(self, sess, pdu, tag_verdict, prefix=True, link=None, part=False, refund=None, nums=None,
+                 judged=None):
         """Send `pdu` (tagged if `tag_verdict`) to the SMSC and relay its answer. `refund`: the message's
         counts toward advertisers' caps (Refund), given back if the SMSC refuses it or it cannot be sent. `nums`:
-        its Message.nums when it was judged with them (its recipient's number, noted with its message_id)."""
+        its Message.nums when it was judged with them (its recipient's number, noted with its message_id).
+        `judged`: the time of the verdict line it goes out on (a submit_multi's: [(recipient, time)] of its
+        destinations' lines), what its sms_id line names it by (_id_line)."""
         if link is None:                 # a verdict that came later (shared state store): still a link free?
             link = self._pick_link(account=sess.account.system_id)
         if link is None:
@@ -130,7 +133,7 @@ class ForwardPath:
                                                             or resp.command_id != pdu.command_id | 0x80000000):
                 refund.answered(self, resp, pdu.command_id)
             if status == LATE:
-                return self._late_response(acct, link, resp, pdu, part, refund, nums)
+                return self._late_response(acct, link, resp, pdu, part, refund, nums, judged)
             sess.in_flight -= 1
             v = held.get(acct, 0) - 1               # (self._held(acct, -1), inline: a frame less a message)
             if v > 0:
@@ -156,7 +159,7 @@ class ForwardPath:
                     # the id in the verdict log beside the message's line, written when it was judged (the care
                     # desk's way from an SMSC's message_id to its verdict, `telfilter verdicts --message-id`)
                     if self.settings.smsc_log_message_ids:
-                        self._id_line(acct, pdu, mid, part)
+                        self._id_line(acct, pdu, mid, part, judged)
                 stats = self.stats
                 stats["forwarded"] += 1
                 stats["added_us_total"] += int((_perf_counter() - t0) * 1e6)
@@ -228,7 +231,7 @@ class ForwardPath:
                     link.where, resp.sequence_number, pdu.command_id, resp.command_id)
         return C.ESME_RSYSERR
 
-    def _late_response(self, acct, link, resp, pdu, part=False, refund=None, nums=None) -> None:
+    def _late_response(self, acct, link, resp, pdu, part=False, refund=None, nums=None, judged=None) -> None:
         """The SMSC answered after the response timeout, when the ESME already had
         ESME_RSYSERR. The message may well be delivered: keep its message_id so its receipt
         still reaches the account, and say so in the log (an ESME that resubmitted on 0x08
@@ -250,14 +253,18 @@ class ForwardPath:
             if self.early_receipts:
                 self._early_receipts_for(key, mid, acct, link.id_space)
             if self.settings.smsc_log_message_ids:
-                self._id_line(acct, pdu, mid, part)
+                self._id_line(acct, pdu, mid, part, judged)
 
-    def _id_line(self, acct: str, pdu, mid: str, part: bool) -> None:
-        """The verdict log's sms_id line of a message the SMSC took as `mid` (a submit_multi's: one a destination,
-        as its verdict lines are)."""
+    def _id_line(self, acct: str, pdu, mid: str, part: bool, judged) -> None:
+        """The verdict log's sms_id line of a message the SMSC took as `mid`, naming the verdict line it went out on
+        by its time (`judged`, as _forward's; a submit_multi's: one a destination, as its verdict lines are). With no
+        `judged` (a caller that did not say) none is written: a line that names no verdict would be tied by guess."""
+        if judged is None:
+            return
         vlog, now = self.vlog, self.clock()
-        if pdu.command_id != C.SUBMIT_MULTI:
-            return vlog.write_sms_id(now, acct, pdu.source_addr, pdu.destination_addr, mid, part)
-        for dest in multi_dests(pdu):
-            if dest:
-                vlog.write_sms_id(now, acct, pdu.source_addr, dest, mid, part)
+        if type(judged) is not list:
+            to = pdu.destination_addr if pdu.command_id != C.SUBMIT_MULTI else multi_dests(pdu)[0]
+            return vlog.write_sms_id(now, acct, pdu.source_addr, to, mid, judged, part)
+        for dest, at in judged:
+            if dest:                        # (a distribution list's: its members are known only to the SMSC)
+                vlog.write_sms_id(now, acct, pdu.source_addr, dest, mid, at, part)

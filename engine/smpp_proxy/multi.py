@@ -163,6 +163,8 @@ class MultiSubmit:
                 for s, p in targets:
                     self._upstream_unavailable(s, p)
                 return
+        # each destination's line by its recipient and time: the sms_id lines of the PDU's message_id name them
+        judged = [(m.recipient, m.time if m.submitted is None else m.submitted) for m in msgs]
         for i, (s, p) in enumerate(targets):
             # one verdict covers all parts; a tag goes on every part (TLV), the prefix on the first only
-            self._forward(s, p, tag, prefix=(i == 0), link=link, part=parts is not None, refund=refund)
+            self._forward(s, p, tag, prefix=(i == 0), link=link, part=parts is not None, refund=refund, judged=judged)

@@ -138,7 +138,7 @@ class RelayPath:
             return self._upstream_unavailable(sess, pdu)
         self._charge(sess, pdu)
 
-        def judged(v):
+        def judged(v, _at):             # (a replace_sm_resp has no message_id: no sms_id line names its line)
             if v.action is _DROP:
                 return sess.send_pdu(P.ReplaceSmResp(sequence_number=pdu.sequence_number,
                                                      command_status=v.smpp_status))

@@ -185,18 +185,18 @@ class SubmitPath(ForwardPath, GraceSlots):
             self._charge(sess, pdu)
         if shared is not None:
             return self._judge(sess, pdu.source_addr, recipient, text, _PDU_NAME[cid], binary, reading, when,
-                               then=lambda v: self._judged_answer(sess, pdu, v), s_ton=pdu.source_addr_ton,
+                               then=lambda v, at: self._judged_answer(sess, pdu, v, at), s_ton=pdu.source_addr_ton,
                                r_ton=r_ton)
         # the common case, judged at once (nothing runs in between: the link can still take it). Its numbers read
         # here (Message.nums): the recipient's is also the message-id map's note when it is forwarded
         s_ton = pdu.source_addr_ton
         nums = (normalise_number(pdu.source_addr, s_ton), normalise_number(recipient, r_ton))
-        v = self._judge_now(sess, pdu.source_addr, recipient, text, _PDU_NAME[cid], binary, reading, when,
-                            s_ton, r_ton, nums)
+        v, at = self._judge_now(sess, pdu.source_addr, recipient, text, _PDU_NAME[cid], binary, reading, when,
+                                s_ton, r_ton, nums)
         if v.action is _DROP:
             return self._drop(sess, (pdu,), v)
         return self._forward(sess, pdu, v if v.action is _TAG else None, True, link, False,
-                             Refund((v,), 1) if v.charged else None, nums)     # (Refund.of, inline)
+                             Refund((v,), 1) if v.charged else None, nums, at)     # (Refund.of, inline)
 
     def _link_to_judge(self, account: str):
         """The link a message about to be judged can go to now, or None (ESME_RTHROTTLED unjudged). With a shared
@@ -261,11 +261,11 @@ class SubmitPath(ForwardPath, GraceSlots):
         sess.send_pdu(P.response_class(pdu.command_id)(sequence_number=pdu.sequence_number,
                                                       command_status=C.ESME_RTHROTTLED))
 
-    def _judged_answer(self, sess, pdu, v, link=None) -> None:
-        # (_submit does the same inline for a message judged at once)
+    def _judged_answer(self, sess, pdu, v, at, link=None) -> None:
+        # (_submit does the same inline for a message judged at once; `at`: its line's time, as _judge_now's)
         if v.action is _DROP:
             return self._drop(sess, (pdu,), v)
-        return self._forward(sess, pdu, v if v.action is _TAG else None, link=link, refund=Refund.of(v))
+        return self._forward(sess, pdu, v if v.action is _TAG else None, link=link, refund=Refund.of(v), judged=at)
 
     def _message(self, sess, sender, recipient, text, when=None, s_ton=0, r_ton=0, nums=None) -> Message:
         """The Message a submitted SMS is judged as: at `when` (its scheduled delivery) when given; `s_ton`,
@@ -291,7 +291,9 @@ class SubmitPath(ForwardPath, GraceSlots):
         at once); `_judge` is the general form. `when`: its scheduled delivery, later than now; `s_ton`,
         `r_ton`: its addresses' types of number; `nums`: their normalise_number when read already
         (Message.nums); `commit` false: nothing counted (Pipeline.judge);
-        `counted`, `late`, `concat`: a concatenated message's, `replacing`: a replace_sm's (`_judge`)."""
+        `counted`, `late`, `concat`: a concatenated message's, `replacing`: a replace_sm's (`_judge`).
+        Returns the verdict and its line's time (`"ts"`: when it was judged, a scheduled one's too), what the
+        sms_id line of its message_id names it by (`"judged"`, forward.py _id_line)."""
         t0 = _perf_counter()
         acct = sess.account
         if when is None:
@@ -305,11 +307,13 @@ class SubmitPath(ForwardPath, GraceSlots):
         us = (_perf_counter() - t0) * 1e6
         self.stats[_STAT_KEY[v.action]] += 1
         self.vlog.write_sms(msg, what, v, us, binary, reading, None, late, concat)     # (by position)
-        return v
+        sub = msg.submitted
+        return v, msg.time if sub is None else sub
 
     def _judge(self, sess, sender, recipient, text, what, binary=False, reading=None, when=None, *, then, s_ton=0,
                r_ton=0, commit=True, counted=None, late=False, concat=None, replacing=None):
-        """Judge one message and call `then(verdict)`: at once, or, with a shared state store
+        """Judge one message and call `then(verdict, at)` (`at`: its line's time, as _judge_now returns it): at
+        once, or, with a shared state store
         (engine/state/redis_store.py), once the server has confirmed the counter commits
         (an allowed ad whose shared cap is full comes back dropped). `commit` false: nothing counted.
         `counted`: Message.counted (a concatenated message judged before its parts all came, or a late part of
@@ -319,8 +323,8 @@ class SubmitPath(ForwardPath, GraceSlots):
         replacement of a message counted toward the advertiser caps, relay.py)."""
         shared = self.pipeline.state.shared
         if shared is None:
-            return then(self._judge_now(sess, sender, recipient, text, what, binary, reading, when, s_ton, r_ton,
-                                        None, commit, counted, late, concat, replacing))
+            return then(*self._judge_now(sess, sender, recipient, text, what, binary, reading, when, s_ton, r_ton,
+                                         None, commit, counted, late, concat, replacing))
         t0 = _perf_counter()
         msg = self._message(sess, sender, recipient, text, when, s_ton, r_ton)
         msg.counted = counted
@@ -334,7 +338,8 @@ class SubmitPath(ForwardPath, GraceSlots):
             self.settling -= 1
             self.stats[_STAT_KEY[v.action]] += 1
             self.vlog.write_sms(msg, what, v, us, binary, reading, late=late, concat=concat)
-            then(v)                                      # forwarded (in flight again) or answered now
+            # forwarded (in flight again) or answered now
+            then(v, msg.time if msg.submitted is None else msg.submitted)
             self.grace_resume()                          # (its slot, if it was dropped: the next held message's)
             self.owed_nothing(sess)                  # an unbind that came while the verdict was settling
         sess.in_flight += 1                              # owed an answer until the shared store settles it

@@ -118,12 +118,14 @@ class ConcatSubmit:
                                          parts_delivery([pdu], self._schedule_now(), self.settings.max_schedule_days),
                                          commit=False, counted=counted, concat=key)
 
-            def judged(v):
+            def judged(v, at):
                 if earlier.action is Action.DROP and v.action is not Action.DROP:
                     v = earlier
                 if v.action is Action.DROP:
                     return self._drop(sess, [pdu], v)
-                return self._forward(sess, pdu, v if v.action is Action.TAG else None, prefix=False, part=True)
+                # its sms_id line names the late part's own line (`at`), the verdict it went out on
+                return self._forward(sess, pdu, v if v.action is Action.TAG else None, prefix=False, part=True,
+                                     judged=at)
             rcpt, rcpt_ton = _recipient(pdu)
             return self._judge(sess, pdu.source_addr, rcpt, whole,
                                f"{_PDU_NAME[pdu.command_id]} part {ci[2]}/{ci[1]} late", binary,
@@ -276,7 +278,7 @@ class ConcatSubmit:
                                      on_verdict=remember, counted=_NONE_YET if remember is not None else None,
                                      concat=key if remember is not None else None)
 
-        def judged(v):
+        def judged(v, at):
             if len(parts) < c.total:
                 self._remember_for_late_parts(key, v, c)
             if v.action is Action.DROP:
@@ -295,7 +297,7 @@ class ConcatSubmit:
             for i, (s, p) in enumerate(live):
                 # one verdict covers all parts; a tag goes on every part (TLV), the prefix on the first only
                 self._forward(s, p, v if v.action is Action.TAG else None, prefix=(i == 0), link=to, part=True,
-                              refund=refund)
+                              refund=refund, judged=at)
         rcpt, rcpt_ton = _recipient(pdu0)
         self._judge(sess0, pdu0.source_addr, rcpt, text,
                     f"{_PDU_NAME[pdu0.command_id]} x{len(parts)}/{c.total}", binary, reading,
