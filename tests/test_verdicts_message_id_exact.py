@@ -147,3 +147,24 @@ def test_message_id_says_when_its_ids_name_more_lines_than_it_shows(tmp_path):
     rc, got, err = _verdicts("--log", p, "--message-id", "SAME")
     assert rc == 0 and len(got) == MAX_IDS and f"more than {MAX_IDS} lines" in err, err
     assert all(r["message_ids"] == ["SAME"] for r in got)
+
+
+def test_held_keys_are_bounded_and_an_id_past_the_bound_goes_to_no_other_line():
+    from datetime import datetime, timedelta, timezone
+
+    from engine.report.msgid_join import IdJoin, forwarded
+    j = IdJoin(max_keys=2)
+    t = datetime(2026, 12, 7, 2, 0, tzinfo=timezone.utc)
+    times = [t + timedelta(milliseconds=i) for i in range(3)]
+    for x in times:
+        list(j.ready(x))
+        j.add(x, _line(x.isoformat()), True)
+    out = list(j.ready(times[-1]))                  # the oldest key let go: its line printed without waiting
+    assert [ts for ts, _ in out] == [times[0]] and len(j.keys) == 2
+    assert not j.sms_id(_id(times[-1].isoformat(), "OLD", judged=times[0].isoformat()))
+    assert j.sms_id(_id(times[-1].isoformat(), "NEW", judged=times[2].isoformat()))
+    assert [r.get("message_ids") for _, r in j.rest()] == [None, ["NEW"]]
+    # no id names an MO's line or a replace_sm's: they are not held
+    for pdu in ("DeliverSm MO", "DataSm MO x2/2", "ReplaceSm"):
+        assert not forwarded({**_line(t.isoformat()), "pdu": pdu})
+    assert forwarded({**_line(t.isoformat()), "pdu": "SubmitSm part 2/2 late", "late": True})

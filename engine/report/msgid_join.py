@@ -14,8 +14,9 @@ until its id came (a concatenated message's parts, `"part": true`: until the bou
 is printed as itself where it matches the query (`find.py`).
 
 Bounds: a line's key is held for HOLD of log time after it, and at most MAX_KEYS keys (the oldest let go first:
-~100 bytes each, ~10 MB); at most MAX_OUT lines wait to be printed (beyond, the oldest is printed with the ids it has).
-An id that comes later is printed as itself, never given to another line. A log older than the one before it
+~400 bytes each, 20 MB when full: 50 s of a log at 1,000 forwarded messages a second, five times the SMSC's response
+timeout); at most MAX_OUT lines wait to be printed (beyond, the oldest is printed with the ids it has). An id that
+comes later is printed as itself, never given to another line. A log older than the one before it
 (`--log verdicts.log*` reads the newest first) lets every held line go: the ids of its last lines were in the newer
 log, read already.
 """
@@ -29,7 +30,7 @@ from .reader import parse_ts
 # the SMSC's response timeout is 10 s by default (smpp.toml); a late answer's id is still logged: 2 minutes of log
 # time covers both
 HOLD = timedelta(seconds=120)
-MAX_KEYS = 100_000
+MAX_KEYS = 50_000
 MAX_OUT = 10_000
 _MT = ("SubmitSm", "DataSm", "SubmitMulti")     # the PDUs whose resp carries a message_id for our line
 
