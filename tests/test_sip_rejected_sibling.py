@@ -52,3 +52,30 @@ def test_a_rejected_sibling_invite_leaves_the_let_through_call_answered_and_refr
     scr.on_datagram(bye, UAC)
     assert [m.method for m, _ in _sent(scr)] == ["BYE"]
     assert [d for _, d in pipe.state.calls.recent(int("84" + AD_CALLER[1:]))] == [120.0]
+
+
+def test_an_invite_whose_judging_raises_gives_the_siblings_entry_back(pipe, monkeypatch):
+    """The judge raising on a sibling INVITE (answered 500 by the screen) must not leave that INVITE's entry in the
+    answered-call memory in place of the let-through call's: the call's 200 stays its answer (a review found the
+    entry put before judging and given back only after a verdict)."""
+    vlog = Lines()
+    scr = offline_screen(pipe, vlog)
+    scr.clock = lambda: datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)
+    a = invite(caller=AD_CALLER, callee=CALLEE, call_id="sib-2")
+    scr.on_datagram(_with_branch(a, b"A"), UAC)
+    ((fwd, _),) = _sent(scr)
+    from engine.sip_screen.recent import dialog_digest
+    k = dialog_digest(scr.dialog_key, "sib-2")
+    before = scr.answered.get(k)
+    assert before is not None
+    judge = pipe.judge
+
+    def broken(call, *a, **kw):
+        raise RuntimeError("a judge that fails")
+    monkeypatch.setattr(pipe, "judge", broken)
+    scr.on_datagram(_with_branch(invite(caller=AD_CALLER, callee=DNC_CALLEE, call_id="sib-2"), b"B"), UAC)
+    assert [m.status for m, _ in _sent(scr)] == [500]
+    assert scr.answered.get(k) is before
+    monkeypatch.setattr(pipe, "judge", judge)
+    scr.on_datagram(make_response(fwd, 200, None, to_tag="uas-a").to_bytes(), UAS)
+    assert [m.status for m, _ in _sent(scr)] == [200] and scr.stats["final_wrong_origin"] == 0

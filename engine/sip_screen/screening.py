@@ -294,22 +294,29 @@ class Screening:
             self.answered.put_low(k, mine)
         t0 = time.perf_counter()
         shared = self.pipeline.state.shared
-        if shared is not None:
-            shared.begin()
-        v = self.pipeline.judge(call)
-        us = (time.perf_counter() - t0) * 1e6
-        self.stats["screened"] += 1
-        if shared is not None:
-            # a shared state store (engine/state/redis_store.py) confirms the counter commits
-            # first: a call over a cap shared with other nodes comes back dropped
-            if mine is not None:                        # (a partial made here: no cells, no closure)
-                then = partial(self._settled_unsent, then, k, mine, ent)
-            return shared.settle(self.pipeline, v, self._logged(then, call, msg, caller, callee, us))
-        v = self._log_call(call, msg, caller, callee, v, us)
+        try:
+            if shared is not None:
+                shared.begin()
+            v = self.pipeline.judge(call)
+            us = (time.perf_counter() - t0) * 1e6
+            self.stats["screened"] += 1
+            if shared is not None:
+                # a shared state store (engine/state/redis_store.py) confirms the counter commits
+                # first: a call over a cap shared with other nodes comes back dropped
+                if mine is not None:                        # (a partial made here: no cells, no closure)
+                    then = partial(self._settled_unsent, then, k, mine, ent)
+                return shared.settle(self.pipeline, v, self._logged(then, call, msg, caller, callee, us))
+            v = self._log_call(call, msg, caller, callee, v, us)
+        except BaseException:
+            # judging failed (_screen_once answers 500): an INVITE never sent gives its entry back, as one rejected
+            # does, so a sibling's unanswered entry it took the place of is not lost
+            if mine is not None and self.answered.get(k) is mine:
+                self._answered_back(k, ent)
+            raise
         if mine is None:
             return then(v)
-        # judged at once (no shared store): _settled_unsent's work without its partial and frame (~6,000 instructions
-        # an INVITE, instrbench)
+        # judged at once (no shared store): _settled_unsent's work without its partial and frame (~4,000 instructions
+        # a call, instrbench)
         try:
             then(v)
         finally:
