@@ -396,10 +396,10 @@ class ControlServer(ReloadCommands):
                 stored = as_exported("dnc", (number, ch)) if op == "add" else None
                 said = None
             else:
-                if op == "add":     # (and the row it replaced: an mlexempt renewal's earlier date and note)
+                if op == "add":     # (and the rows it replaced: a renewal's, a registration's for the same dates)
                     stored, said = await asyncio.to_thread(store.add_replacing, kind, value, channel, extra)
                     found = True
-                else:               # (and the registrations a remove senders took: every one of X without a field)
+                else:               # (and the registrations a remove senders took)
                     found, said = await asyncio.to_thread(store.remove_listing, kind, value, channel, extra)
                 from .serve import reload_lists
                 err = await reload_lists(self.pipe)

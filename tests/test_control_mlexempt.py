@@ -54,7 +54,7 @@ def test_ctl_mlexempt_add_remove_in_force_for_the_next_message(tmp_path):
         later = (date.today() + timedelta(days=14)).isoformat()
         r = ctl(tmp_path, "lists", "add", "mlexempt", "0987654321", "--valid-to", later, "--note", "CSKH-78")
         ans = json.loads(r.stdout)
-        assert ans["stored"] == f"+84987654321,{later},CSKH-78" and ans["replaced"] == f"+84987654321,{soon},CSKH-77"
+        assert ans["stored"] == f"+84987654321,{later},CSKH-78" and ans["replaced"] == [f"+84987654321,{soon},CSKH-77"]
         _send(port, 2)
         assert wait_for(lambda: len(_verdicts(tmp_path)) == 2)
         assert _verdicts(tmp_path)[1] == ("allow", ["ML_EXEMPT"])

@@ -18,9 +18,24 @@ def test_a_renewal_says_the_row_it_replaced(tmp_path):
     rc, ans = _cli(tmp_path, "add", "mlexempt", "0912345678", "--valid-to", soon, "--note", "T-1")
     assert rc == 0 and "replaced" not in ans, ans
     rc, ans = _cli(tmp_path, "add", "mlexempt", "+84912345678", "--valid-to", later, "--note", "T-2")
-    assert rc == 0 and ans["stored"] == f"+84912345678,{later},T-2" and ans["replaced"] == f"+84912345678,{soon},T-1"
+    assert rc == 0 and ans["stored"] == f"+84912345678,{later},T-2" and ans["replaced"] == [f"+84912345678,{soon},T-1"]
+    rc, ans = _cli(tmp_path, "add", "mlexempt", "+84912345678", "--valid-to", later, "--note", "T-2")
+    assert rc == 0 and "replaced" not in ans, ans              # the same row again replaced nothing
     rc, ans = _cli(tmp_path, "add", "blacklist", "spam.example")
     assert rc == 0 and "replaced" not in ans
+
+
+def test_a_registration_that_takes_another_owners_dates_says_so(tmp_path):
+    """Another owner's registration for the very same dates replaces the one there (who holds the brand then): the
+    answer says the row it took out, which the operator may not have meant."""
+    dates = ("--valid-from", "2026-01-01", "--valid-to", "2026-06-30")
+    rc, ans = _cli(tmp_path, "add", "senders", "BANKX", "--owner", "Bank X", "--category", "QC", *dates)
+    assert rc == 0 and "replaced" not in ans
+    rc, ans = _cli(tmp_path, "add", "senders", "BANKX", "--owner", "Bank X", "--category", "CSKH", *dates)
+    assert rc == 0 and "replaced" not in ans, ans               # the other category, same owner: beside it
+    rc, ans = _cli(tmp_path, "add", "senders", "BANKX", "--owner", "Other Co", "--category", "QC", *dates)
+    assert rc == 0 and ans["replaced"] == ["BANKX,Bank X,QC,2026-01-01,2026-06-30,",
+                                           "BANKX,Bank X,CSKH,2026-01-01,2026-06-30,"], ans
 
 
 def test_a_senders_remove_says_the_registrations_it_took(tmp_path):

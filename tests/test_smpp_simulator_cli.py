@@ -98,7 +98,6 @@ def test_it_stops_by_itself_after_seconds_and_refuses_bad_arguments():
     assert r.returncode == 0 and "--receipt-delay" in r.stdout and "loopback" in r.stdout
 
 
-
 def _raw_answers(port, *pdus):
     """Send `pdus` on one raw connection (smpplib will not send a submit_sm before a bind or on a receiver bind: it
     checks its own state) and read one answer each."""

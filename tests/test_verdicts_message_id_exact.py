@@ -168,3 +168,39 @@ def test_held_keys_are_bounded_and_an_id_past_the_bound_goes_to_no_other_line():
     for pdu in ("DeliverSm MO", "DataSm MO x2/2", "ReplaceSm"):
         assert not forwarded({**_line(t.isoformat()), "pdu": pdu})
     assert forwarded({**_line(t.isoformat()), "pdu": "SubmitSm part 2/2 late", "late": True})
+
+
+def test_a_submit_multis_destination_the_smsc_listed_unsuccessful_gets_no_id(tmp_path):
+    # the submit_multi_resp takes the message as M1 but lists one destination unsuccessful (SMPP 3.4 §4.5.2): that
+    # destination's line must not show M1 (a care desk would read it as sent)
+    import time
+    from engine.smpp_proxy.codec import encode
+    from engine.smpp_proxy.codec import pdu as P
+    from tests.test_smpp_proxy import raw_session, read_raw
+    log_path = tmp_path / "verdicts.log"
+    vlog = VerdictLog(str(log_path))
+    dests = ((1, 1, 1, "84912345678"), (1, 1, 1, "84912345679"))
+    with ProxyHarness(build(data_dir=tmp_path / "data"), accounts=("esme1:secret",),
+                      settings=SmppSettings(smsc_log_message_ids=True), verdict_log=vlog) as h:
+        real = h.sim.on_pdu
+
+        def second_unsuccessful(sess, ev):
+            if ev.command_id != C.SUBMIT_MULTI:
+                return real(sess, ev)
+            h.sim.received.append((time.monotonic(), ev))
+            sess.send(P.SubmitMultiResp(sequence_number=ev.sequence_number, message_id="M1",
+                                        unsuccess_smes=((1, 1, "84912345679", C.ESME_RINVDSTADR),)))
+        h.sim.on_pdu = second_unsuccessful
+        s, _ = raw_session(h)
+        s.sendall(encode(P.SubmitMulti(sequence_number=5, source_addr=SRC, dest_addresses=dests,
+                                       short_message=HAM.encode())))
+        resp = read_raw(s)
+        s.close()
+    vlog.close()
+    assert resp.command_status == 0 and resp.message_id == "M1"
+    recs = [json.loads(x) for x in log_path.read_text().splitlines()]
+    assert sorted(r["recipient"] for r in recs if r["kind"] == "sms") == ["84912345678", "84912345679"]
+    assert [r["recipient"] for r in recs if r["kind"] == "sms_id"] == ["84912345678"]
+    rc, got, err = _verdicts("--log", log_path, "--message-id", "M1")
+    assert rc == 0, err
+    assert [(r["recipient"], r["message_ids"]) for r in got] == [("84912345678", ["M1"])]

@@ -105,14 +105,14 @@ class OwnerClash(ValueError):
 def add(L: Lists, kind: str, r):
     """Add record `r`; OwnerClash (nothing changed) for a sender registration that would give its sender a
     second owner on some date (another owner's for the very same dates is replaced: Lists.add_sender). Returns the
-    mlexempt row `r` replaced (a renewal), else None."""
+    records `r` replaced (a registration for the same dates, an mlexempt renewal's row), other than `r` itself."""
     if kind == "dnc":
         L.add_dnc(*r)
     elif kind == "senders":
         other = owner_clash(L.sender_entries(sender_entry_key(r)), r)
         if other is not None:
             raise OwnerClash(owner_clash_message(r, other, "in the registry as stored (lists export senders)"))
-        L.add_sender(r)
+        return L.add_sender(r)
     elif kind == "blacklist":
         if r[0] == "ip":
             L.bl_ips.add(*r[1])
@@ -126,8 +126,8 @@ def add(L: Lists, kind: str, r):
                            "first (lists export mlexempt)")
         old = L.ml_exempt.get(r.number)
         L.add_ml_exemption(r)
-        return old
-    return None
+        return (old,) if old is not None and old != r else ()
+    return ()
 
 
 def clear(L: Lists, kind: str) -> None:
@@ -190,7 +190,7 @@ def remove(L: Lists, kind, value, channel, extra) -> bool:
     raise CsvError(f"unknown list kind {kind!r}")
 
 
-def _remove_senders(L: Lists, value: str, extra) -> bool:
+def _remove_senders(L: Lists, value: str, extra):
     """`lists remove senders SENDER`: every registration of SENDER; with any of --owner, --category, --valid-from,
     --valid-to, --accounts, only those that match each one given (they were ignored: taking out a brand's expired QC
     period took its CSKH registration, the bank's OTPs, with it). The registrations removed, else False."""

@@ -157,12 +157,15 @@ class Lists:
         if "V" in channel:
             self.dnc_v.discard(number)
 
-    def add_sender(self, e: SenderEntry) -> None:
+    def add_sender(self, e: SenderEntry) -> tuple:
+        """Add registration `e`; the registrations it replaced (other than `e` itself)."""
         k = sender_entry_key(e)
         # an entry is replaced by one for the same dates and category, or by another owner's for those dates (an
         # edit of who holds the brand then); the other category for those dates, same owner, stays beside it
-        old = [x for x in self.senders.get(k, ()) if not same_period_clash(x, e)]
+        was = self.senders.get(k, ())
+        old = [x for x in was if not same_period_clash(x, e)]
         self.senders[k] = tuple(old + [e])
+        return tuple(x for x in was if x != e and same_period_clash(x, e))
 
     def add_consent(self, owner: str, number: int) -> None:
         k = owner_fold(owner)

@@ -302,11 +302,12 @@ class ListStore:
         return self.add_replacing(kind, value, channel, extra)[0]
 
     def add_replacing(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None):
-        """Add one row: (the row as `lists export` writes it, the row it replaced so written, else None: an mlexempt
-        renewal's earlier valid_to and note, which `ctl lists add` and `lists add` say)."""
+        """Add one row: (the row as `lists export` writes it, the rows it replaced so written: a registration of the
+        sender for the same dates -- another owner's too --, an mlexempt renewal's earlier valid_to and note; which
+        `ctl lists add` and `lists add` say)."""
         r = edits.record(kind, value, channel, extra)
         old = self.modify(kind, lambda L: edits.add(L, kind, r))
-        return edits.as_exported(kind, r), None if old is None else edits.as_exported(kind, old)
+        return edits.as_exported(kind, r), [edits.as_exported(kind, e) for e in old]
 
     def remove(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None) -> bool:
         return self.remove_listing(kind, value, channel, extra)[0]

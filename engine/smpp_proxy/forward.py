@@ -159,7 +159,7 @@ class ForwardPath:
                     # the id in the verdict log beside the message's line, written when it was judged (the care
                     # desk's way from an SMSC's message_id to its verdict, `telfilter verdicts --message-id`)
                     if self.settings.smsc_log_message_ids:
-                        self._id_line(acct, pdu, mid, part, judged)
+                        self._id_line(acct, pdu, mid, part, judged, resp)
                 stats = self.stats
                 stats["forwarded"] += 1
                 stats["added_us_total"] += int((_perf_counter() - t0) * 1e6)
@@ -253,9 +253,9 @@ class ForwardPath:
             if self.early_receipts:
                 self._early_receipts_for(key, mid, acct, link.id_space)
             if self.settings.smsc_log_message_ids:
-                self._id_line(acct, pdu, mid, part, judged)
+                self._id_line(acct, pdu, mid, part, judged, resp)
 
-    def _id_line(self, acct: str, pdu, mid: str, part: bool, judged) -> None:
+    def _id_line(self, acct: str, pdu, mid: str, part: bool, judged, resp) -> None:
         """The verdict log's sms_id line of a message the SMSC took as `mid`, naming the verdict line it went out on
         by its time (`judged`, as _forward's; a submit_multi's: one a destination, as its verdict lines are). With no
         `judged` (a caller that did not say) none is written: a line that names no verdict would be tied by guess."""
@@ -263,8 +263,18 @@ class ForwardPath:
             return
         vlog, now = self.vlog, self.clock()
         if type(judged) is not list:
+            if pdu.command_id == C.SUBMIT_MULTI and getattr(resp, "unsuccess_smes", ()):
+                return                      # its one destination listed unsuccessful: not sent under `mid`
             to = pdu.destination_addr if pdu.command_id != C.SUBMIT_MULTI else multi_dests(pdu)[0]
             return vlog.write_sms_id(now, acct, pdu.source_addr, to, mid, judged, part)
+        # a destination the submit_multi_resp lists unsuccessful did not go out under `mid` (each listing once, as
+        # refund.Refund.unsuccessful reads them): its line gets no id
+        failed = [normalise_number(a) or a for _, _, a, _ in getattr(resp, "unsuccess_smes", ())]
         for dest, at in judged:
-            if dest:                        # (a distribution list's: its members are known only to the SMSC)
+            if not dest:                    # (a distribution list's: its members are known only to the SMSC)
+                continue
+            d = normalise_number(dest) or dest
+            if d in failed:
+                failed.remove(d)
+            else:
                 vlog.write_sms_id(now, acct, pdu.source_addr, dest, mid, at, part)

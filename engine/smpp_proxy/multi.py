@@ -164,7 +164,8 @@ class MultiSubmit:
                     self._upstream_unavailable(s, p)
                 return
         # each destination's line by its recipient and time: the sms_id lines of the PDU's message_id name them
-        judged = [(m.recipient, m.time if m.submitted is None else m.submitted) for m in msgs]
+        judged = [(m.recipient, m.time if m.submitted is None else m.submitted) for m in msgs] \
+            if self.settings.smsc_log_message_ids else None
         for i, (s, p) in enumerate(targets):
             # one verdict covers all parts; a tag goes on every part (TLV), the prefix on the first only
             self._forward(s, p, tag, prefix=(i == 0), link=link, part=parts is not None, refund=refund, judged=judged)

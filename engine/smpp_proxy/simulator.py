@@ -46,9 +46,8 @@ from .codec import pdu as P
 
 MAX_KEPT_RECEIPTS = 1000    # receipts kept per system_id for its next bind (the oldest dropped past it)
 
-
-
 _BOUND_ONLY = frozenset((C.SUBMIT_SM, C.DATA_SM, C.SUBMIT_MULTI, C.QUERY_SM, C.CANCEL_SM, C.REPLACE_SM))
+
 
 class _SimSession(SmppStream):
     def __init__(self, sim):
