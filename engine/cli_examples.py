@@ -58,8 +58,8 @@ again by its owner for the same dates replaces that row: `telfilter lists export
   zcat archive/verdicts-2026-11-*.gz | telfilter verdicts --log - --sender SHOPABC --symbol AD_TO_DNC
   telfilter verdicts --log /var/log/telfilter/verdicts.jsonl* --message-id 0A1B2C3D
 (a forwarded SMS's line shows its SMSC message_ids, and --message-id finds it, with [upstream] log_message_ids = true
-in smpp.toml; a DNC or blacklist change made with `ctl lists` on a running serve is a "list" line, found by --number
-as its number, with who made it)""",
+in smpp.toml; a change of a number's dnc, blacklist, consent or mlexempt row made with `ctl lists` on a running serve
+is a "list" line, found by --number as its number, with who made it)""",
     ("report",): """examples:
   telfilter report --log /var/log/telfilter/verdicts.jsonl* --from 2026-11-01 --to 2026-11-30 --out nov
   zcat archive/verdicts-2026-10-*.gz | telfilter report --log - --period week --out oct
