@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from .test_bench_sigterm import _alive
+
 ROOT = Path(__file__).resolve().parent.parent
 
 AS_THE_CHILD_STARTS = """
@@ -32,14 +34,6 @@ sys.exit(%s)
 
 RUNS = {"_measure": 'smpp_cpu._measure("trivial", "", 1, 1, "/nonexistent", [], 1, 1, False)',
         "_measure_all": 'smpp_cpu._measure_all(SimpleNamespace(n=1, binds=1, window=1, split=False, modes="x"), 1)'}
-
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.mark.parametrize("run", RUNS)

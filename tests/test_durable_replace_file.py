@@ -9,7 +9,8 @@ import stat
 from engine import durable
 
 
-def test_the_rename_is_made_durable_by_an_fsync_of_the_directory(tmp_path, monkeypatch):
+def _recorded(monkeypatch) -> list:
+    """os.fsync (of a file or a directory, by inode) and os.replace, recorded in order as they run."""
     events = []
     real_fsync, real_replace = os.fsync, os.replace
 
@@ -23,6 +24,11 @@ def test_the_rename_is_made_durable_by_an_fsync_of_the_directory(tmp_path, monke
         real_replace(a, b, *args, **kw)
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
+    return events
+
+
+def test_the_rename_is_made_durable_by_an_fsync_of_the_directory(tmp_path, monkeypatch):
+    events = _recorded(monkeypatch)
     target = tmp_path / "lists" / "dnc-unpublished.1.abc.msgpack"
     durable.replace_file(target, b"payload")
     monkeypatch.undo()
@@ -84,20 +90,8 @@ def test_an_out_file_is_renamed_in_durably_as_replace_file_does(tmp_path, monkey
     # commands._Out (`check --out`, `lists export --out`) fsynced its file but not the directory after the rename:
     # a power cut soon after could bring back the earlier run's output, or none
     from engine.commands import _Out
-    events = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(fd):
-        st = os.fstat(fd)
-        events.append(("fsync", "dir" if stat.S_ISDIR(st.st_mode) else "file", st.st_ino))
-        real_fsync(fd)
-
-    def replace(a, b, *args, **kw):
-        events.append(("replace", str(b)))
-        real_replace(a, b, *args, **kw)
     target = tmp_path / "out" / "verdicts.jsonl"
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
+    events = _recorded(monkeypatch)
     with _Out(str(target)) as f:
         f.write("line\n")
     monkeypatch.undo()

@@ -108,31 +108,42 @@ def test_a_late_parts_id_goes_to_its_own_line_not_to_the_parties_next_message(tm
     assert [(r.get("late"), r["message_ids"]) for r in got] == [(True, [mid2])]
 
 
-def test_a_submit_multis_id_names_each_destinations_own_line(tmp_path):
-    # one PDU, one message_id, a verdict line a destination (each judged at its own instant): an sms_id line a
-    # destination, each naming its destination's line
+DESTS = ((1, 1, 1, "84912345678"), (1, 1, 1, "84912345679"))
+
+
+def _submit_multi(tmp_path, answer=None):
+    """A submit_multi of HAM to DESTS through the proxy (the simulator's answer to it from `answer(h, sess, ev)` when
+    given): (its resp, the verdict log's records, the log's path)."""
     from engine.smpp_proxy.codec import encode
     from engine.smpp_proxy.codec import pdu as P
     from tests.test_smpp_proxy import raw_session, read_raw
     log_path = tmp_path / "verdicts.log"
     vlog = VerdictLog(str(log_path))
-    dests = ((1, 1, 1, "84912345678"), (1, 1, 1, "84912345679"))
     with ProxyHarness(build(data_dir=tmp_path / "data"), accounts=("esme1:secret",),
                       settings=SmppSettings(smsc_log_message_ids=True), verdict_log=vlog) as h:
+        if answer is not None:
+            real = h.sim.on_pdu
+            h.sim.on_pdu = lambda sess, ev: real(sess, ev) if ev.command_id != C.SUBMIT_MULTI else answer(h, sess, ev)
         s, _ = raw_session(h)
-        s.sendall(encode(P.SubmitMulti(sequence_number=5, source_addr=SRC, dest_addresses=dests,
+        s.sendall(encode(P.SubmitMulti(sequence_number=5, source_addr=SRC, dest_addresses=DESTS,
                                        short_message=HAM.encode())))
         resp = read_raw(s)
         s.close()
     vlog.close()
+    return resp, [json.loads(x) for x in log_path.read_text().splitlines()], log_path
+
+
+def test_a_submit_multis_id_names_each_destinations_own_line(tmp_path):
+    # one PDU, one message_id, a verdict line a destination (each judged at its own instant): an sms_id line a
+    # destination, each naming its destination's line
+    resp, recs, log_path = _submit_multi(tmp_path)
     assert resp.command_status == 0 and resp.message_id
-    recs = [json.loads(x) for x in log_path.read_text().splitlines()]
     lines = {r["recipient"]: r["ts"] for r in recs if r["kind"] == "sms"}
     ids = {r["recipient"]: r["judged"] for r in recs if r["kind"] == "sms_id"}
     assert ids == lines and len(set(lines.values())) == 2
     rc, got, err = _verdicts("--log", log_path, "--message-id", resp.message_id)
     assert rc == 0, err
-    assert [(r["recipient"], r["message_ids"]) for r in got] == [(d[3], [resp.message_id]) for d in dests]
+    assert [(r["recipient"], r["message_ids"]) for r in got] == [(d[3], [resp.message_id]) for d in DESTS]
 
 
 def test_message_id_says_when_its_ids_name_more_lines_than_it_shows(tmp_path):
@@ -174,31 +185,14 @@ def test_a_submit_multis_destination_the_smsc_listed_unsuccessful_gets_no_id(tmp
     # the submit_multi_resp takes the message as M1 but lists one destination unsuccessful (SMPP 3.4 §4.5.2): that
     # destination's line must not show M1 (a care desk would read it as sent)
     import time
-    from engine.smpp_proxy.codec import encode
     from engine.smpp_proxy.codec import pdu as P
-    from tests.test_smpp_proxy import raw_session, read_raw
-    log_path = tmp_path / "verdicts.log"
-    vlog = VerdictLog(str(log_path))
-    dests = ((1, 1, 1, "84912345678"), (1, 1, 1, "84912345679"))
-    with ProxyHarness(build(data_dir=tmp_path / "data"), accounts=("esme1:secret",),
-                      settings=SmppSettings(smsc_log_message_ids=True), verdict_log=vlog) as h:
-        real = h.sim.on_pdu
 
-        def second_unsuccessful(sess, ev):
-            if ev.command_id != C.SUBMIT_MULTI:
-                return real(sess, ev)
-            h.sim.received.append((time.monotonic(), ev))
-            sess.send(P.SubmitMultiResp(sequence_number=ev.sequence_number, message_id="M1",
-                                        unsuccess_smes=((1, 1, "84912345679", C.ESME_RINVDSTADR),)))
-        h.sim.on_pdu = second_unsuccessful
-        s, _ = raw_session(h)
-        s.sendall(encode(P.SubmitMulti(sequence_number=5, source_addr=SRC, dest_addresses=dests,
-                                       short_message=HAM.encode())))
-        resp = read_raw(s)
-        s.close()
-    vlog.close()
+    def second_unsuccessful(h, sess, ev):
+        h.sim.received.append((time.monotonic(), ev))
+        sess.send(P.SubmitMultiResp(sequence_number=ev.sequence_number, message_id="M1",
+                                    unsuccess_smes=((1, 1, "84912345679", C.ESME_RINVDSTADR),)))
+    resp, recs, log_path = _submit_multi(tmp_path, second_unsuccessful)
     assert resp.command_status == 0 and resp.message_id == "M1"
-    recs = [json.loads(x) for x in log_path.read_text().splitlines()]
     assert sorted(r["recipient"] for r in recs if r["kind"] == "sms") == ["84912345678", "84912345679"]
     assert [r["recipient"] for r in recs if r["kind"] == "sms_id"] == ["84912345678"]
     rc, got, err = _verdicts("--log", log_path, "--message-id", "M1")
