@@ -10,6 +10,7 @@ from engine.app import build
 from engine.lists import ListStore
 from engine.smpp_proxy.harness import ProxyHarness
 from tests.conftest import run_cli
+from tests.durable_helpers import _hours_config
 from tests.test_control import _ad_verdicts, _send_ad, _serve, _stop, ctl
 from tests.test_serve import wait_for
 
@@ -17,7 +18,7 @@ from tests.test_serve import wait_for
 def test_ctl_and_5656_dnc_changes_show_beside_the_numbers_verdicts(tmp_path):
     sim = ProxyHarness(build(data_dir=tmp_path / "simdata"), with_proxy=False).start()
     ListStore(tmp_path / "data").add("senders", "SHOPABC", "SV", ["Shop", "QC", "", "", ""])
-    p, port = _serve(tmp_path, sim.port)
+    p, port = _serve(tmp_path, sim.port, cfg=_hours_config(tmp_path))   # the first ad is allowed at any hour
     try:
         assert wait_for(lambda: any(s.bound for s in sim.sim.sessions))
         _send_ad(port, "84912000777", 1)
