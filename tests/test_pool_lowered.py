@@ -13,6 +13,7 @@ import collections
 import os
 
 from engine.smpp_proxy.codec import constants as C
+from engine.smpp_proxy.codec import encode
 from engine.smpp_proxy.accounts import hash_password
 from engine.smpp_proxy.codec import pdu as P
 from engine.smpp_proxy.heldjournal import HeldJournal
@@ -22,7 +23,7 @@ from .redis_helpers import RedisServer, ports_in
 from .durable_helpers import _hours_config
 from .test_redis_serve import Node
 from .test_serve import wait_for
-from .test_smpp_receipts import Esme, _submitted
+from .test_smpp_receipts import GOOD, Esme, _submitted
 
 PORTS = (28500, 28999)      # this file's loopback ports (redis-server, the pool's SMPP port); the SMSC's is the OS's
 K = 12                      # max_held_receipts: the account's list in Redis, and what one worker holds, at most
@@ -47,6 +48,17 @@ def _acked(node) -> list:
     return [r.command_status for r in list(node.sim.sim.mo_responses)]
 
 
+def _probe(e, i, landed):
+    """The simulator session (the SMSC link of the worker the kernel gave `e` to) a submit_sm with no receipt reached."""
+    e.seq += 1
+    text = b"probe %d" % i
+    e.s.sendall(encode(P.SubmitSm(sequence_number=e.seq, source_addr=GOOD, destination_addr="84912345678",
+                                  registered_delivery=0, short_message=text)))
+    _submitted(e, 1)
+    assert wait_for(lambda: text in landed, 10), i
+    return landed[text]
+
+
 def test_a_pool_of_3_killed_and_started_with_2_delivers_worker_2s_held_receipts_once(tmp_path):
     rs = RedisServer(tmp_path / "redis", port=ports_in(*PORTS, 1)[0])
     cfg = _hours_config(tmp_path)
@@ -55,7 +67,7 @@ def test_a_pool_of_3_killed_and_started_with_2_delivers_worker_2s_held_receipts_
     assert "max_held_receipts = 200000" in text and "max_held_per_account = 0" in text
     t.write_text(text.replace("max_held_receipts = 200000", f"max_held_receipts = {K}")
                  .replace("max_held_per_account = 0", f"max_held_per_account = {K}"))
-    # up to 41 connections bound at once (the K submits' and up to 40 more until worker 2 has one) and, after the
+    # up to 81 connections bound at once (the K submits' and up to 80 more until worker 2 has two) and, after the
     # kill, the dead pool's counted until their TTL (state/pool.py) beside the receiver's: the default max_binds (16)
     # refused the 17th bind, or the receiver's after a first part that took 16 (1-2% of runs each)
     t.write_text(t.read_text() + f'''
@@ -75,11 +87,23 @@ max_binds = 100
         e.submit(K)
         ids = _submitted(e, K)
         assert wait_for(lambda: redis.llen(queue_key("esme1")) == K, 20), redis.llen(queue_key("esme1"))
-        for i in range(40):                 # P(no connection of 40 on worker 2) = (2/3)^40: never
+        # each connection's worker is the SMSC link (one per worker) its probe (no receipt asked) reached: one that
+        # reached a worker already holding K is not used (that worker answers its receipt "try later", by design:
+        # the kernel's SO_REUSEPORT spread once gave 25 connections in a row to workers 0 and 1)
+        landed, on_pdu = {}, node.sim.sim.on_pdu
+        node.sim.sim.on_pdu = lambda s, ev: (landed.setdefault(bytes(ev.short_message), s)
+                                             if ev.command_id == C.SUBMIT_SM else None, on_pdu(s, ev))
+        held_by = collections.Counter()     # SMSC link -> receipts its worker holds (journal)
+        for i in range(80):                 # P(worker 2 not among 80 connections) = (2/3)^80: never
             e = Esme(node, kind=P.BindTransmitter)
+            link = _probe(e, i, landed)
+            if held_by[link] >= K:
+                e.s.close()
+                continue
             conns.append(e)
             e.submit(1, first=K + i)
             ids += _submitted(e, 1)
+            held_by[link] += 1
             assert wait_for(lambda: len(_acked(node)) == len(ids), 10), (len(_acked(node)), len(ids))
             if len(_live(smpp, 2)) >= 2:
                 break
