@@ -43,6 +43,7 @@ wrong type, refuses the request and names the key: engine/control_keys.py):
                        Other kinds go the way of the CLI (ListStore read-modify-write under
                        write.lock, in a worker thread), then the lists are reloaded before the
                        answer. Either way the lock protocol of engine/lists/journal.py holds.
+                       Each change made is an audit record (engine/control_lists.py).
 """
 from __future__ import annotations
 
@@ -57,12 +58,10 @@ import struct
 from pathlib import Path
 
 from .control_keys import request_error
+from .control_lists import ListCommands
 from .control_reload import ReloadCommands
 from .listen import addr_text
-from .numbers import format_number, normalise_number
 from .reload_counts import reload_counts
-from .servicelog import life
-from .stamps import utc_now
 from .supervisor import pool_worker
 
 log = logging.getLogger("telfilter")
@@ -71,7 +70,6 @@ MAX_LINE = 64 * 1024
 REQUEST_TIMEOUT = 30.0
 MAX_CONNECTIONS = 4
 SOCKET_NAME = "control.sock"
-KINDS = ("dnc", "senders", "blacklist", "consent", "mlexempt")
 
 
 def default_socket(data_dir) -> Path:
@@ -114,35 +112,6 @@ def _socket_state(path: Path) -> str:
         probe.close()
 
 
-_EXTRA_FIELDS = {"senders": ("owner", "category", "valid_from", "valid_to", "accounts"), "consent": ("owner",),
-                 "mlexempt": ("valid_to", "note")}
-
-
-def _fields(req: dict) -> str:
-    """An audit line's fields of a list change beyond its value: the DNC channel, the senders / consent fields given
-    (`remove senders X --category QC` takes that registration only, not every one of X: the line must say which)."""
-    if req["kind"] == "dnc":
-        return f" channel {req.get('channel') or 'SV'}"
-    given = zip(_EXTRA_FIELDS.get(req["kind"], ()), req.get("extra") or ())
-    return "".join(f" {k} {v.strip()!r}" if " " in v.strip() else f" {k} {v.strip()}" for k, v in given if v.strip())
-
-
-def _number_of(kind: str, value: str) -> str:
-    """The number a list change names, as +E164, or "": a DNC, consent or mlexempt value, a blacklist value of kind
-    number (not an address: `192.0.2.7` is no number 192027), never a sender."""
-    if kind == "senders":
-        return ""
-    if kind == "blacklist":
-        from .lists.edits import record
-        try:
-            k, n = record("blacklist", value, "SV", None)
-        except ValueError:          # (taken already by the change itself)
-            return ""
-        return format_number(n) if k == "number" else ""
-    n = normalise_number(value)
-    return format_number(n) if n else ""
-
-
 def remove_stale_socket(path: Path) -> bool:
     """Remove a control socket nothing answers on (its serve was killed: a worker of a pool since made smaller,
     whose files this process took over). True when removed."""
@@ -156,7 +125,7 @@ def remove_stale_socket(path: Path) -> bool:
     return True
 
 
-class ControlServer(ReloadCommands):
+class ControlServer(ReloadCommands, ListCommands):
     """Serves control requests for one running serve. `on_drain` is serve's stop trigger."""
 
     def __init__(self, pipe, path: Path, on_drain, proxy=None, sip=None, args=None):
@@ -327,16 +296,7 @@ class ControlServer(ReloadCommands):
             log.info("drain requested on the control socket")
             return {"ok": True, "draining": True}
         if cmd == "lists":
-            ans = await self.lists(req)
-            if ans.get("ok"):
-                # an operator's list change is an audit record beside the 5656 ones (the service log at any -v level)
-                life.info("ctl lists %s %s %s%s by uid %s%s", ans["op"], ans["kind"], ans["value"], _fields(req),
-                          _PEER_UID.get(), "" if ans.get("found", True) else " (was not listed)")
-                if self.vlog is not None:       # and in the verdict log, by number and day (`telfilter verdicts`)
-                    self.vlog.write_list_change(utc_now(), ans["op"], ans["kind"], ans["value"],
-                                                f"ctl uid {_PEER_UID.get()}", _number_of(ans["kind"], ans["value"]),
-                                                _fields(req).strip(), ans.get("found", True))
-            return ans
+            return await self.audited_lists(req, _PEER_UID.get())
         return {"ok": False, "error": f"unknown command {cmd!r}; one of stats, reload, drain, lists, metrics"}
 
     def _rules_gen(self) -> int:
@@ -370,53 +330,3 @@ class ControlServer(ReloadCommands):
             **({"worker": w, "pool_size": int(os.environ.get("TELFILTER_WORKERS", "1"))}
                if (w := pool_worker()) is not None else {}),
         }
-
-    async def lists(self, req: dict) -> dict:
-        from .lists import CsvError
-        from .lists.edits import as_exported
-        from .lists.edits import record as _record
-        op, kind, value = req.get("op"), req.get("kind"), req.get("value")
-        channel, extra = req.get("channel") or "SV", req.get("extra")
-        if op not in ("add", "remove"):
-            return {"ok": False, "error": f"lists op {op!r}: add or remove"}
-        if kind not in KINDS:
-            return {"ok": False, "error": f"lists kind {kind!r}: one of {', '.join(KINDS)}"}
-        if not isinstance(value, str) or not isinstance(channel, str) or not (
-                extra is None or (isinstance(extra, list) and all(isinstance(x, str) for x in extra))):
-            return {"ok": False, "error": "lists: value and channel are strings, extra a list of strings"}
-        store = self.pipe.store
-        try:
-            if kind == "dnc":
-                number, ch = _record("dnc", value, channel, extra)
-                L = self.pipe.lists
-                found = any(number in b for c, b in (("S", L.dnc_s), ("V", L.dnc_v)) if c in ch)
-                # journal first (durable, fsynced) and only then in force: an answered change is never lost
-                store.append_delta(op, number, ch)
-                (L.add_dnc if op == "add" else L.remove_dnc)(number, ch)
-                stored = as_exported("dnc", (number, ch)) if op == "add" else None
-                said = None
-            else:
-                if op == "add":     # (and the rows it replaced: a renewal's, a registration's for the same dates)
-                    stored, said = await asyncio.to_thread(store.add_replacing, kind, value, channel, extra)
-                    found = True
-                else:               # (and the registrations a remove senders took)
-                    found, said = await asyncio.to_thread(store.remove_listing, kind, value, channel, extra)
-                from .serve import reload_lists
-                err = await reload_lists(self.pipe)
-                if err is not None:
-                    return {"ok": False, "error": f"saved, but the lists reload failed (old lists in force): {err}"}
-        except (ValueError, CsvError) as e:
-            return {"ok": False, "error": f"lists {op} {kind}: {e}"}
-        except OSError as e:
-            return {"ok": False, "error": f"lists {op} {kind}: nothing changed: {e}"}
-        ans = {"ok": True, "op": op, "kind": kind, "value": value}
-        if op == "add":         # the row as `lists export` writes it, as the offline `lists add` says it
-            ans["stored"] = stored
-        else:
-            ans["found"] = bool(found)
-        if said:
-            ans["replaced" if op == "add" else "rows"] = said
-        if store.warnings:
-            ans["warnings"] = list(store.warnings)
-        return ans
-

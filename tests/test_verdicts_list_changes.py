@@ -78,7 +78,7 @@ def test_ctl_and_5656_dnc_changes_show_beside_the_numbers_verdicts(tmp_path):
 def test_a_list_lines_number_is_a_number_the_change_names_never_an_address_read_as_digits():
     """`ctl lists add blacklist 192.0.2.7` wrote `"number": "192027"` (the address's digits read as a number), which
     `verdicts --number 192027` then matched; a sender is never a subscriber's number."""
-    from engine.control import _number_of
+    from engine.control_lists import _number_of
     assert _number_of("blacklist", "192.0.2.7") == "" and _number_of("blacklist", "2001:db8::1") == ""
     assert _number_of("blacklist", "spam.example") == ""
     assert _number_of("blacklist", "0912 000 777") == "+84912000777"
