@@ -18,7 +18,7 @@ log = logging.getLogger("telfilter")
 def seed_default_data(data_dir: Path, settings: Settings) -> None:
     """First use of the *default* data dir: import the shipped sample lists."""
     sample = settings.config_dir / "sample"
-    store = ListStore(data_dir)
+    store = ListStore(data_dir, settings.tz)
     for kind in KINDS:
         f = sample / f"{kind}.csv"
         if f.exists():
@@ -102,7 +102,7 @@ def build(config_dir=None, data_dir=None, with_model=True, persist=True, seed=Tr
     config check loaded it), not read again."""
     settings = load_settings(config_dir)
     ddir = resolve_data_dir(data_dir, settings, seed)
-    store = ListStore(ddir)
+    store = ListStore(ddir, settings.tz)
     read_from = store.snapshot_signature(), store.journal_signature()     # serve's watcher starts from them
     lists = store.load()
     for w in store.warnings:

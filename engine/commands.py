@@ -165,7 +165,7 @@ def cmd_lists(args) -> int:
     from .lists.csvio import bad_rows
     say_absent = absent_data_dir_note(args)
     settings = load_settings(getattr(args, "config", None))
-    store = ListStore(resolve_data_dir(getattr(args, "data_dir", None), settings))
+    store = ListStore(resolve_data_dir(getattr(args, "data_dir", None), settings), settings.tz)
     say_absent()
     if args.lcmd == "import":
         if args.allow_partial and not args.replace:

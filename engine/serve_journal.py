@@ -27,7 +27,7 @@ async def compact_journal(pipe) -> None:
     """Keep the DNC journal bounded: fold it into the snapshot in a worker thread."""
     from .lists import ListStore
     try:
-        if await asyncio.to_thread(ListStore(pipe.store.dir).compact_journal):
+        if await asyncio.to_thread(ListStore(pipe.store.dir, pipe.store.tz).compact_journal):
             log.info("DNC journal folded into the dnc snapshot")
     except Exception as e:          # a corrupt snapshot (strict load) or a full disk: keep journalling
         log.error("DNC journal compaction failed, the journal keeps every change: %s", e)

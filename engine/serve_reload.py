@@ -65,7 +65,7 @@ async def under_way(pipe, coro):
 async def _reload_lists(pipe, warnings: list | None, full: bool) -> str | None:
     from .lists import KINDS, ListStore
     from .lists.reuse import changed_kinds, dnc_not_whole
-    fresh = ListStore(pipe.store.dir)
+    fresh = ListStore(pipe.store.dir, pipe.store.tz)
     t0 = time.monotonic()
     # the snapshots this read begins from, for the watcher (serve_watch._look): taken before, so one installed
     # during the read is still picked up

@@ -3,7 +3,8 @@ its CSV contract (a required valid_to, at most HORIZON_DAYS ahead, a one-line bo
 FILE:LINE), `lists import|export|add|remove|stats`, its snapshot (a data dir written before the kind existed loads),
 its stated bound, and rule files may not take its symbol."""
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -14,7 +15,8 @@ from engine.lists.mlexempt import HORIZON_DAYS, NOTE_MAX, MlExemption
 
 from .conftest import run_cli
 
-TODAY = date.today()
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")      # the shipped config's [engine] timezone: the CLI's days are its local days
+TODAY = datetime.now(TZ).date()
 SOON = (TODAY + timedelta(days=30)).isoformat()
 LAST = (TODAY + timedelta(days=HORIZON_DAYS)).isoformat()
 TOO_FAR = (TODAY + timedelta(days=HORIZON_DAYS + 1)).isoformat()
@@ -28,7 +30,7 @@ def _csv(*rows):
 def test_header_and_rows():
     assert HEADERS["mlexempt"] == ["number", "valid_to", "note"]
     recs, errs = read_csv("mlexempt", _csv(f"0987654321,{SOON},CSKH-48213 wedding invitations",
-                                           f"+84912345678,{LAST},"), "m.csv")
+                                           f"+84912345678,{LAST},"), "m.csv", TODAY)
     assert errs == []
     assert recs == [MlExemption(84987654321, date.fromisoformat(SOON), "CSKH-48213 wedding invitations"),
                     MlExemption(84912345678, date.fromisoformat(LAST), "")]
@@ -44,7 +46,7 @@ def test_expiry_required_bounded_note_one_line_each_error_on_its_line():
                 f"0987654327,{SOON}," + "x" * (NOTE_MAX + 1),   # 9
                 f"5656,{SOON},short code",          # 10
                 f"0987654328,{SOON}")               # 11: a column missing
-    recs, errs = read_csv("mlexempt", data, "m.csv")
+    recs, errs = read_csv("mlexempt", data, "m.csv", TODAY)
     assert [r.number for r in recs] == [84987654321]
     got = {e.line: e.message for e in errs}
     assert sorted(got) == [3, 4, 5, 6, 7, 9, 10, 11], got
@@ -106,7 +108,7 @@ def test_cli_add_remove(tmp_path):
 
 
 def test_snapshot_keeps_expired_rows_and_a_data_dir_without_the_kind_loads(tmp_path):
-    store = ListStore(tmp_path)
+    store = ListStore(tmp_path, TZ)
     store.add("blacklist", "spam.example")
     store.add("consent", "0912345678", extra=["Shop"])
     # a data dir written before the kind existed: other snapshots, none for mlexempt
@@ -124,7 +126,7 @@ def test_snapshot_keeps_expired_rows_and_a_data_dir_without_the_kind_loads(tmp_p
 
 def test_bound(tmp_path, monkeypatch):
     monkeypatch.setattr(edits, "MAX_ENTRIES", 2)
-    store = ListStore(tmp_path)
+    store = ListStore(tmp_path, TZ)
     store.add("mlexempt", "0987654321", extra=[SOON, ""])
     store.add("mlexempt", "0987654322", extra=[SOON, ""])
     store.add("mlexempt", "0987654322", extra=[LAST, "renewed"])      # (a renewal of one there: no new entry)

@@ -128,11 +128,11 @@ def _latin1(s: str) -> bool:
     return all(ord(c) < 256 for c in s)
 
 
-def parse_row(kind: str, row: list[str], strict: bool = True):
+def parse_row(kind: str, row: list[str], strict: bool = True, now=None):
     """One CSV row -> a typed record, or ValueError with the reason. `strict=False` (a snapshot's rows, the
     value a removal names) leaves out the checks added after rows could be stored without them: whole subscriber
     numbers, an alphanumeric sender's length, the accounts' form (a data dir saved before them still loads, and
-    what it holds can still be removed)."""
+    what it holds can still be removed). `now`: the day an mlexempt row is checked against (ListStore.today)."""
     if kind == "dnc":
         if not row[0].strip():
             raise ValueError("empty number")
@@ -184,22 +184,22 @@ def parse_row(kind: str, row: list[str], strict: bool = True):
         return (owner, _subscriber(row[1], strict))
     if kind == "mlexempt":
         from .mlexempt import parse_row as mlexempt_row     # (it imports this module: read here, not at its top)
-        return mlexempt_row(row, strict)
+        return mlexempt_row(row, strict, now)
     raise CsvError(f"unknown list kind {kind!r}")
 
 
 MAX_ROW_ERRORS = 1000        # bad rows reported one by one; past this they are counted in one last line
 
 
-def read_csv(kind: str, data: bytes, name: str = "<csv>"):
-    """Parse a whole CSV file. Returns (records, errors). A bad header is fatal (CsvError)."""
+def read_csv(kind: str, data: bytes, name: str = "<csv>", now=None):
+    """Parse a whole CSV file. Returns (records, errors). A bad header is fatal (CsvError). `now`: as parse_row's."""
     records, errors = [], []
-    for item in iter_csv(kind, data, name):
+    for item in iter_csv(kind, data, name, now=now):
         (errors if isinstance(item, RowError) else records).append(item)
     return records, errors
 
 
-def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None, lines: bool = False):
+def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None, lines: bool = False, now=None):
     """The records of a CSV file (with `lines`, each as (its line, the record); a senders row repeating a
     registration of an earlier row as (its line, None)), and a RowError for each bad row
     (at most MAX_ROW_ERRORS, then one that counts the rest), in file order. The bytes are decoded as they are read
@@ -258,7 +258,7 @@ def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None, line
             why = f"expected {len(want)} columns ({','.join(want)}), got {len(row)}"
         else:
             try:
-                rec = parse_row(kind, row)
+                rec = parse_row(kind, row, now=now)
             except ValueError as e:
                 why = str(e)
         clash = False

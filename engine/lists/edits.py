@@ -17,7 +17,7 @@ from .sets import Lists, owner_fold
 _NUMBER_RANGE = re.compile(r"[+\d\s().-]*\d[\d\s().-]*[xX*?]+")
 
 
-def record(kind, value, channel, extra):
+def record(kind, value, channel, extra, now=None):
     if kind == "dnc":
         return parse_row("dnc", [value, channel])
     if kind == "senders":
@@ -51,7 +51,7 @@ def record(kind, value, channel, extra):
         if not valid_to.strip():
             raise ValueError(f"mlexempt needs NUMBER --valid-to YYYY-MM-DD (required: at most {HORIZON_DAYS} days "
                              "ahead) [--note TEXT]")
-        return parse_row("mlexempt", [value, valid_to, note])
+        return parse_row("mlexempt", [value, valid_to, note], now=now)
     raise CsvError(f"unknown list kind {kind!r}; one of {', '.join(KINDS)}")
 
 
@@ -122,8 +122,8 @@ def add(L: Lists, kind: str, r):
         L.add_consent(*r)
     elif kind == "mlexempt":
         if len(L.ml_exempt) >= MAX_ENTRIES and r.number not in L.ml_exempt:
-            raise ListFull(f"the mlexempt list holds its most, {MAX_ENTRIES} numbers: remove expired or unneeded rows "
-                           "first (lists export mlexempt)")
+            raise ListFull(f"the mlexempt list holds its most, {MAX_ENTRIES} numbers in force: remove rows no longer "
+                           "needed first (lists export mlexempt; expired rows have left it)")
         old = L.ml_exempt.get(r.number)
         L.add_ml_exemption(r)
         return (old,) if old is not None and old != r else ()

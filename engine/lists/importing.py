@@ -29,7 +29,8 @@ def import_csv(store, kind: str, data: bytes, name: str = "<csv>", replace: bool
         return _import_dnc(store, data, name, replace, allow_partial)
     records, errors = [], []
     bar, progress = _reading(data, name)
-    for item in iter_csv(kind, data, name, on_progress=progress, lines=True):
+    now = store.today()
+    for item in iter_csv(kind, data, name, on_progress=progress, lines=True, now=now):
         (errors if isinstance(item, RowError) else records).append(item)
     bar.close()
     # a sender registered to two owners on some date: whichever row came first would be its owner (caps,
@@ -37,6 +38,7 @@ def import_csv(store, kind: str, data: bytes, name: str = "<csv>", replace: bool
     _refuse_owner_clashes(kind, name, errors, sum(e.owner_clashes for e in errors), "rows of this file")
 
     def add_all(L):
+        store._drop_expired(L, kind, now)
         clashes = []
         for line, r in records:
             if r is None:               # a row repeating an earlier one of the file (csvio.iter_csv)

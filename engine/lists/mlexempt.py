@@ -9,8 +9,9 @@ files still judge it; a rule that reads the score, ml_score_at_least, still read
 would have tagged or dropped says so in its verdict: an ML_EXEMPT hit, score 0, no forced action (pipeline.py).
 
 Every row expires (`valid_to` is required, inclusive, read against the message's local day as a registration's
-valid_to is), no later than HORIZON_DAYS from the day it is written: an exemption is a ticket's remedy, looked at
-again, never a permanent allowlist. `note` (optional) says why: one line of at most NOTE_MAX characters. One row a
+valid_to is), no later than HORIZON_DAYS from the day it is written (the `[engine] timezone`'s day: ListStore.today):
+an exemption is a ticket's remedy, looked at again, never a permanent allowlist. A row past its valid_to leaves the
+list at the list's next add or import and is not exported (ListStore._drop_expired, export). `note` (optional) says why: one line of at most NOTE_MAX characters. One row a
 number (a second replaces it: a renewal); at most MAX_ENTRIES numbers. Registering the subscriber as a CSKH sender
 exempted it too (`skip_registered_senders`), but put a person in the brandname registry.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from .csvio import _date, _subscriber
 
@@ -34,14 +35,16 @@ class MlExemption:
     note: str = ""
 
 
-def today() -> date:
-    """The day an import or add is made on (the horizon counts from it)."""
-    return date.today()
+def today(tz=None) -> date:
+    """The day an import or add is made on (the horizon counts from it), in `tz`: the `[engine] timezone`, whose
+    local day a message's exemption is read against (ListStore.today); None: the host's."""
+    return datetime.now(tz).date() if tz is not None else date.today()
 
 
-def parse_row(row: list[str], strict: bool = True) -> MlExemption:
+def parse_row(row: list[str], strict: bool = True, now: date | None = None) -> MlExemption:
     """A CSV row (number, valid_to, note) -> MlExemption, or ValueError with the reason. `strict=False` (a snapshot's
-    rows, a removal's value): the row as stored, without the checks against today's date."""
+    rows, a removal's value): the row as stored, without the checks against today's date. `now`: today (ListStore.today,
+    the engine's local day; None: the host's)."""
     number, vt, note = row[0].strip(), row[1].strip(), row[2].strip()
     if not number:
         raise ValueError("empty number")
@@ -51,7 +54,7 @@ def parse_row(row: list[str], strict: bool = True) -> MlExemption:
                          "ahead): an ML exemption always expires")
     to = _date(vt, "valid_to")
     if strict:
-        now = today()
+        now = now or today()
         if to < now:
             raise ValueError(f"valid_to {to} is before today ({now}): the row would exempt nothing")
         if to > now + timedelta(days=HORIZON_DAYS):
@@ -67,6 +70,11 @@ def parse_row(row: list[str], strict: bool = True) -> MlExemption:
 def row_of(e: MlExemption) -> list[str]:
     from ..numbers import format_number
     return [format_number(e.number), e.valid_to.isoformat(), e.note]
+
+
+def expired(rows: dict, day: date) -> list[int]:
+    """The numbers of `rows` (number -> MlExemption) whose exemption ended before local day `day`: they exempt nothing."""
+    return [n for n, e in rows.items() if e.valid_to < day]
 
 
 def in_force(e: MlExemption | None, day: date) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 from .csvio import KINDS, write_csv
 from .journal import (JOURNAL_COMPACT_BYTES, append_line, append_lines, flocked, journal_header, keep_folded,
                       keep_rejected, read_journal, read_journal_gen, replace_with_tail)
-from . import edits, importing
+from . import edits, importing, mlexempt
 from .sections import decode, encode
 from .sets import Lists
 from .snapshot import (SnapshotError, install_snapshot, prepare_snapshot, read_snapshot_identified,
@@ -21,11 +21,16 @@ class ListStore:
     """A data directory of list snapshots. `load()` returns a fresh `Lists`; the write
     operations follow the locking protocol in `journal.py`, so they can run beside `serve`."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, tz=None):
         self.dir = Path(data_dir)
+        self.tz = tz                # the [engine] timezone: an mlexempt row's days are its local days (None: the host's)
         self.warnings: list[str] = []
         self.dnc_refused: str | None = None     # why the last load read the dnc list from `.prev` (None: it did not)
         self.publish = None         # callable(op, number, channel): replication of journalled changes
+
+    def today(self):
+        """The local day of the engine's time zone: what an mlexempt row is checked and kept against."""
+        return mlexempt.today(self.tz)
 
     def path(self, kind: str) -> Path:
         return self.dir / "lists" / f"{kind}.snap"
@@ -305,8 +310,9 @@ class ListStore:
         """Add one row: (the row as `lists export` writes it, the rows it replaced so written: a registration of the
         sender for the same dates -- another owner's too --, an mlexempt renewal's earlier valid_to and note; which
         `ctl lists add` and `lists add` say)."""
-        r = edits.record(kind, value, channel, extra)
-        old = self.modify(kind, lambda L: edits.add(L, kind, r))
+        now = self.today()
+        r = edits.record(kind, value, channel, extra, now)
+        old = self.modify(kind, lambda L: (self._drop_expired(L, kind, now), edits.add(L, kind, r))[1])
         return edits.as_exported(kind, r), [edits.as_exported(kind, e) for e in old]
 
     def remove(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None) -> bool:
@@ -319,5 +325,21 @@ class ListStore:
         rows = [edits.as_exported(kind, e) for e in got] if isinstance(got, tuple) else []
         return bool(got), rows
 
+    def _drop_expired(self, L, kind: str, now) -> None:
+        """An mlexempt row whose valid_to is before today exempts nothing: a change of the list (add, import) takes
+        it out, and says how many went (`warnings`), so the list holds what is in force and the bound counts that."""
+        if kind == "mlexempt" and (gone := mlexempt.expired(L.ml_exempt, now)):
+            for n in gone:
+                del L.ml_exempt[n]
+            self.warnings.append(f"{len(gone)} mlexempt row(s) whose valid_to is before {now} left the list "
+                                 "(they exempted nothing)")
+
     def export(self, kind: str, out) -> int:
-        return write_csv(kind, self.load(kinds=(kind,)).rows(kind), out)
+        L = self.load(kinds=(kind,))
+        if kind == "mlexempt" and (gone := mlexempt.expired(L.ml_exempt, now := self.today())):
+            # the import format: a row that expired since the list last changed would be refused by its import
+            for n in gone:
+                del L.ml_exempt[n]
+            self.warnings.append(f"{len(gone)} mlexempt row(s) whose valid_to is before {now} not exported "
+                                 "(they exempt nothing; the list's next change takes them out)")
+        return write_csv(kind, L.rows(kind), out)
