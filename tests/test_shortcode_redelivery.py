@@ -167,8 +167,8 @@ def test_the_window_is_bounded_in_time_and_entries(tmp_path):
     for d in (1, 2, 3, 4):
         r.writing(d, None, 1000.0 + d)
         r.written(d, None, 0.0)
-    assert len(r) == 3 and r.seen(1, None, 1010) is None and r.seen(2, None, 1010) == (None, None)
-    assert r.seen(4, None, 1603.9) == (None, None) and r.seen(4, None, 1604.0) is None and len(r) == 0
+    assert len(r) == 3 and r.seen(1, None, 1010) is None and r.seen(2, None, 1010) == (None, None, False)
+    assert r.seen(4, None, 1603.9) == (None, None, False) and r.seen(4, None, 1604.0) is None and len(r) == 0
     # rebuilt from the lines the commands were written in; lines without a digest (older, `check`) are none
     (tmp_path / "dnc.delta").write_text(
         '{"gen": "x"}\n{"op": "add", "number": 84911000201, "channel": "SV"}\n'
@@ -179,7 +179,7 @@ def test_the_window_is_bounded_in_time_and_entries(tmp_path):
         '{"reporter": "+84911000201", "time": "1970-01-01T00:16:41+00:00"}\n')
     r = Redeliveries(window=600)
     assert r.restore(tmp_path / "reports.jsonl", (tmp_path / "dnc.delta.prev", tmp_path / "dnc.delta"), 1100.0) == 2
-    assert r.seen(0xaa, 84911000201, 1100.0) == (None, None) and r.seen(0xcc, None, 1100.0) == (None, None)
+    assert r.seen(0xaa, 84911000201, 1100.0) == (None, None, False) and r.seen(0xcc, None, 1100.0) == (None, None, False)
     assert r.seen(0xbb, 84911000202, 1100.0) is None
 
 
@@ -331,7 +331,7 @@ def test_lines_whose_digest_or_number_cannot_be_kept_are_ignored(tmp_path):
         '{"reporter": "+84911000201", "time": "1970-01-01T00:16:40+00:00", "mo_digest": "00000000000000cd"}\n')
     r = Redeliveries(window=600)
     assert r.restore(tmp_path / "reports.jsonl", (tmp_path / "dnc.delta",), 1100.0) == 2
-    assert len(r) == 2 and r.seen(0xac, 84911000201, 1100.0) == (None, None) and r.seen(0xab, None, 1100.0) is None
+    assert len(r) == 2 and r.seen(0xac, 84911000201, 1100.0) == (None, None, False) and r.seen(0xab, None, 1100.0) is None
 
 
 def test_a_workers_own_command_again_after_another_worker_repeated_an_earlier_one_is_applied(pipe):
@@ -411,5 +411,59 @@ def test_a_copy_after_a_crash_before_the_first_line_was_logged_is_counted_by_the
             s = agg.summary()
             assert s["reports"]["S"] == 2 and s["dnc"] == {"registered": 1, "cancelled": 0} and \
                 s["totals"]["sms"]["allow"] == 3 and s["shortcode_redeliveries"] == 1
+    finally:
+        run.stop()
+
+
+def _tp_mr(n):
+    return (Tlv(C.TAG_USER_MESSAGE_REFERENCE, n.to_bytes(2, "big")),)
+
+
+def _lost(h, run, pdu, lines):
+    """Deliver `pdu` with the SMSC deaf (its answer never read), once its DNC line is the `lines`th, then close the
+    SMSC's sessions and wait for the proxy's new bind."""
+    h.sim.hang()
+    s = deliver(h, pdu)
+    assert wait(lambda: len(dnc_lines(run.dir)) == lines)
+    assert wait(lambda: any(getattr(e, "command_id", 0) == C.DELIVER_SM_RESP and e.sequence_number == s
+                            for e in list(h.sim.ignored)))
+    old = list(h.sim.sessions)
+    h.run(lambda: [x.transport.close() for x in old])
+    assert wait(lambda: any(x.bound and not any(x is o for o in old) for x in list(h.sim.sessions)), 10)
+
+
+def test_a_huy_dnc_copy_after_the_subscribers_later_dk_dnc_keeps_them_registered(pipe):
+    """HUY DNC, its answer lost on the link, then the subscriber's DK DNC (confirmed), then the SMSC's copy of the
+    HUY DNC: with the handset's TP-MR (user_message_reference) in the digest, a subscriber's new HUY DNC would carry
+    another, so this one is a copy: a confirmed registration is never lost to it (it removed it), and it is not
+    confirmed again ("cancelled" would contradict the registration). Without a TP-MR the two cannot be told apart:
+    a command of its own (test_the_subscribers_own_commands_stay_commands)."""
+    run = Run(pipe)
+    try:
+        h = run.start()
+        assert command(h, sms(b"DK DNC", tlvs=_tp_mr(1))) == REGISTERED
+        _lost(h, run, sms(b"HUY DNC", tlvs=_tp_mr(2)), 2)
+        assert command(h, sms(b"DK DNC", tlvs=_tp_mr(3))) == REGISTERED
+        n, a = len(confirmations(h, SUB)), len(h.sim.mo_responses)
+        s = deliver(h, sms(b"HUY DNC", tlvs=_tp_mr(2)))                    # the SMSC's copy
+        assert wait(lambda: [r.command_status for r in h.sim.mo_responses[a:] if r.sequence_number == s] == [0])
+        time.sleep(0.3)
+        assert len(confirmations(h, SUB)) == n                              # no reply to it
+        assert [x["op"] for x in dnc_lines(run.dir)] == ["add", "remove", "add"]
+        assert run.pipe.lists.in_dnc(int(SUB), "S") and run.pipe.lists.in_dnc(int(SUB), "V")
+        last = run.lines()[-1]
+        assert last.get("redelivery") is True and last.get("mo_digest"), last
+        assert h.proxy.stats["shortcode_redelivered_superseded"] == 1
+        # and a DK DNC copy (its answer lost too) after the subscriber's later HUY DNC does not register them again
+        assert command(h, sms(b"HUY DNC", tlvs=_tp_mr(4))) == CANCELLED
+        _lost(h, run, sms(b"DK DNC", tlvs=_tp_mr(5)), 5)
+        assert command(h, sms(b"HUY DNC", tlvs=_tp_mr(6))) == CANCELLED
+        a = len(h.sim.mo_responses)
+        s = deliver(h, sms(b"DK DNC", tlvs=_tp_mr(5)))
+        assert wait(lambda: [r.command_status for r in h.sim.mo_responses[a:] if r.sequence_number == s] == [0])
+        time.sleep(0.3)
+        assert [x["op"] for x in dnc_lines(run.dir)] == ["add", "remove", "add", "remove", "add", "remove"]
+        assert not run.pipe.lists.in_dnc(int(SUB), "S")
+        assert h.proxy.stats["shortcode_redelivered_superseded"] == 2
     finally:
         run.stop()

@@ -29,8 +29,12 @@ is being written is asked for again (ESME_RX_T_APPN), and makes the first's answ
 What is no copy: a message in one part whose first delivery was answered within ANSWERED_IN_TIME on a link still
 open when it comes (no SMSC times out that fast, and an answer written on a live TCP connection arrives; one in parts,
 which may come on several links, is a copy within WINDOW): the subscriber's own repeat, a command again (two HUY DNC V: "removed", then "not on the list"); and a DNC command that is not its
-number's latest 5656 DNC command in the window (a subscriber's DK DNC, HUY DNC, DK DNC leaves them registered; an
-SMSC delivering the first DK DNC again after the HUY DNC was answered registers them again too); and a DK DNC whose
+number's latest 5656 DNC command in the window (a subscriber's DK DNC, HUY DNC, DK DNC leaves them registered), unless
+its digest covers a user_message_reference: a subscriber's new message carries another TP-MR, so that one is a copy
+of a command since followed by another (HUY DNC, its answer lost, then DK DNC: the copy came), answered 0, neither
+applied over the later command nor confirmed again (`shortcode_redelivered_superseded`; without a TP-MR the SMSC's
+copy and the subscriber's own repeat are the same octets, and it is a command: the HUY DNC copy removes the later
+registration, a DK DNC copy after a later HUY DNC registers them again); and a DK DNC whose
 number is not on the list for its channels now (an operator's `lists remove dnc` since, another node's HUY DNC): it is
 put in force again (adding changes nothing else), never confirmed while not in force. A subscriber's own
 repeat within WINDOW after a restart (or after a late answer), through an SMSC that passes no
@@ -57,6 +61,7 @@ from datetime import datetime
 from hashlib import blake2b
 from math import isfinite
 
+from ..verdict import ALLOW_NO_HITS
 from .codec import constants as C
 from .filetail import Tail
 
@@ -120,17 +125,20 @@ class Redeliveries:
     def __len__(self) -> int:
         return len(self._slot)
 
-    def seen(self, d: int, number: int | None, now: float):
+    def seen(self, d: int, number: int | None, now: float, tp_mr: bool = False):
         """None: a new command. Else (what its first delivery is answered with: WRITING, a Verdict, or None for the
-        command's own verdict; the link the first delivery was answered on in time, or None)."""
+        command's own verdict; the link the first delivery was answered on in time, or None; whether a later DNC
+        command of its number came since: a copy superseded). `tp_mr`: the digest covers a user_message_reference
+        (the handset's TP-MR), so a known one is a copy even when its number's latest command is another."""
         self._expire(now)
         i = self._slot.get(d)
-        if i is None or self._t[i] <= now - self.window or number is not None and self._latest.get(number) != d:
-            # (older than the window behind a newer head: the wall clock stepped back; or a later DNC command of that
-            # number came since: a command of its own)
-            return None
+        if i is None or self._t[i] <= now - self.window:
+            return None         # (older than the window behind a newer head: the wall clock stepped back)
+        later = number is not None and self._latest.get(number) != d
+        if later and not tp_mr:
+            return None         # a later DNC command of that number came since: the same text is a command of its own
         a = self._answer[i]
-        return a, (None if a is WRITING else self._link[i])
+        return a, (None if a is WRITING else self._link[i]), later
 
     def writing(self, d: int, number: int | None, now: float, link=None, came: float = 0.0) -> None:
         self._put(d, now, WRITING, number, (link, came))
@@ -329,9 +337,18 @@ class MoRedeliveryPath:
             r = self.redeliveries = Redeliveries()
         d = digest(pdus)
         number = cmd.dnc[1] if cmd.dnc is not None else None
-        first = r.seen(d, number, cmd.ts)
+        first = r.seen(d, number, cmd.ts, any(t.tag == C.TAG_USER_MESSAGE_REFERENCE for p in pdus for t in p.tlvs))
         if first is not None and first[1] is not None and _open(first[1]):
             first = None                # its first delivery was answered in time on a link still open: no copy
+        elif first is not None and first[2] and first[0] is not WRITING:
+            # a copy of a DNC command its subscriber has since followed with another (HUY DNC, its answer lost, then
+            # DK DNC): known by its TP-MR, never applied over the later one, and not confirmed again (that reply
+            # would contradict the later command's)
+            self.stats["shortcode_redelivered_superseded"] += 1
+            self.vlog.write_sms(msg, what, first[0] or v, us, binary, reading, late=late, concat=concat,
+                                redelivery=True, mo=hexed(d))
+            then(ALLOW_NO_HITS)
+            return True
         elif first is not None and first[0] is not WRITING and cmd.dnc is not None and cmd.dnc[0] == "add" and \
                 not all(self.pipeline.lists.in_dnc(number, c) for c in cmd.dnc[2]):
             # a DK DNC whose number is not (all) on the list now (an operator took it off since, or another node's
