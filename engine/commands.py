@@ -193,8 +193,11 @@ def cmd_lists(args) -> int:
         try:
             extra = list_edit_extra(args)
             if args.lcmd == "add":
-                stored, replaced = store.add_replacing(args.kind, args.value, args.channel, extra)
+                stored, replaced, left = store.add_replacing(args.kind, args.value, args.channel, extra)
                 _print_warnings(store)
+                if left:
+                    from .lists.mlexempt import expired_left
+                    print(f"telfilter: warning: {expired_left(left)}", file=sys.stderr)
                 print(json.dumps({"added": args.value, "kind": args.kind, "stored": stored,
                                   **({"replaced": replaced} if replaced else {})}))
                 return 0

@@ -212,6 +212,9 @@ def cmd_ctl(args) -> int:
     if isinstance(lists_ans, dict):     # done, but not with the newest files (a corrupt snapshot, bad journal lines)
         for w in lists_ans.get("warnings") or ():
             print(f"telfilter ctl: warning: {w}", file=sys.stderr)
+    if args.ctlcmd == "lists":          # as the offline `lists add` says them (expired mlexempt rows that left)
+        for w in ans.get("warnings") or ():
+            print(f"telfilter ctl: warning: {w}", file=sys.stderr)
     if not ans.get("ok"):
         for part in RELOAD_PARTS:        # every refused part's errors, path:line:col first on the line
             sub = ans.get(part)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from .lists.csvio import KINDS
+from .lists.mlexempt import expired_left
 from .numbers import format_number, normalise_number
 from .servicelog import life
 from .stamps import utc_now
@@ -51,11 +52,12 @@ class ListCommands:
         """`lists` from a peer of uid `uid`: the change, and its audit record when it was made."""
         ans = await self.lists(req)
         if ans.get("ok"):
-            life.info("ctl lists %s %s %s%s by uid %s%s", ans["op"], ans["kind"], ans["value"], _fields(req),
-                      uid, "" if ans.get("found", True) else " (was not listed)")
+            left = f" ({expired_left(ans['expired_left'])})" if ans.get("expired_left") else ""
+            life.info("ctl lists %s %s %s%s by uid %s%s%s", ans["op"], ans["kind"], ans["value"], _fields(req),
+                      uid, "" if ans.get("found", True) else " (was not listed)", left)
             if self.vlog is not None:
                 self.vlog.write_list_change(utc_now(), ans["op"], ans["kind"], ans["value"], f"ctl uid {uid}",
-                                            _number_of(ans["kind"], ans["value"]), _fields(req).strip(),
+                                            _number_of(ans["kind"], ans["value"]), (_fields(req) + left).strip(),
                                             ans.get("found", True))
         return ans
 
@@ -72,7 +74,7 @@ class ListCommands:
         if not isinstance(value, str) or not isinstance(channel, str) or not (
                 extra is None or (isinstance(extra, list) and all(isinstance(x, str) for x in extra))):
             return {"ok": False, "error": "lists: value and channel are strings, extra a list of strings"}
-        store = self.pipe.store
+        store, left = self.pipe.store, 0
         try:
             if kind == "dnc":
                 number, ch = _record("dnc", value, channel, extra)
@@ -85,7 +87,7 @@ class ListCommands:
                 said = None
             else:
                 if op == "add":     # (and the rows it replaced: a renewal's, a registration's for the same dates)
-                    stored, said = await asyncio.to_thread(store.add_replacing, kind, value, channel, extra)
+                    stored, said, left = await asyncio.to_thread(store.add_replacing, kind, value, channel, extra)
                     found = True
                 else:               # (and the registrations a remove senders took)
                     found, said = await asyncio.to_thread(store.remove_listing, kind, value, channel, extra)
@@ -104,6 +106,8 @@ class ListCommands:
             ans["found"] = bool(found)
         if said:
             ans["replaced" if op == "add" else "rows"] = said
-        if store.warnings:
-            ans["warnings"] = list(store.warnings)
+        if left:                # mlexempt rows past their valid_to that left the list with this add
+            ans["expired_left"] = left
+        if warnings := list(store.warnings) + ([expired_left(left)] if left else []):
+            ans["warnings"] = warnings
         return ans

@@ -77,3 +77,31 @@ def test_ctl_mlexempt_add_remove_in_force_for_the_next_message(tmp_path):
     finally:
         _stop(p)
         sim.stop()
+
+
+def test_ctl_add_says_the_expired_rows_that_left_the_list(tmp_path):
+    """Rows past their valid_to leave the list with a `ctl lists add`: the answer says how many (a warning, and
+    `expired_left`), as do the service log's audit line and the verdict log's `list` line (they went silently)."""
+    from engine.lists import ListStore
+    from engine.lists.mlexempt import MlExemption
+    ListStore(tmp_path / "data").modify("mlexempt", lambda L: [L.add_ml_exemption(MlExemption(n, date(2020, 1, 31), "old"))
+                                                               for n in (84912000001, 84912000002)])
+    sim = ProxyHarness(build(data_dir=tmp_path / "simdata"), with_proxy=False).start()
+    p, _port = _serve(tmp_path, sim.port)
+    try:
+        soon = (date.today() + timedelta(days=7)).isoformat()
+        r = ctl(tmp_path, "lists", "add", "mlexempt", "0912000003", "--valid-to", soon, "--note", "T")
+        assert r.returncode == 0, r.stderr
+        ans = json.loads(r.stdout)
+        assert ans["expired_left"] == 2, ans
+        assert "2 mlexempt row(s) past their valid_to left the list" in r.stderr, r.stderr
+        assert sorted(ListStore(tmp_path / "data").load().ml_exempt) == [84912000003]
+        said = (tmp_path / "stderr1.log").read_text()
+        assert f"ctl lists add mlexempt 0912000003 valid_to {soon} note T by uid {os.getuid()} (2 mlexempt row(s) " \
+               "past their valid_to left the list" in said, said
+        lines = [json.loads(x) for x in (tmp_path / "verdicts.jsonl").read_text().splitlines()]
+        assert any(x.get("kind") == "list" and "2 mlexempt row(s) past their valid_to" in x.get("detail", "")
+                   for x in lines), lines
+    finally:
+        _stop(p)
+        sim.stop()

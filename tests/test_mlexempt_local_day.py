@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from engine.lists import ListStore, edits
+from engine.lists import ImportRefused, ListStore, edits
 from engine.lists.mlexempt import HORIZON_DAYS, MlExemption
 
 from .conftest import ROOT, run_cli
@@ -89,14 +89,14 @@ def test_expired_rows_leave_at_the_next_change_and_are_not_exported(tmp_path):
     assert "2 mlexempt row(s) whose valid_to is before" in out.stderr and "not exported" in out.stderr, out.stderr
     r = run_cli("--data-dir", d, "lists", "add", "mlexempt", "0912000003", "--valid-to", soon, "--note", "new")
     assert r.returncode == 0, r.stderr
-    assert "2 mlexempt row(s) whose valid_to is before" in r.stderr and "left the list" in r.stderr, r.stderr
+    assert r.stderr.count("telfilter: warning: 2 mlexempt row(s) past their valid_to left the list") == 1, r.stderr
     assert json.loads(r.stdout)["stored"] == f"+84912000003,{soon},new"
     assert sorted(ListStore(d).load().ml_exempt) == [84912000003]
     _expired(store, 84912000004)
     f = tmp_path / "m.csv"
     f.write_text(f"number,valid_to,note\n0912000005,{soon},x\n")
     r = run_cli("--data-dir", d, "lists", "import", "mlexempt", f)
-    assert r.returncode == 0 and "1 mlexempt row(s)" in r.stderr, r.stderr
+    assert r.returncode == 0 and r.stderr.count("1 mlexempt row(s) past their valid_to left the list") == 1, r.stderr
     assert sorted(ListStore(d).load().ml_exempt) == [84912000003, 84912000005]
     # what export writes, import takes back whole (an expired row in it was refused, exit 1)
     _expired(store, 84912000006)
@@ -106,6 +106,29 @@ def test_expired_rows_leave_at_the_next_change_and_are_not_exported(tmp_path):
     r = run_cli("--data-dir", tmp_path / "other", "lists", "import", "mlexempt", g, "--replace")
     assert r.returncode == 0, r.stderr
     assert sorted(ListStore(tmp_path / "other").load().ml_exempt) == [84912000003, 84912000005]
+
+
+def test_a_lapsed_rows_renewal_says_what_it_replaced(tmp_path):
+    d = tmp_path / "data"
+    _expired(ListStore(d), 84912000001, 84912000002)
+    soon = (date.today() + timedelta(days=30)).isoformat()
+    r = run_cli("--data-dir", d, "lists", "add", "mlexempt", "0912000001", "--valid-to", soon, "--note", "CSKH-200")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["replaced"] == ["+84912000001,2020-01-31,old"]      # the earlier date and ticket
+    assert "1 mlexempt row(s) past their valid_to left the list" in r.stderr, r.stderr      # the other one
+
+
+def test_a_refused_import_says_no_row_left(tmp_path, monkeypatch):
+    monkeypatch.setattr(edits, "MAX_ENTRIES", 3)
+    store, soon = ListStore(tmp_path), (date.today() + timedelta(days=30)).isoformat()
+    store.add("mlexempt", "0912000002", extra=[soon, ""])
+    store.add("mlexempt", "0912000003", extra=[soon, ""])
+    _expired(store, 84912000001)
+    rows = "".join(f"09120001{i:02d},{soon},\n" for i in range(3))
+    with pytest.raises(ImportRefused, match="refused, mlexempt list unchanged"):
+        store.import_csv("mlexempt", f"number,valid_to,note\n{rows}".encode(), "m.csv")
+    assert not any("left the list" in w for w in store.warnings), store.warnings
+    assert len(store.load().ml_exempt) == 3                 # the expired row too: nothing was saved
 
 
 def test_expired_rows_hold_no_place_under_the_bound(tmp_path, monkeypatch):

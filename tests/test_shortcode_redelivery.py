@@ -467,3 +467,55 @@ def test_a_huy_dnc_copy_after_the_subscribers_later_dk_dnc_keeps_them_registered
         assert h.proxy.stats["shortcode_redelivered_superseded"] == 2
     finally:
         run.stop()
+
+
+N = 84911000201
+
+
+def test_a_later_command_learned_late_from_another_worker_is_not_the_numbers_latest():
+    """`serve --workers 2`: this worker's HUY DNC at 100.4, then the other worker's DK DNC line of 100.0 read (up to
+    FOLLOW_EVERY late): the HUY DNC stays the number's latest, so the SMSC's copy of the DK DNC is superseded (it
+    re-registered the subscriber against their later HUY DNC) and a copy of the HUY DNC is a copy."""
+    r = Redeliveries()
+    r.writing(0xb2, N, 100.4, mr=7)
+    r.written(0xb2, None, 0.0)
+    r.learn(0xa1, 100.0, N, 100.5)
+    assert r.seen(0xa1, N, 101.0, mr=3) == (None, None, True)
+    assert r.seen(0xb2, N, 101.0, mr=7) == (None, None, False)
+
+
+def test_a_constant_tp_mr_proves_nothing():
+    """An SMSC that fills user_message_reference with a constant: the subscriber's own DK DNC after HUY DNC has the
+    first DK DNC's digest; the later command's TP-MR is the same, so it is a command again, not a superseded copy."""
+    r = Redeliveries()
+    for d, t in ((0xa1, 100.0), (0xb2, 101.0)):
+        r.writing(d, N, t, mr=0)
+        r.written(d, None, 0.0)
+    assert r.seen(0xa1, N, 102.0, mr=0) is None
+    assert r.seen(0xa1, N, 102.0, mr=-1) is None            # (no TP-MR on the copy: the same)
+
+
+def test_a_later_command_that_failed_to_be_written_supersedes_nothing():
+    r = Redeliveries()
+    r.writing(0xa1, N, 100.0, mr=1)
+    r.written(0xa1, None, 0.0)
+    r.writing(0xb2, N, 101.0, mr=2)
+    r.failed(0xb2)                                          # (not in force: the SMSC delivers it again)
+    assert r.seen(0xa1, N, 102.0, mr=1) == (None, None, False)
+
+
+def test_a_constant_tp_mr_leaves_the_subscribers_own_dk_dnc_a_command_after_a_restart(pipe):
+    """DK DNC, HUY DNC, a restart, DK DNC, each with user_message_reference 0: the third is the subscriber's own (it
+    was answered 0, unconfirmed and not registered: a superseded copy)."""
+    run = Run(pipe)
+    try:
+        h = run.start()
+        assert command(h, sms(b"DK DNC", tlvs=_tp_mr(0))) == REGISTERED
+        assert command(h, sms(b"HUY DNC", tlvs=_tp_mr(0))) == CANCELLED
+        h = run.start()
+        assert command(h, sms(b"DK DNC", tlvs=_tp_mr(0))) == REGISTERED
+        time.sleep(0.2)
+        assert [x["op"] for x in dnc_lines(run.dir)] == ["add", "remove", "add"]
+        assert run.pipe.lists.in_dnc(int(SUB), "S")
+    finally:
+        run.stop()

@@ -199,7 +199,8 @@ def read_csv(kind: str, data: bytes, name: str = "<csv>", now=None):
     return records, errors
 
 
-def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None, lines: bool = False, now=None):
+def iter_csv(kind: str, data: bytes, name: str = "<csv>", on_progress=None, lines: bool = False,
+             now=None):
     """The records of a CSV file (with `lines`, each as (its line, the record); a senders row repeating a
     registration of an earlier row as (its line, None)), and a RowError for each bad row
     (at most MAX_ROW_ERRORS, then one that counts the rest), in file order. The bytes are decoded as they are read

@@ -9,6 +9,7 @@ from pyroaring import BitMap64
 
 from . import edits
 from .csvio import CsvError, RowError, bad_rows, iter_csv
+from .mlexempt import expired_left
 
 
 class ImportRefused(CsvError):
@@ -37,8 +38,11 @@ def import_csv(store, kind: str, data: bytes, name: str = "<csv>", replace: bool
     # consent, ad rules), so no row of the file goes in (--allow-partial neither: it would pick one)
     _refuse_owner_clashes(kind, name, errors, sum(e.owner_clashes for e in errors), "rows of this file")
 
+    left = 0
+
     def add_all(L):
-        store._drop_expired(L, kind, now)
+        nonlocal left
+        left = store.drop_expired(L, kind, now)
         clashes = []
         for line, r in records:
             if r is None:               # a row repeating an earlier one of the file (csvio.iter_csv)
@@ -50,7 +54,10 @@ def import_csv(store, kind: str, data: bytes, name: str = "<csv>", replace: bool
             except edits.ListFull as e:         # (the list's stated bound: nothing of the file goes in)
                 raise ImportRefused(f"{name}:{line}: refused, {kind} list unchanged: {e}", errors) from None
         _refuse_owner_clashes(kind, name, errors + clashes, len(clashes), "this file and the registry as stored")
-    return _install_import(store, kind, name, len(records), errors, replace, allow_partial, add_all)
+    got = _install_import(store, kind, name, len(records), errors, replace, allow_partial, add_all)
+    if (note := expired_left(left)) is not None:       # (said once saved: a refused import changed nothing)
+        store.warnings.append(note)
+    return got
 
 def _install_import(store, kind, name, n, errors, replace, allow_partial, add_all):
     """The rule every import follows: --replace is refused when the file had bad rows or none (unless

@@ -11,8 +11,9 @@ would have tagged or dropped says so in its verdict: an ML_EXEMPT hit, score 0, 
 Every row expires (`valid_to` is required, inclusive, read against the message's local day as a registration's
 valid_to is), no later than HORIZON_DAYS from the day it is written (the `[engine] timezone`'s day: ListStore.today):
 an exemption is a ticket's remedy, looked at again, never a permanent allowlist. A row past its valid_to leaves the
-list at the list's next add or import and is not exported (ListStore._drop_expired, export). `note` (optional) says why: one line of at most NOTE_MAX characters. One row a
-number (a second replaces it: a renewal); at most MAX_ENTRIES numbers. Registering the subscriber as a CSKH sender
+list at the list's next add or import and is not exported (ListStore.drop_expired, export). `note` (optional) says
+why: one line of at most NOTE_MAX characters. One row a number (a second replaces it: a renewal); at most
+MAX_ENTRIES numbers. Registering the subscriber as a CSKH sender
 exempted it too (`skip_registered_senders`), but put a person in the brandname registry.
 """
 from __future__ import annotations
@@ -43,8 +44,8 @@ def today(tz=None) -> date:
 
 def parse_row(row: list[str], strict: bool = True, now: date | None = None) -> MlExemption:
     """A CSV row (number, valid_to, note) -> MlExemption, or ValueError with the reason. `strict=False` (a snapshot's
-    rows, a removal's value): the row as stored, without the checks against today's date. `now`: today (ListStore.today,
-    the engine's local day; None: the host's)."""
+    rows, a removal's value): the row as stored, without the checks against today's date. `now`: today
+    (ListStore.today, the engine's local day; None: the host's)."""
     number, vt, note = row[0].strip(), row[1].strip(), row[2].strip()
     if not number:
         raise ValueError("empty number")
@@ -73,8 +74,13 @@ def row_of(e: MlExemption) -> list[str]:
 
 
 def expired(rows: dict, day: date) -> list[int]:
-    """The numbers of `rows` (number -> MlExemption) whose exemption ended before local day `day`: they exempt nothing."""
+    """The numbers of `rows` (number -> MlExemption) whose exemption ended before local day `day`: exempting nothing."""
     return [n for n, e in rows.items() if e.valid_to < day]
+
+
+def expired_left(n: int) -> str | None:
+    """What an add or import says when `n` rows past their valid_to left the list with it (None: none did)."""
+    return f"{n} mlexempt row(s) past their valid_to left the list (they exempt nothing now)" if n else None
 
 
 def in_force(e: MlExemption | None, day: date) -> bool:

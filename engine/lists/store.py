@@ -23,7 +23,7 @@ class ListStore:
 
     def __init__(self, data_dir: Path, tz=None):
         self.dir = Path(data_dir)
-        self.tz = tz                # the [engine] timezone: an mlexempt row's days are its local days (None: the host's)
+        self.tz = tz                # [engine] timezone: an mlexempt row's days are its local days (None: the host's)
         self.warnings: list[str] = []
         self.dnc_refused: str | None = None     # why the last load read the dnc list from `.prev` (None: it did not)
         self.publish = None         # callable(op, number, channel): replication of journalled changes
@@ -309,11 +309,18 @@ class ListStore:
     def add_replacing(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None):
         """Add one row: (the row as `lists export` writes it, the rows it replaced so written: a registration of the
         sender for the same dates -- another owner's too --, an mlexempt renewal's earlier valid_to and note; which
-        `ctl lists add` and `lists add` say)."""
+        `ctl lists add` and `lists add` say; how many mlexempt rows past their valid_to left the list with it)."""
         now = self.today()
         r = edits.record(kind, value, channel, extra, now)
-        old = self.modify(kind, lambda L: (self._drop_expired(L, kind, now), edits.add(L, kind, r))[1])
-        return edits.as_exported(kind, r), [edits.as_exported(kind, e) for e in old]
+        left = 0
+
+        def change(L):
+            nonlocal left
+            # (the number's own lapsed row is replaced by the add, and said so: a renewal)
+            left = self.drop_expired(L, kind, now, keep=getattr(r, "number", None))
+            return edits.add(L, kind, r)
+        old = self.modify(kind, change)
+        return edits.as_exported(kind, r), [edits.as_exported(kind, e) for e in old], left
 
     def remove(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None) -> bool:
         return self.remove_listing(kind, value, channel, extra)[0]
@@ -325,14 +332,17 @@ class ListStore:
         rows = [edits.as_exported(kind, e) for e in got] if isinstance(got, tuple) else []
         return bool(got), rows
 
-    def _drop_expired(self, L, kind: str, now) -> None:
-        """An mlexempt row whose valid_to is before today exempts nothing: a change of the list (add, import) takes
-        it out, and says how many went (`warnings`), so the list holds what is in force and the bound counts that."""
-        if kind == "mlexempt" and (gone := mlexempt.expired(L.ml_exempt, now)):
-            for n in gone:
-                del L.ml_exempt[n]
-            self.warnings.append(f"{len(gone)} mlexempt row(s) whose valid_to is before {now} left the list "
-                                 "(they exempted nothing)")
+    @staticmethod
+    def drop_expired(L, kind: str, now, keep=None) -> int:
+        """An mlexempt row whose valid_to is before `now` exempts nothing: a change of the list (add, import) takes it
+        out (but number `keep`'s), so the list holds what is in force and its bound counts that. Returns how many
+        went (the caller says so once the change is saved)."""
+        if kind != "mlexempt":
+            return 0
+        gone = [n for n in mlexempt.expired(L.ml_exempt, now) if n != keep]
+        for n in gone:
+            del L.ml_exempt[n]
+        return len(gone)
 
     def export(self, kind: str, out) -> int:
         L = self.load(kinds=(kind,))
@@ -341,5 +351,5 @@ class ListStore:
             for n in gone:
                 del L.ml_exempt[n]
             self.warnings.append(f"{len(gone)} mlexempt row(s) whose valid_to is before {now} not exported "
-                                 "(they exempt nothing; the list's next change takes them out)")
+                                 "(they exempt nothing now; the list's next add or import takes them out)")
         return write_csv(kind, L.rows(kind), out)

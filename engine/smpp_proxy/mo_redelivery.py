@@ -28,13 +28,16 @@ is being written is asked for again (ESME_RX_T_APPN), and makes the first's answ
 
 What is no copy: a message in one part whose first delivery was answered within ANSWERED_IN_TIME on a link still
 open when it comes (no SMSC times out that fast, and an answer written on a live TCP connection arrives; one in parts,
-which may come on several links, is a copy within WINDOW): the subscriber's own repeat, a command again (two HUY DNC V: "removed", then "not on the list"); and a DNC command that is not its
+which may come on several links, is a copy within WINDOW): the subscriber's own repeat, a command again (two HUY
+DNC V: "removed", then "not on the list"); and a DNC command that is not its
 number's latest 5656 DNC command in the window (a subscriber's DK DNC, HUY DNC, DK DNC leaves them registered), unless
 its digest covers a user_message_reference: a subscriber's new message carries another TP-MR, so that one is a copy
 of a command since followed by another (HUY DNC, its answer lost, then DK DNC: the copy came), answered 0, neither
-applied over the later command nor confirmed again (`shortcode_redelivered_superseded`; without a TP-MR the SMSC's
-copy and the subscriber's own repeat are the same octets, and it is a command: the HUY DNC copy removes the later
-registration, a DK DNC copy after a later HUY DNC registers them again); and a DK DNC whose
+applied over the later command nor confirmed again (`shortcode_redelivered_superseded`), when that later command came
+to this process with another TP-MR (proof that the SMSC passes the handset's: one that sends a constant, or none, or
+a later command learned from another process's line, leaves the copy and the subscriber's own repeat the same
+octets, and it is a command: the HUY DNC copy removes the later registration, a DK DNC copy after a later HUY DNC
+registers them again); and a DK DNC whose
 number is not on the list for its channels now (an operator's `lists remove dnc` since, another node's HUY DNC): it is
 put in force again (adding changes nothing else), never confirmed while not in force. A subscriber's own
 repeat within WINDOW after a restart (or after a late answer), through an SMSC that passes no
@@ -102,10 +105,10 @@ def hexed(d: int) -> str:
 class Redeliveries:
     """The digests of the 5656 commands of the last `window` seconds, at most `bound` (module text).
 
-    A ring of `bound` slots, oldest first from `_head`: each slot's digest, time and DNC number in flat arrays, what a
-    copy is answered and the link its first delivery was answered on in two lists (None for most), and a dict
-    digest -> slot: ~165 B a command kept, 20.6 MB at MAX_KEPT (measured with half of them DNC commands; 4.2 MB of it
-    the slots, allocated at start). A slot the dict no longer names (a command not recorded,
+    A ring of `bound` slots, oldest first from `_head`: each slot's digest, time, DNC number and TP-MR in flat arrays,
+    what a copy is answered and the link its first delivery was answered on in two lists (None for most), and a dict
+    digest -> slot: ~169 B a command kept, 21 MB at MAX_KEPT (measured with half of them DNC commands before the TP-MR
+    array; 4.6 MB of it the slots, allocated at start). A slot the dict no longer names (a command not recorded,
     or a digest kept again in a newer slot) is skipped when the head passes it."""
 
     def __init__(self, window: float = WINDOW, bound: int = MAX_KEPT):
@@ -119,29 +122,34 @@ class Redeliveries:
         # ... the link its first delivery was answered on in time (None: unknown, late, or before the last start);
         # while it is written, (that link, the loop time it came)
         self._link: list = [None] * bound
+        self._mr = array("i", [-1]) * bound     # ... its TP-MR (user_message_reference) as it came here; -1: none
         self._head = self._used = 0
         self._latest: dict = {}                 # DNC number -> the digest of its latest 5656 DNC command kept
 
     def __len__(self) -> int:
         return len(self._slot)
 
-    def seen(self, d: int, number: int | None, now: float, tp_mr: bool = False):
+    def seen(self, d: int, number: int | None, now: float, mr: int = -1):
         """None: a new command. Else (what its first delivery is answered with: WRITING, a Verdict, or None for the
         command's own verdict; the link the first delivery was answered on in time, or None; whether a later DNC
-        command of its number came since: a copy superseded). `tp_mr`: the digest covers a user_message_reference
-        (the handset's TP-MR), so a known one is a copy even when its number's latest command is another."""
+        command of its number came since: a copy superseded). `mr`: the message's TP-MR (user_message_reference;
+        -1: none), which the digest covers: a later command of the number that came here with another TP-MR proves
+        the SMSC passes the handset's, so this one is a copy of an earlier command, not the subscriber's own repeat
+        (one with the same TP-MR, none, or learned from another process's line cannot tell them apart)."""
         self._expire(now)
         i = self._slot.get(d)
         if i is None or self._t[i] <= now - self.window:
             return None         # (older than the window behind a newer head: the wall clock stepped back)
-        later = number is not None and self._latest.get(number) != d
-        if later and not tp_mr:
-            return None         # a later DNC command of that number came since: the same text is a command of its own
+        last = self._latest.get(number, d) if number is not None else d
+        if last != d:
+            j = self._slot.get(last)
+            if mr < 0 or j is None or self._mr[j] < 0 or self._mr[j] == mr:
+                return None     # a later DNC command of that number came since: the same octets are a command again
         a = self._answer[i]
-        return a, (None if a is WRITING else self._link[i]), later
+        return a, (None if a is WRITING else self._link[i]), last != d
 
-    def writing(self, d: int, number: int | None, now: float, link=None, came: float = 0.0) -> None:
-        self._put(d, now, WRITING, number, (link, came))
+    def writing(self, d: int, number: int | None, now: float, link=None, came: float = 0.0, mr: int = -1) -> None:
+        self._put(d, now, WRITING, number, (link, came), mr)
 
     def written(self, d: int, answer, answered: float) -> None:
         """Its first delivery is in force, answered at loop time `answered`: copies are answered `answer` (None: the
@@ -173,7 +181,7 @@ class Redeliveries:
         if (i is None or at > self._t[i] + 0.01) and at > now - self.window:
             self._put(d, at, None, number)
 
-    def _put(self, d: int, at: float, answer, number: int | None, link=None) -> None:
+    def _put(self, d: int, at: float, answer, number: int | None, link=None, mr: int = -1) -> None:
         if d in self._slot:
             self._forget(d, self._slot[d])
         if self._used == self.bound:
@@ -182,8 +190,13 @@ class Redeliveries:
         self._used += 1
         self._slot[d] = i
         self._d[i], self._t[i], self._n[i], self._answer[i], self._link[i] = d, at, number or 0, answer, link
+        self._mr[i] = mr
         if number is not None:
-            self._latest[number] = d
+            # the number's latest by the commands' times: a line another process wrote is learned up to
+            # FOLLOW_EVERY late, after a later command of the number here
+            j = self._slot.get(self._latest.get(number))
+            if j is None or at >= self._t[j]:
+                self._latest[number] = d
 
     def _forget(self, d: int, i: int) -> None:
         del self._slot[d]
@@ -337,7 +350,9 @@ class MoRedeliveryPath:
             r = self.redeliveries = Redeliveries()
         d = digest(pdus)
         number = cmd.dnc[1] if cmd.dnc is not None else None
-        first = r.seen(d, number, cmd.ts, any(t.tag == C.TAG_USER_MESSAGE_REFERENCE for p in pdus for t in p.tlvs))
+        mr = next((int.from_bytes(t.value, "big") & 0x7FFFFFFF for t in pdus[0].tlvs
+                   if t.tag == C.TAG_USER_MESSAGE_REFERENCE), -1)      # (2 octets in SMPP 3.4; kept within an int32)
+        first = r.seen(d, number, cmd.ts, mr)
         if first is not None and first[1] is not None and _open(first[1]):
             first = None                # its first delivery was answered in time on a link still open: no copy
         elif first is not None and first[2] and first[0] is not WRITING:
@@ -355,7 +370,7 @@ class MoRedeliveryPath:
             # HUY DNC): its first delivery is not in force, so it is put in force again, never confirmed unapplied
             first = None
         if first is None:
-            r.writing(d, number, cmd.ts, link, self.loop.time())
+            r.writing(d, number, cmd.ts, link, self.loop.time(), mr)
             cmd.mo = d
             if cmd.report is not None:
                 cmd.report["mo_digest"] = hexed(d)
