@@ -3,7 +3,7 @@ its CSV contract (a required valid_to, at most HORIZON_DAYS ahead, a one-line bo
 FILE:LINE), `lists import|export|add|remove|stats`, its snapshot (a data dir written before the kind existed loads),
 its stated bound, and rule files may not take its symbol."""
 import json
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,11 +16,20 @@ from engine.lists.mlexempt import HORIZON_DAYS, NOTE_MAX, MlExemption
 from .conftest import run_cli
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")      # the shipped config's [engine] timezone: the CLI's days are its local days
-TODAY = datetime.now(TZ).date()
-SOON = (TODAY + timedelta(days=30)).isoformat()
-LAST = (TODAY + timedelta(days=HORIZON_DAYS)).isoformat()
-TOO_FAR = (TODAY + timedelta(days=HORIZON_DAYS + 1)).isoformat()
-YESTERDAY = (TODAY - timedelta(days=1)).isoformat()
+TODAY = SOON = LAST = TOO_FAR = YESTERDAY = None      # set by _dates, for each test
+
+
+@pytest.fixture(autouse=True)
+def _dates():
+    """The dates, counted from the day the test runs on, as the product reads it then (mlexempt.today in the engine's
+    zone). Set once at import, they were the day the suite was collected: a run that went past midnight before
+    reaching this file had TOO_FAR accepted (a day short of the horizon by then) and two tests failed."""
+    global TODAY, SOON, LAST, TOO_FAR, YESTERDAY
+    TODAY = mlexempt.today(TZ)
+    SOON = (TODAY + timedelta(days=30)).isoformat()
+    LAST = (TODAY + timedelta(days=HORIZON_DAYS)).isoformat()
+    TOO_FAR = (TODAY + timedelta(days=HORIZON_DAYS + 1)).isoformat()
+    YESTERDAY = (TODAY - timedelta(days=1)).isoformat()
 
 
 def _csv(*rows):
