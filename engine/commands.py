@@ -166,6 +166,7 @@ def cmd_lists(args) -> int:
     say_absent = absent_data_dir_note(args)
     settings = load_settings(getattr(args, "config", None))
     store = ListStore(resolve_data_dir(getattr(args, "data_dir", None), settings), settings.tz)
+    store.audit_by = f"cli uid {os.getuid()}"       # each change saved: a line of DATA/lists/changes.jsonl
     say_absent()
     if args.lcmd == "import":
         if args.allow_partial and not args.replace:
@@ -185,9 +186,10 @@ def cmd_lists(args) -> int:
         _print_row_errors(name, errors)
         _print_warnings(store)
         # the list as it stands after (stats' figures): good rows that repeat a number already there add nothing
+        unaudited = _audit_failed(args, store)
         print(json.dumps({"imported": n, "errors": bad_rows(errors), "kind": args.kind,
                           "list": store.load(kinds=(args.kind,)).stats()[args.kind]}))
-        return 1 if errors else 0
+        return 1 if errors or unaudited else 0
     if args.lcmd in ("add", "remove"):
         from .cli_parser import list_edit_extra
         try:
@@ -198,16 +200,18 @@ def cmd_lists(args) -> int:
                 if left:
                     from .lists.mlexempt import expired_left
                     print(f"telfilter: warning: {expired_left(left)}", file=sys.stderr)
+                unaudited = _audit_failed(args, store)
                 print(json.dumps({"added": args.value, "kind": args.kind, "stored": stored,
                                   **({"replaced": replaced} if replaced else {})}))
-                return 0
+                return 1 if unaudited else 0
             found, rows = store.remove_listing(args.kind, args.value, args.channel, extra)
         except ValueError as e:
             print(command_error(args, e), file=sys.stderr)
             return 2
         _print_warnings(store)
+        unaudited = _audit_failed(args, store)
         print(json.dumps({"removed": args.value, "kind": args.kind, "found": found, **({"rows": rows} if rows else {})}))
-        return 0 if found else 1
+        return 0 if found and not unaudited else 1
     if args.lcmd == "export":
         if args.format != "csv" and args.kind != "blacklist":
             print(command_error(args, f"--format {args.format} is for the blacklist only"), file=sys.stderr)
@@ -227,6 +231,18 @@ def cmd_lists(args) -> int:
         print(json.dumps(L.stats(), indent=2))
         return 0
     return 1
+
+
+def _audit_failed(args, store) -> bool:
+    """Whether the change just saved has no audit line in DATA/lists/changes.jsonl (lists/changes.py), said as a
+    warning: the change stands (it is in force; undoing it would lose the operator's intent), the exit status is 1
+    as for anything done with something left out (a script sees it; doing the change again is harmless)."""
+    e = store.audit_error
+    if e is None:
+        return False
+    print(f"telfilter lists {args.lcmd}: warning: the change was saved, but its audit record was not written to "
+          f"{e.filename or store.changes_path}: {e.strerror or e}", file=sys.stderr)
+    return True
 
 
 def _print_row_errors(name, errors) -> None:

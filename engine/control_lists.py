@@ -3,46 +3,18 @@ running serve, and its audit record.
 
 A DNC change goes the way of a 5656 command (journalled durably, then in force); other kinds go the way of the CLI
 (ListStore read-modify-write in a worker thread, then a lists reload). Each change made is said in the service log
-(at any -v level) and is a `"kind": "list"` line of the verdict log, by number and day (`telfilter verdicts`).
+(at any -v level) and is a `"kind": "list"` line of the verdict log, by number and day (`telfilter verdicts`): the
+record (lists/changes.py) an offline `telfilter lists` change leaves in DATA_DIR/lists/changes.jsonl.
 """
 from __future__ import annotations
 
 import asyncio
 
+from .lists.changes import edit_detail, fields, number_of as _number_of
 from .lists.csvio import KINDS
 from .lists.mlexempt import expired_left
-from .numbers import format_number, normalise_number
 from .servicelog import life
 from .stamps import utc_now
-
-
-_EXTRA_FIELDS = {"senders": ("owner", "category", "valid_from", "valid_to", "accounts"), "consent": ("owner",),
-                 "mlexempt": ("valid_to", "note")}
-
-
-def _fields(req: dict) -> str:
-    """An audit line's fields of a list change beyond its value: the DNC channel, the senders / consent fields given
-    (`remove senders X --category QC` takes that registration only, not every one of X: the line must say which)."""
-    if req["kind"] == "dnc":
-        return f" channel {req.get('channel') or 'SV'}"
-    given = zip(_EXTRA_FIELDS.get(req["kind"], ()), req.get("extra") or ())
-    return "".join(f" {k} {v.strip()!r}" if " " in v.strip() else f" {k} {v.strip()}" for k, v in given if v.strip())
-
-
-def _number_of(kind: str, value: str) -> str:
-    """The number a list change names, as +E164, or "": a DNC, consent or mlexempt value, a blacklist value of kind
-    number (not an address: `192.0.2.7` is no number 192027), never a sender."""
-    if kind == "senders":
-        return ""
-    if kind == "blacklist":
-        from .lists.edits import record
-        try:
-            k, n = record("blacklist", value, "SV", None)
-        except ValueError:          # (taken already by the change itself)
-            return ""
-        return format_number(n) if k == "number" else ""
-    n = normalise_number(value)
-    return format_number(n) if n else ""
 
 
 class ListCommands:
@@ -53,11 +25,14 @@ class ListCommands:
         ans = await self.lists(req)
         if ans.get("ok"):
             left = f" ({expired_left(ans['expired_left'])})" if ans.get("expired_left") else ""
-            life.info("ctl lists %s %s %s%s by uid %s%s%s", ans["op"], ans["kind"], ans["value"], _fields(req),
+            life.info("ctl lists %s %s %s%s by uid %s%s%s", ans["op"], ans["kind"], ans["value"],
+                      fields(req["kind"], req.get("channel"), req.get("extra")),
                       uid, "" if ans.get("found", True) else " (was not listed)", left)
-            if self.vlog is not None:
+            if self.vlog is not None:       # (the record an offline `lists` change is in lists/changes.jsonl)
                 self.vlog.write_list_change(utc_now(), ans["op"], ans["kind"], ans["value"], f"ctl uid {uid}",
-                                            _number_of(ans["kind"], ans["value"]), (_fields(req) + left).strip(),
+                                            _number_of(ans["kind"], ans["value"]),
+                                            edit_detail(req["kind"], req.get("channel"), req.get("extra"),
+                                                        ans.get("expired_left", 0)),
                                             ans.get("found", True))
         return ans
 

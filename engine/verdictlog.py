@@ -318,14 +318,12 @@ class VerdictLog(VerdictSink):
 
     def write_list_change(self, when, op: str, kind: str, value: str, by: str, number: str = "", detail: str = "",
                           found: bool = True) -> None:
-        """A list changed on a running serve (`ctl lists`): `number` the value's E.164 form when it is one (`verdicts
-        --number` finds it), `detail` as the service log's audit line says it, `by` "ctl uid N"; `found` false: a
-        remove of what was not listed. (A subscriber's 5656 DK DNC / HUY DNC is its MO's own line.)"""
-        rec = {"ts": _isoformat(when), "kind": "list", "op": op, "list": kind, "value": value,
-               **({"number": number} if number else {}), **({"detail": detail} if detail else {}), "by": by,
-               **({} if found else {"found": False})}
+        """A list changed on a running serve (`ctl lists`): lists/changes.py `list_change`'s record, the one an
+        offline `telfilter lists` change is in lists/changes.jsonl, `by` "ctl uid N". (A subscriber's 5656 DK DNC /
+        HUY DNC is its MO's own line.)"""
+        from .lists.changes import list_change
         try:
-            line = json.dumps(rec, ensure_ascii=False)
-        except (TypeError, ValueError) as e:
+            line = json.dumps(list_change(when, op, kind, value, by, number, detail, found), ensure_ascii=False)
+        except (TypeError, ValueError, AttributeError) as e:
             return self._failed(e)
         self._emit(line)

@@ -66,12 +66,13 @@ def test_ctl_and_5656_dnc_changes_show_beside_the_numbers_verdicts(tmp_path):
     s = json.loads((tmp_path / "rep" / "summary.json").read_text())
     assert s["inputs"]["malformed"] == 0 and sum(s["totals"]["sms"].values()) == 3
     # ... and counts them by period and list (one day here)
-    assert list(s["list_changes"].values()) == [{"dnc": {"add": 1, "remove": 0}, "blacklist": {"add": 1, "remove": 0},
-                                               "mlexempt": {"add": 1, "remove": 0}}]
+    one_add = {"add": 1, "remove": 0, "import": 0, "replace": 0}        # (an offline import is one change too)
+    assert list(s["list_changes"].values()) == [{"dnc": one_add, "blacklist": one_add, "mlexempt": one_add}]
     # (the remove found nothing listed: no change counted); a CSV table and report.html's section as every table
     day = next(iter(s["list_changes"]))
     assert (tmp_path / "rep" / "list_changes.csv").read_text().splitlines() == [
-        "period_start,list,add,remove", f"{day},dnc,1,0", f"{day},blacklist,1,0", f"{day},mlexempt,1,0"]
+        "period_start,list,add,remove,import,replace", f"{day},dnc,1,0,0,0", f"{day},blacklist,1,0,0,0",
+        f"{day},mlexempt,1,0,0,0"]
     assert "List changes made on a running serve" in (tmp_path / "rep" / "report.html").read_text()
 
 

@@ -7,7 +7,7 @@ from array import array
 
 from pyroaring import BitMap64
 
-from . import edits
+from . import changes, edits
 from .csvio import CsvError, RowError, bad_rows, iter_csv
 from .mlexempt import expired_left
 
@@ -54,6 +54,7 @@ def import_csv(store, kind: str, data: bytes, name: str = "<csv>", replace: bool
             except edits.ListFull as e:         # (the list's stated bound: nothing of the file goes in)
                 raise ImportRefused(f"{name}:{line}: refused, {kind} list unchanged: {e}", errors) from None
         _refuse_owner_clashes(kind, name, errors + clashes, len(clashes), "this file and the registry as stored")
+        return left
     got = _install_import(store, kind, name, len(records), errors, replace, allow_partial, add_all)
     if (note := expired_left(left)) is not None:       # (said once saved: a refused import changed nothing)
         store.warnings.append(note)
@@ -67,13 +68,17 @@ def _install_import(store, kind, name, n, errors, replace, allow_partial, add_al
         raise ImportRefused(f"{name}: --replace refused, {kind} list unchanged: {why} "
                             f"(fix the file, or pass --allow-partial to replace with the good rows only)", errors)
     if not n and not replace:
-        return 0, errors
+        return 0, errors            # (nothing saved: no audit line)
+    left = 0
 
     def change(L):
+        nonlocal left
         if replace:
             edits.clear(L, kind)
-        add_all(L)
-    store.modify(kind, change, replace=replace)
+        left = add_all(L)
+    # ONE audit line for the file whatever its rows (lists/changes.py), under the lock once it is saved
+    store.modify(kind, change, replace=replace, audit=lambda _: (
+        "replace" if replace else "import", name, changes.import_detail(kind, n, bad_rows(errors), left)))
     return n, errors
 
 def _import_dnc(store, data: bytes, name: str, replace: bool, allow_partial: bool):
@@ -98,6 +103,7 @@ def _import_dnc(store, data: bytes, name: str, replace: bool, allow_partial: boo
         L.dnc_s |= BitMap64(by_ch["S"])
         L.dnc_v |= BitMap64(by_ch["V"])
         L.dnc_changes += 1
+        return 0                    # (no DNC row expires)
     return _install_import(store, "dnc", name, n, errors, replace, allow_partial, add_all)
 
 

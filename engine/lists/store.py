@@ -10,7 +10,7 @@ from pathlib import Path
 from .csvio import KINDS, write_csv
 from .journal import (JOURNAL_COMPACT_BYTES, append_line, append_lines, flocked, journal_header, keep_folded,
                       keep_rejected, read_journal, read_journal_gen, replace_with_tail)
-from . import edits, importing, mlexempt
+from . import changes, edits, importing, mlexempt
 from .sections import decode, encode
 from .sets import Lists
 from .snapshot import (SnapshotError, install_snapshot, prepare_snapshot, read_snapshot_identified,
@@ -27,6 +27,8 @@ class ListStore:
         self.warnings: list[str] = []
         self.dnc_refused: str | None = None     # why the last load read the dnc list from `.prev` (None: it did not)
         self.publish = None         # callable(op, number, channel): replication of journalled changes
+        self.audit_by: str | None = None    # "cli uid N": each change is a line of lists/changes.jsonl (changes.py)
+        self.audit_error: OSError | None = None     # why the last change's audit line was not written (it stands)
 
     def today(self):
         """The local day of the engine's time zone: what an mlexempt row is checked and kept against."""
@@ -42,6 +44,10 @@ class ListStore:
     @property
     def journal_lock(self) -> Path:
         return self.dir / "lists" / "journal.lock"
+
+    @property
+    def changes_path(self) -> Path:
+        return self.dir / "lists" / changes.FILE_NAME
 
     @property
     def write_lock(self) -> Path:
@@ -276,12 +282,13 @@ class ListStore:
             self._save(self.load(strict=True, kinds=("dnc",)), ("dnc",))
         return True
 
-    def modify(self, kind: str, change, replace: bool = False):
+    def modify(self, kind: str, change, replace: bool = False, audit=None):
         """Read-modify-write one kind under the writer lock; `change(L)` returns False for no change. Only that kind is
         read (it is all that is written): `lists add blacklist` read a 200k-row registry too, ~2 s beside serve.
         `replace`: `change` replaces the whole list, so a damaged snapshot of it, which every edit refuses to build on,
         is not refused (the way back from one): the stored list is not read, the DNC's is read as a start reads it
-        (from `.prev` then: its journal mark is what the replace needs, the 5656 lines after it survive)."""
+        (from `.prev` then: its journal mark is what the replace needs, the 5656 lines after it survive).
+        `audit(result)`: the change's audit line (op, value, detail, found), recorded under the lock once saved."""
         with flocked(self.write_lock):
             try:
                 L = Lists() if replace and kind != "dnc" else self.load(strict=not replace, kinds=(kind,))
@@ -294,7 +301,24 @@ class ListStore:
             result = change(L)
             if result is not False:
                 self._save(L, (kind,))
+            if audit is not None:       # (a remove of what was not listed too, "found": false, as ctl's)
+                self._record_change(kind, *audit(result))
             return result
+
+    def _record_change(self, kind: str, op: str, value: str, detail: str, found: bool = True) -> None:
+        """A change's audit line in lists/changes.jsonl when this store's changes are audited (`audit_by`), written
+        under the write lock right after the save; a failure is kept in `audit_error` (the change stands: the caller
+        says it) and never undoes the change."""
+        self.audit_error = None
+        if self.audit_by is None:
+            return
+        from ..stamps import utc_now
+        rec = changes.list_change(utc_now(), op, kind, value, self.audit_by,
+                                  changes.number_of(kind, value) if op in ("add", "remove") else "", detail, found)
+        try:
+            changes.append_change(self.changes_path, rec)
+        except OSError as e:
+            self.audit_error = e
 
     # --- user operations ---
     def import_csv(self, kind: str, data: bytes, name: str = "<csv>", replace: bool = False,
@@ -319,7 +343,7 @@ class ListStore:
             # (the number's own lapsed row is replaced by the add, and said so: a renewal)
             left = self.drop_expired(L, kind, now, keep=getattr(r, "number", None))
             return edits.add(L, kind, r)
-        old = self.modify(kind, change)
+        old = self.modify(kind, change, audit=lambda _: ("add", value, changes.edit_detail(kind, channel, extra, left)))
         return edits.as_exported(kind, r), [edits.as_exported(kind, e) for e in old], left
 
     def remove(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None) -> bool:
@@ -328,7 +352,8 @@ class ListStore:
     def remove_listing(self, kind: str, value: str, channel: str = "SV", extra: list[str] | None = None):
         """Remove: (whether anything was, the senders registrations removed as `lists export` writes them: a
         `remove senders X` without a field takes every registration of X, and the answer says which)."""
-        got = self.modify(kind, lambda L: edits.remove(L, kind, value, channel, extra))
+        got = self.modify(kind, lambda L: edits.remove(L, kind, value, channel, extra),
+                          audit=lambda got: ("remove", value, changes.edit_detail(kind, channel, extra), bool(got)))
         rows = [edits.as_exported(kind, e) for e in got] if isinstance(got, tuple) else []
         return bool(got), rows
 

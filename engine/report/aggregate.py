@@ -48,6 +48,7 @@ import re
 from datetime import date, datetime
 from sys import intern
 
+from ..lists.changes import OPS as LIST_OPS
 from ..lists.csvio import KINDS as LIST_KINDS
 from ..numbers import normalise_number, normalise_sender_id
 from .bounded import MAX_KEY, bounded
@@ -78,7 +79,9 @@ class Aggregator(UnsentCalls):
         self.dnc_by_channel = {ch: {"registered": 0, "cancelled": 0} for ch in ("S", "V", "SV")}
         self.reports = dict.fromkeys(REPORT_KINDS, 0)
         self.scheduled_cancels = {"cancelled": 0, "refused_by_smsc": 0}
-        self.list_changes: dict = {}        # period's first day -> list -> {add, remove}: ctl lists on a running serve
+        # period's first day -> list -> {add, remove, import, replace}: ctl lists on a running serve, the offline
+        # `telfilter lists` changes of DATA/lists/changes.jsonl (lists/changes.py); an import is one, whatever its rows
+        self.list_changes: dict = {}
         self.volume: dict[date, list[int]] = {}        # period -> counts in (channel, action) order
         self.dnc_series: dict[date, list[int]] = {}    # period -> [registered, cancelled]
         self.report_series: dict[date, list[int]] = {}  # period -> [S, V, FW]
@@ -112,13 +115,13 @@ class Aggregator(UnsentCalls):
     def add_verdict(self, ts: datetime, rec: dict) -> None:
         if rec["kind"] == "sms_id":                     # an SMSC's message_id: its message counted by its own line
             return
-        if rec["kind"] == "list":                       # an operator's list change (ctl lists): no message
+        if rec["kind"] == "list":                       # an operator's list change (ctl or offline lists): no message
             d = self._day(ts)
             # (a remove of what was not listed, "found": false, changed nothing)
-            if d is not None and rec["list"] in LIST_KINDS and rec["op"] in ("add", "remove") \
+            if d is not None and rec["list"] in LIST_KINDS and rec["op"] in LIST_OPS \
                     and rec.get("found", True) is not False:
                 by = self.list_changes.setdefault(period_start(d, self.period).isoformat(), {})
-                by.setdefault(rec["list"], {"add": 0, "remove": 0})[rec["op"]] += 1
+                by.setdefault(rec["list"], dict.fromkeys(LIST_OPS, 0))[rec["op"]] += 1
             return
         if rec["kind"] == "call_unsent":                # counted on its call's day, as its call's line was
             judged = parse_ts(rec["judged"])

@@ -7,14 +7,17 @@ ESME or caller wrote it (0912345678, 84912345678, +84912345678): a number matche
 as the registry reads it (`numbers.sender_key`; an address whose SMPP type of number read it otherwise, its
 `*_read` member, by that reading). A brandname matches case- and blank-insensitively. The lines read the way
 `report` reads them (plain, .gz, .bz2, .xz, '-' = stdin; a malformed line said and skipped) and are printed as
-JSON lines, in file order, each with `ts_local`: its time in the [engine] timezone, the one subscribers give.
+JSON lines, in time order across the logs (each log's lines in its own order), each with `ts_local`: its time in the
+[engine] timezone, the one subscribers give.
 Exit status as grep's: 0 when a line matched, 1 when none did, 2 on a usage error.
 
 A forwarded SMS's line shows the message_ids the SMSC gave it (`message_ids`, from the `sms_id` lines written at its
 submit_sm_resp: report/msgid_join.py), and `--message-id` finds the line of an id from the SMSC's CDRs or a delivery
 receipt: a first pass finds its `sms_id` lines and the line each names (its account, sender, recipient and time,
 `"judged"`: exactly, no guess), a second prints those lines (files, not '-'). A list
-change made on a running serve (`ctl lists`, a `list` line: who, when, what) matches `--number` as its number does.
+change made on a running serve (`ctl lists`, a `list` line: who, when, what) matches `--number` as its number does,
+and so does one made offline (`telfilter lists`: the same line in DATA/lists/changes.jsonl, given as a --log; an
+import's line names a file, no number: --number never shows it).
 """
 from __future__ import annotations
 
@@ -177,7 +180,7 @@ def cmd_verdicts(args) -> int:
         for pair in records:
             seen += 1
             yield pair
-    records = counted(read_verdicts(read, bad, progress=not args.no_progress and sys.stderr.isatty()))
+    records = counted(read_verdicts(read, bad, progress=not args.no_progress and sys.stderr.isatty(), merged=True))
     if ids:
         keys, over = _id_keys(read, ids)
         if over:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import heapq
 import io
+import itertools
 import json
 import lzma
 import os
@@ -246,100 +248,111 @@ def _damage(path) -> str | None:
 _TRAIL = {"sms_id": ("account", "sender", "recipient", "message_id"), "list": ("op", "list", "value", "by")}
 
 
-def read_verdicts(paths, bad: Malformed, progress: bool = True):
-    """Yield (ts, record) for every well-formed verdict line of `paths`, in file order."""
+def read_verdicts(paths, bad: Malformed, progress: bool = True, merged: bool = False):
+    """Yield (ts, record) for every well-formed verdict line of `paths`, in file order; `merged`: in time order across
+    the files, each file's own lines in its order (heapq.merge takes the earliest of the files' next lines: `verdicts
+    --log verdicts.jsonl --log DATA/lists/changes.jsonl` shows an offline list change among the number's verdicts)."""
     total = sum(os.path.getsize(p) for p in paths if p != "-")
     bar = _Progress(None if "-" in paths else total) if progress else None
     try:
         if bar is not None:
             bar.update(0)
-        for p in paths:
-            # `-`: stdin, e.g. `zcat old/*.gz | telfilter report --log -`
-            raw = io.BufferedReader(_Counted(sys.stdin.buffer), 1 << 16) if p == "-" else \
-                open(p, "rb", buffering=1 << 16)
-            try:
-                f = open_text(p, raw)
-                done = n = 0
-                first_bad = None        # this file's first malformed line
-                damaged = _damage(p) if p != "-" else None
-                stop = None
-                for n, line in enumerate(_lines(f), 1):
-                    if bar is not None and not n & 0x3FFF:         # every 16k lines
-                        pos = raw.raw.tell() if p == "-" else raw.tell()
-                        bar.update(pos - done)
-                        done = pos
-                    if line is None:
-                        if damaged:
-                            stop = n
-                            break
-                        bad.add(f"{p}:{n}", _TOO_LONG)
-                        first_bad = first_bad or n
-                        continue
-                    if not line.strip():
-                        continue
-                    try:
-                        rec = _object(line)
-                        if "ts" not in rec and "action" in rec:
-                            raise ValueError("a verdict without a time, not a verdict log line (`check` prints "
-                                             "such lines; `report` reads what serve --log writes)")
-                        if "ts" not in rec and "reporter" in rec and "time" in rec:
-                            raise ValueError(_NOT_A_LOG)
-                        ts = parse_ts(rec.get("ts"))
-                        if rec.get("kind") == "call_unsent":    # a call let through that never left
-                            parse_ts(rec.get("judged"), "judged")       # (its call line's ts: report/unsent.py)
-                            if type(rec.get("status")) is not int:
-                                raise ValueError("a call_unsent record's status is not an integer")
-                            yield ts, rec
-                            continue
-                        if rec.get("kind") == "cancel":     # an ad scheduled ahead cancelled at a DNC registration
-                            if type(rec.get("status")) is not int:      # (its message is counted by its own line)
-                                raise ValueError("a cancel record's status is not an integer")
-                            yield ts, rec
-                            continue
-                        if rec.get("kind") in _TRAIL:       # an SMSC's message_id; a list change (no verdicts)
-                            if not all(type(rec.get(k)) is str for k in _TRAIL[rec["kind"]]):
-                                raise ValueError(f"a {rec['kind']} record without its " + ", ".join(_TRAIL[rec['kind']]))
-                            if "judged" in rec:                 # (an sms_id's: its line's ts, msgid_join.py)
-                                parse_ts(rec["judged"], "judged")
-                            yield ts, rec
-                            continue
-                        if rec.get("kind") not in ("sms", "call") or rec.get("action") not in ACTIONS:
-                            raise ValueError("not a verdict record (kind sms|call, action allow|tag|drop|refuse)")
-                        hits = rec.get("hits", [])
-                        if not isinstance(hits, list):
-                            raise ValueError("hits is not a list")
-                        if not all(isinstance(h, dict) and isinstance(h.get("symbol"), str)
-                                   and _SYMBOL.fullmatch(h["symbol"]) for h in hits):
-                            raise ValueError("a hit's symbol is not a rule symbol (A-Z, 0-9, _)")
-                    except _BAD_LINE as e:
-                        if damaged:
-                            stop = n
-                            break
-                        bad.add(f"{p}:{n}", _why(e))
-                        first_bad = first_bad or n
-                        continue
-                    yield ts, rec
-                if damaged:     # a damaged file read up to its first malformed line, the rest left out
-                    raise _Damaged(damaged, stop or n + 1)
-                if bar is not None:
-                    bar.update((raw.raw.tell() if p == "-" else os.path.getsize(p)) - done)
-            except _Damaged as e:
-                bad.add(f"{p}:{e.line}", f"unreadable from here on: {e.why} (a first pass found the file damaged: "
-                        f"read up to its first malformed line, where the damage begins at the latest)", always=True)
-            except (OSError, EOFError, lzma.LZMAError, zlib.error) as e:
-                # a .gz cut short (a rotation in progress: EOFError) or damaged inside (a bad block: zlib.error,
-                # which ended the report with a traceback): the lines before it counted, the one it broke in named
-                # A .gz whose damage inflate did not see is known at its end (CRC check failed): its garbage read
-                # meanwhile was malformed lines, the first of them where the damage begins at the latest
-                since = (f" (damaged from line {first_bad} on at the latest, its first malformed line: the records "
-                         f"read from there may be altered)") if first_bad else ""
-                bad.add(f"{p}:{n + 1}", f"unreadable from here on: {type(e).__name__}: {e}{since}", always=True)
-            finally:
-                if p != "-":
-                    raw.close()
+        each = [_read_log(p, bad, bar) for p in paths]
+        yield from heapq.merge(*each, key=_time) if merged and len(each) > 1 else itertools.chain(*each)
     finally:
         if bar is not None:
             bar.close()
+
+
+def _time(pair):
+    return pair[0]
+
+
+def _read_log(p, bad: Malformed, bar):
+    """read_verdicts of one log."""
+    # `-`: stdin, e.g. `zcat old/*.gz | telfilter report --log -`
+    raw = io.BufferedReader(_Counted(sys.stdin.buffer), 1 << 16) if p == "-" else \
+        open(p, "rb", buffering=1 << 16)
+    try:
+        f = open_text(p, raw)
+        done = n = 0
+        first_bad = None        # this file's first malformed line
+        damaged = _damage(p) if p != "-" else None
+        stop = None
+        for n, line in enumerate(_lines(f), 1):
+            if bar is not None and not n & 0x3FFF:         # every 16k lines
+                pos = raw.raw.tell() if p == "-" else raw.tell()
+                bar.update(pos - done)
+                done = pos
+            if line is None:
+                if damaged:
+                    stop = n
+                    break
+                bad.add(f"{p}:{n}", _TOO_LONG)
+                first_bad = first_bad or n
+                continue
+            if not line.strip():
+                continue
+            try:
+                rec = _object(line)
+                if "ts" not in rec and "action" in rec:
+                    raise ValueError("a verdict without a time, not a verdict log line (`check` prints "
+                                     "such lines; `report` reads what serve --log writes)")
+                if "ts" not in rec and "reporter" in rec and "time" in rec:
+                    raise ValueError(_NOT_A_LOG)
+                ts = parse_ts(rec.get("ts"))
+                if rec.get("kind") == "call_unsent":    # a call let through that never left
+                    parse_ts(rec.get("judged"), "judged")       # (its call line's ts: report/unsent.py)
+                    if type(rec.get("status")) is not int:
+                        raise ValueError("a call_unsent record's status is not an integer")
+                    yield ts, rec
+                    continue
+                if rec.get("kind") == "cancel":     # an ad scheduled ahead cancelled at a DNC registration
+                    if type(rec.get("status")) is not int:      # (its message is counted by its own line)
+                        raise ValueError("a cancel record's status is not an integer")
+                    yield ts, rec
+                    continue
+                if rec.get("kind") in _TRAIL:       # an SMSC's message_id; a list change (no verdicts)
+                    if not all(type(rec.get(k)) is str for k in _TRAIL[rec["kind"]]):
+                        raise ValueError(f"a {rec['kind']} record without its " + ", ".join(_TRAIL[rec['kind']]))
+                    if "judged" in rec:                 # (an sms_id's: its line's ts, msgid_join.py)
+                        parse_ts(rec["judged"], "judged")
+                    yield ts, rec
+                    continue
+                if rec.get("kind") not in ("sms", "call") or rec.get("action") not in ACTIONS:
+                    raise ValueError("not a verdict record (kind sms|call, action allow|tag|drop|refuse)")
+                hits = rec.get("hits", [])
+                if not isinstance(hits, list):
+                    raise ValueError("hits is not a list")
+                if not all(isinstance(h, dict) and isinstance(h.get("symbol"), str)
+                           and _SYMBOL.fullmatch(h["symbol"]) for h in hits):
+                    raise ValueError("a hit's symbol is not a rule symbol (A-Z, 0-9, _)")
+            except _BAD_LINE as e:
+                if damaged:
+                    stop = n
+                    break
+                bad.add(f"{p}:{n}", _why(e))
+                first_bad = first_bad or n
+                continue
+            yield ts, rec
+        if damaged:     # a damaged file read up to its first malformed line, the rest left out
+            raise _Damaged(damaged, stop or n + 1)
+        if bar is not None:
+            bar.update((raw.raw.tell() if p == "-" else os.path.getsize(p)) - done)
+    except _Damaged as e:
+        bad.add(f"{p}:{e.line}", f"unreadable from here on: {e.why} (a first pass found the file damaged: "
+                f"read up to its first malformed line, where the damage begins at the latest)", always=True)
+    except (OSError, EOFError, lzma.LZMAError, zlib.error) as e:
+        # a .gz cut short (a rotation in progress: EOFError) or damaged inside (a bad block: zlib.error,
+        # which ended the report with a traceback): the lines before it counted, the one it broke in named
+        # A .gz whose damage inflate did not see is known at its end (CRC check failed): its garbage read
+        # meanwhile was malformed lines, the first of them where the damage begins at the latest
+        since = (f" (damaged from line {first_bad} on at the latest, its first malformed line: the records "
+                 f"read from there may be altered)") if first_bad else ""
+        bad.add(f"{p}:{n + 1}", f"unreadable from here on: {type(e).__name__}: {e}{since}", always=True)
+    finally:
+        if p != "-":
+            raw.close()
 
 
 def read_reports(path: str, bad: Malformed):

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 from ..csvcell import row, writer as csv_writer
-from .aggregate import ACTIONS, CHANNELS, REPORT_KINDS
+from .aggregate import ACTIONS, CHANNELS, LIST_OPS, REPORT_KINDS
 from .hits import VIOLATIONS
 
 
@@ -42,8 +42,9 @@ def tables(agg, summary: dict) -> dict[str, tuple[list, list]]:
                                   for o, a in summary["advertising_by_owner"].items()]),
         "models": (["version", "ml_spam_hits", "first", "last"],
                    [[v, m["hits"], m["first"], m["last"]] for v, m in summary["models"].items()]),
-        "list_changes": (["period_start", "list", "add", "remove"],       # ctl lists on a running serve
-                         [[p, k, n["add"], n["remove"]] for p, by in summary["list_changes"].items()
+        # ctl lists on a running serve, offline `telfilter lists` (DATA/lists/changes.jsonl given as a --log)
+        "list_changes": (["period_start", "list", *LIST_OPS],
+                         [[p, k, *(n[op] for op in LIST_OPS)] for p, by in summary["list_changes"].items()
                           for k, n in by.items()]),
     }
     return t
@@ -196,7 +197,10 @@ def write_html(out: Path, summary: dict, tabs, pngs: list[str], inputs: dict) ->
         "<p class=note>Owners from the sender registry as it is when the report is made; advertising = sender "
         "registered as QC, or any AD_* rule hit (on its line or a late part's).</p>",
         "<h2>Classifier models in force</h2>", _table(*tabs["models"]),
-        "<h2>List changes made on a running serve (ctl lists)</h2>", _table(*tabs["list_changes"]),
+        "<h2>List changes made on a running serve (ctl lists) or offline (lists, DATA/lists/changes.jsonl)</h2>",
+        _table(*tabs["list_changes"]),
+        "<p class=note>An import is one change whatever its rows (replace: an import with --replace); offline "
+        "changes are counted when DATA/lists/changes.jsonl is given as a --log.</p>",
         "<h2>Inputs</h2>",
         _table(["", ""], [["verdict logs", ", ".join(inputs["logs"])],
                           ["logs named twice (read once)", ", ".join(inputs.get("repeated_logs", ())) or "none"],

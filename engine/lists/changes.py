@@ -1,0 +1,98 @@
+"""The audit record of an operator's list change: one shape, two places it is written.
+
+A change made on a running serve (`ctl lists`) is a `"kind": "list"` line of the verdict log
+(verdictlog.py `write_list_change`); one made offline on the host (`telfilter lists add|remove|import`) is
+a line of `DATA_DIR/lists/changes.jsonl`, appended by the CLI under the lists' write lock right after the
+change was saved (store.py `ListStore.modify`). Both are `list_change`'s record, so `telfilter verdicts
+--log verdicts.jsonl --log DATA/lists/changes.jsonl --number N` shows both among the number's verdicts and
+`telfilter report` counts both in `list_changes`. Example line:
+
+    {"ts": "2026-12-07T09:12:03.120301+00:00", "kind": "list", "op": "add", "list": "dnc",
+     "value": "0912 000 777", "number": "+84912000777", "detail": "channel S", "by": "cli uid 1001"}
+
+`op` is add or remove (one entry; `"found": false`: a remove of what was not listed), import or replace (a
+whole file, `--replace`: ONE line whatever its rows, `value` the file as named, `detail` its counts).
+
+changes.jsonl grows with operator commands only (one line each, ~200 bytes), never with traffic; it is
+safe to rotate with logrotate, `copytruncate` or `create` alike: each record is one O_APPEND write of a
+whole line, fsynced, and the next command opens the file by name again.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..durable import append_all, ends_in_newline, fsync_dir
+from ..numbers import format_number, normalise_number
+from .mlexempt import expired_left
+
+FILE_NAME = "changes.jsonl"
+OPS = ("add", "remove", "import", "replace")        # a record's `op` (report.py counts each by period and list)
+
+_EXTRA_FIELDS = {"senders": ("owner", "category", "valid_from", "valid_to", "accounts"), "consent": ("owner",),
+                 "mlexempt": ("valid_to", "note")}
+
+
+def list_change(when, op: str, kind: str, value: str, by: str, number: str = "", detail: str = "",
+                found: bool = True) -> dict:
+    """The audit record of a list change (no I/O): `number` the value's E.164 form when it is one (`verdicts
+    --number` finds it), `detail` as the service log's audit line says it, `by` who ("ctl uid N", "cli uid N");
+    `found` false: a remove of what was not listed."""
+    return {"ts": when.isoformat(), "kind": "list", "op": op, "list": kind, "value": value,
+            **({"number": number} if number else {}), **({"detail": detail} if detail else {}), "by": by,
+            **({} if found else {"found": False})}
+
+
+def fields(kind: str, channel, extra) -> str:
+    """An audit line's fields of a list change beyond its value: the DNC channel, the senders / consent fields given
+    (`remove senders X --category QC` takes that registration only, not every one of X: the line must say which)."""
+    if kind == "dnc":
+        return f" channel {channel or 'SV'}"
+    given = zip(_EXTRA_FIELDS.get(kind, ()), extra or ())
+    return "".join(f" {k} {v.strip()!r}" if " " in v.strip() else f" {k} {v.strip()}" for k, v in given if v.strip())
+
+
+def edit_detail(kind: str, channel, extra, left: int = 0) -> str:
+    """An add's or remove's `detail`: its fields, and the mlexempt rows past their valid_to that left with it."""
+    return (fields(kind, channel, extra) + (f" ({expired_left(left)})" if left else "")).strip()
+
+
+def import_detail(kind: str, imported: int, bad: int, left: int = 0) -> str:
+    """An import's `detail`: the file's good rows, its bad rows, and for mlexempt the rows past their valid_to
+    that left the list with it."""
+    return f"imported {imported} bad_rows {bad}" + (f" expired_left {left}" if kind == "mlexempt" else "")
+
+
+def number_of(kind: str, value: str) -> str:
+    """The number a list change names, as +E164, or "": a DNC, consent or mlexempt value, a blacklist value of kind
+    number (not an address: `192.0.2.7` is no number 192027), never a sender."""
+    if kind == "senders":
+        return ""
+    if kind == "blacklist":
+        from .edits import record
+        try:
+            k, n = record("blacklist", value, "SV", None)
+        except ValueError:          # (taken already by the change itself)
+            return ""
+        return format_number(n) if k == "number" else ""
+    n = normalise_number(value)
+    return format_number(n) if n else ""
+
+
+def append_change(path: Path, rec: dict) -> None:
+    """Append `rec` as one line of `path`, durably: one O_APPEND write, fsynced (durable.append_all: cut back on a
+    failure), the file's directory entry fsynced when this made it. Created as the DNC journal is (0644 less the
+    umask): it names nothing the lists themselves do not. A last line a crash cut short is ended first, so this
+    record is a whole line. Raises OSError (the caller says it: the change it records stands)."""
+    line = (json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
+    created = not path.exists()
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        if not ends_in_newline(fd):
+            line = b"\n" + line
+        append_all(fd, line)
+    finally:
+        os.close(fd)
+    if created:
+        fsync_dir(path.parent)

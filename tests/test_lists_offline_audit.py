@@ -1,0 +1,150 @@
+"""An offline list change leaves an audit record (an auditor's walkthrough: `ctl lists` on a running serve was a
+`"kind": "list"` line of the verdict log, but `telfilter lists add|remove|import` on the host left nothing: who
+blacklisted a number, or removed a subscriber's DNC row, was lost). Each change saved is one line of
+DATA/lists/changes.jsonl, the verdict log's list line's shape (lists/changes.py), `by` "cli uid N"; an import is one
+line whatever its rows; a refused change writes none; `verdicts` shows it among the number's verdicts in time order
+and `report` counts it."""
+import datetime
+import json
+import os
+
+from engine.lists import ListStore
+from tests.conftest import run_cli
+
+BY = f"cli uid {os.getuid()}"
+
+
+def _lists(data, *args):
+    return run_cli("lists", *args, "--data-dir", data)
+
+
+def _records(data):
+    p = data / "lists" / "changes.jsonl"
+    return [json.loads(x) for x in p.read_text().splitlines()] if p.exists() else []
+
+
+def test_each_offline_change_saved_is_one_record_an_import_too(tmp_path):
+    data = tmp_path / "d"
+    r = _lists(data, "add", "dnc", "0912 000 777", "--channel", "S")
+    assert r.returncode == 0, r.stderr
+    r = _lists(data, "add", "blacklist", "spam.example")
+    assert r.returncode == 0, r.stderr
+    r = _lists(data, "remove", "dnc", "+84912000777")
+    assert r.returncode == 0, r.stderr
+    r = _lists(data, "remove", "dnc", "0912000888")                 # (not listed: recorded as ctl's, found false)
+    assert r.returncode == 1, r.stderr
+    big = tmp_path / "dnc.csv"
+    big.write_text("number,channel\n" + "".join(f"09120{i:05d},SV\n" for i in range(2000)) + "bad,SV\n")
+    r = _lists(data, "import", "dnc", big)
+    assert r.returncode == 1 and json.loads(r.stdout)["imported"] == 2000, r.stderr        # (1 bad row)
+    good = tmp_path / "bl.csv"
+    good.write_text("kind,value\ndomain,a.example\nnumber,0987654321\n")
+    r = _lists(data, "import", "blacklist", good, "--replace")
+    assert r.returncode == 0, r.stderr
+    got = _records(data)
+    assert [(x["op"], x["list"], x["value"]) for x in got] == [
+        ("add", "dnc", "0912 000 777"), ("add", "blacklist", "spam.example"), ("remove", "dnc", "+84912000777"),
+        ("remove", "dnc", "0912000888"), ("import", "dnc", str(big)), ("replace", "blacklist", str(good))]
+    assert all(x["kind"] == "list" and x["by"] == BY for x in got)
+    assert all(a["ts"] <= b["ts"] for a, b in zip(got, got[1:]))
+    add, bl, rm, nothing, imp, rep = got
+    assert add["number"] == "+84912000777" and add["detail"] == "channel S" and "found" not in add
+    assert "number" not in bl and "detail" not in bl
+    assert rm["number"] == "+84912000777" and rm["detail"] == "channel SV" and "found" not in rm
+    assert nothing["found"] is False
+    assert imp["detail"] == "imported 2000 bad_rows 1" and "number" not in imp      # one line for 2000 rows
+    assert rep["detail"] == "imported 2 bad_rows 0"
+    assert set(add) == {"ts", "kind", "op", "list", "value", "number", "detail", "by"}
+
+
+def test_an_mlexempt_import_says_the_expired_rows_that_left(tmp_path):
+    data = tmp_path / "d"
+    today = datetime.date.today()
+    past = ListStore(data)
+    past.today = lambda: today - datetime.timedelta(days=30)          # a row added then, lapsed since
+    past.add("mlexempt", "0912000111", "SV", [(today - datetime.timedelta(days=10)).isoformat(), "old"])
+    f = tmp_path / "ml.csv"
+    f.write_text(f"number,valid_to,note\n0912000222,{(today + datetime.timedelta(days=30)).isoformat()},CSKH-1\n")
+    r = _lists(data, "import", "mlexempt", f)
+    assert r.returncode == 0, r.stderr
+    [rec] = _records(data)                  # (the ListStore add above is no CLI command: no record)
+    assert rec["op"] == "import" and rec["detail"] == "imported 1 bad_rows 0 expired_left 1"
+
+
+def test_a_refused_change_writes_no_record(tmp_path):
+    data = tmp_path / "d"
+    r = _lists(data, "add", "dnc", "123abc")
+    assert r.returncode == 2
+    f = tmp_path / "dnc.csv"
+    f.write_text("number,channel\n0912000777,SV\nbad,SV\n")
+    r = _lists(data, "import", "dnc", f, "--replace")
+    assert r.returncode == 1 and json.loads(r.stdout)["refused"] is True
+    f.write_text("number,channel\nbad,SV\n")
+    r = _lists(data, "import", "dnc", f)                  # (no good row: nothing saved)
+    assert r.returncode == 1
+    assert _lists(data, "add", "dnc", "0912000777").returncode == 0
+    assert [(x["op"], x["value"]) for x in _records(data)] == [("add", "0912000777")]     # the one change saved
+
+
+def test_verdicts_show_an_offline_change_among_the_numbers_verdicts_and_report_counts_it(tmp_path):
+    data, log = tmp_path / "d", tmp_path / "verdicts.jsonl"
+    assert _lists(data, "add", "dnc", "0912000777", "--channel", "S").returncode == 0
+    [rec] = _records(data)
+    t = datetime.datetime.fromisoformat(rec["ts"])
+    line = {"kind": "sms", "pdu": "submit_sm", "account": "a", "sender": "SHOPABC", "recipient": "84912000777"}
+    log.write_text("".join(json.dumps({"ts": (t + datetime.timedelta(seconds=s)).isoformat(), **line, **v}) + "\n"
+                           for s, v in ((-60, {"action": "allow", "hits": []}),
+                                        (60, {"action": "drop", "hits": [{"symbol": "AD_TO_DNC"}]}))))
+    f = tmp_path / "dnc.csv"
+    f.write_text("number,channel\n0912000999,SV\n")
+    assert _lists(data, "import", "dnc", f).returncode == 0
+    changes = data / "lists" / "changes.jsonl"
+    out = run_cli("verdicts", "--no-progress", "--log", log, "--log", changes, "--number", "0912 000 777")
+    assert out.returncode == 0, out.stderr
+    got = [json.loads(x) for x in out.stdout.splitlines()]
+    assert [(x["kind"], x.get("action") or x["op"]) for x in got] == [("sms", "allow"), ("list", "add"),
+                                                                      ("sms", "drop")]
+    assert got[1]["by"] == BY and got[1]["number"] == "+84912000777" and "ts_local" in got[1]
+    rep = run_cli("report", "--log", log, "--log", changes, "--out", tmp_path / "rep", "--no-progress")
+    assert rep.returncode == 0, rep.stderr
+    s = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert s["inputs"]["malformed"] == 0 and sum(s["totals"]["sms"].values()) == 2
+    assert list(s["list_changes"].values()) == [{"dnc": {"add": 1, "remove": 0, "import": 1, "replace": 0}}]
+
+
+def test_the_record_is_one_whole_line_appended_in_one_write(tmp_path, monkeypatch):
+    from engine.lists import changes
+    p = tmp_path / "changes.jsonl"
+    p.write_bytes(b'{"ts": "2026-12-07T09:00:00+00:00", "kind": "li')       # a line a crash cut short
+    writes, flags = [], []
+    real_write, real_open = os.write, os.open
+    monkeypatch.setattr(os, "write", lambda fd, b: writes.append(bytes(b)) or real_write(fd, b))
+    monkeypatch.setattr(os, "open", lambda path, fl, *a: flags.append(fl) or real_open(path, fl, *a))
+    rec = changes.list_change(datetime.datetime.now(datetime.timezone.utc), "add", "dnc", "0912000777", "cli uid 7",
+                              "+84912000777", "channel S")
+    changes.append_change(p, rec)
+    assert len(writes) == 1 and flags[0] & os.O_APPEND
+    assert p.read_bytes().splitlines()[1] == json.dumps(rec, ensure_ascii=False).encode()
+
+
+def test_the_verdict_logs_list_line_is_the_same_record(tmp_path):
+    """One builder: `ctl lists`' verdict-log line is list_change's record, as the offline one is."""
+    from engine.lists.changes import list_change
+    from engine.verdictlog import VerdictLog
+    when = datetime.datetime(2026, 12, 7, 9, 0, 0, 120301, tzinfo=datetime.timezone.utc)
+    v = VerdictLog(tmp_path / "v.jsonl")
+    v.write_list_change(when, "remove", "dnc", "0912000777", "ctl uid 0", "+84912000777", "channel SV", False)
+    v.close()
+    [line] = (tmp_path / "v.jsonl").read_text().splitlines()
+    assert json.loads(line) == list_change(when, "remove", "dnc", "0912000777", "ctl uid 0", "+84912000777",
+                                           "channel SV", False)
+
+
+def test_a_change_saved_whose_record_cannot_be_written_stands_said_and_exits_1(tmp_path):
+    data = tmp_path / "d"
+    (data / "lists" / "changes.jsonl").mkdir(parents=True)            # (no file can be opened there)
+    r = _lists(data, "add", "blacklist", "spam.example")
+    assert r.returncode == 1 and json.loads(r.stdout)["added"] == "spam.example"
+    assert "warning: the change was saved, but its audit record was not written" in r.stderr
+    assert "changes.jsonl" in r.stderr
+    assert ListStore(data).load().stats()["blacklist"]          # the change stands
