@@ -22,7 +22,8 @@ a --jsonl line (see README, "check --jsonl input and output"):
   telfilter lists add mlexempt 0987654321 --valid-to 2027-03-31 --note "CSKH-48213 invitations dropped as spam"
 (mlexempt: the care desk's remedy for a classifier false positive: the number's SMS are not dropped or tagged as
 ML_SPAM until --valid-to, required and at most 366 days ahead; their verdicts say ML_EXEMPT. Lists, registry and
-rules still judge them)""",
+rules still judge them; every change saved, an import too, is one audit line of DATA_DIR/lists/changes.jsonl, who and
+when: `telfilter verdicts --log verdicts.jsonl --log DATA_DIR/lists/changes.jsonl --number N` shows it)""",
     ("ml", "predict"): """examples:
   telfilter ml predict --text "Chuc mung ban trung thuong iPhone 15, soan NHAN gui 8x77" --explain
   telfilter ml predict --text "Thiep moi dam cuoi ..." --sender 0987654321 --explain 3
@@ -57,9 +58,11 @@ again by its owner for the same dates replaces that row: `telfilter lists export
   telfilter verdicts --log verdicts.jsonl --number 0912345678 --symbol ML_SPAM --action drop
   zcat archive/verdicts-2026-11-*.gz | telfilter verdicts --log - --sender SHOPABC --symbol AD_TO_DNC
   telfilter verdicts --log /var/log/telfilter/verdicts.jsonl* --message-id 0A1B2C3D
+  telfilter verdicts --log verdicts.jsonl --log DATA_DIR/lists/changes.jsonl --number 0912345678
 (a forwarded SMS's line shows its SMSC message_ids, and --message-id finds it, with [upstream] log_message_ids = true
 in smpp.toml; a change of a number's dnc, blacklist, consent or mlexempt row made with `ctl lists` on a running serve
-is a "list" line, found by --number as its number, with who made it)""",
+is a "list" line, found by --number as its number, with who made it, and so is one made offline with `telfilter
+lists`, in DATA_DIR/lists/changes.jsonl; the logs are read merged by time)""",
     ("report",): """examples:
   telfilter report --log /var/log/telfilter/verdicts.jsonl* --from 2026-11-01 --to 2026-11-30 --out nov
   zcat archive/verdicts-2026-10-*.gz | telfilter report --log - --period week --out oct

@@ -319,7 +319,8 @@ def parser() -> argparse.ArgumentParser:
         _ctl_common(q)
 
     p = _sub(subs, "report", "the regulator's report from verdict logs: summary.json, CSV tables, plots, report.html")
-    p.add_argument("--log", nargs="+", action="extend", required=True, metavar="FILE", help="verdict logs (plain, .gz, .bz2, .xz; rotated ones too; '-' = stdin)")
+    p.add_argument("--log", nargs="+", action="extend", required=True, metavar="FILE", help="verdict logs (plain, .gz, .bz2, .xz; rotated ones too; '-' = stdin; "
+                   "DATA_DIR/lists/changes.jsonl too: the offline `lists` changes, counted in list_changes)")
     p.add_argument("--reports", metavar="FILE", help="5656 report store (DATA_DIR/reports.jsonl); default: report hits in the logs")
     p.add_argument("--from", dest="date_from", type=day, metavar="DATE", help="first day (YYYY-MM-DD, a day in the [engine] timezone of "
                    "--config, not the machine's), inclusive")

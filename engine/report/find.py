@@ -40,7 +40,8 @@ def add_parser(subs, sub) -> None:
     p = sub(subs, "verdicts", "the verdict-log lines of a number, sender, symbol or action (a complaint's lines), "
             "as JSON lines with their local time")
     p.add_argument("--log", nargs="+", action="extend", required=True, metavar="FILE",
-                   help="verdict logs (plain, .gz, .bz2, .xz; rotated ones too; '-' = stdin)")
+                   help="verdict logs (plain, .gz, .bz2, .xz; rotated ones too; '-' = stdin), read merged by time; "
+                   "DATA_DIR/lists/changes.jsonl too: the offline `lists` changes")
     p.add_argument("--number", action="append", default=[], metavar="N",
                    help="a subscriber's number as written anywhere (0912345678, +84 912 345 678, 84912345678): the "
                    "lines where it is the sender, recipient, caller or callee (repeatable: any of them)")
