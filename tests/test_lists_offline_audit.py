@@ -148,3 +148,24 @@ def test_a_change_saved_whose_record_cannot_be_written_stands_said_and_exits_1(t
     assert "warning: the change was saved, but its audit record was not written" in r.stderr
     assert "changes.jsonl" in r.stderr
     assert ListStore(data).load().stats()["blacklist"]          # the change stands
+
+
+def test_the_record_is_written_under_the_lists_write_lock(tmp_path, monkeypatch):
+    """One writer: two CLI commands cannot interleave their change and its record (write.lock held meanwhile)."""
+    from engine.lists import changes
+    from engine.lists.journal import flocked
+    store = ListStore(tmp_path / "d")
+    store.audit_by = "cli uid 7"
+    held, real = [], changes.append_change
+
+    def append(path, rec):
+        with flocked(store.write_lock, wait=False) as got:
+            held.append(not got)
+        real(path, rec)
+    monkeypatch.setattr(changes, "append_change", append)
+    store.add("blacklist", "spam.example")
+    store.remove("blacklist", "spam.example")
+    store.import_csv("dnc", b"number,channel\n0912000777,SV\n", "dnc.csv", replace=True)
+    assert held == [True, True, True]
+    assert [(x["op"], x["by"]) for x in _records(tmp_path / "d")] == [("add", "cli uid 7"), ("remove", "cli uid 7"),
+                                                                       ("replace", "cli uid 7")]
