@@ -1,0 +1,56 @@
+"""`telfilter verdicts` reads its logs merged by time (engine/report/reader.py `_merged`): an offline list change in
+DATA/lists/changes.jsonl shows among the verdict log's lines. Rotated logs, one after another in time, are opened one
+or two at a time, not all at once: each open .xz holds its ~9 MB dictionary (90 days of them were ~800 MB)."""
+import json
+import lzma
+from datetime import datetime, timedelta, timezone
+
+import engine.report.reader as reader
+from engine.report.reader import Malformed, read_verdicts
+
+T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+
+def _rec(t, **kw):
+    return json.dumps({"ts": t.isoformat(), "kind": "sms", "action": "allow", "hits": [], **kw}) + "\n"
+
+
+def test_rotated_logs_are_read_merged_with_two_open_at_most(tmp_path, monkeypatch):
+    paths = []
+    for day in range(30):
+        p = tmp_path / f"verdicts.log.{30 - day}.xz"
+        p.write_bytes(lzma.compress("".join(_rec(T0 + timedelta(days=day, minutes=m), n=day * 100 + m)
+                                            for m in range(100)).encode()))
+        paths.append(str(p))
+    changes = tmp_path / "changes.jsonl"
+    changes.write_text("".join(json.dumps({"ts": (T0 + timedelta(days=d, hours=1, seconds=30)).isoformat(),
+                                           "kind": "list", "op": "add", "list": "dnc", "value": "0912000001",
+                                           "by": "cli uid 0"}) + "\n" for d in (0, 3, 29)))
+    open_now, most = [0], [0]
+    read_log = reader._read_log
+
+    def counted(p, bad, bar):
+        open_now[0] += 1
+        most[0] = max(most[0], open_now[0])
+        try:
+            yield from read_log(p, bad, bar)
+        finally:
+            open_now[0] -= 1
+    monkeypatch.setattr(reader, "_read_log", counted)
+    got = list(read_verdicts(list(reversed(paths)) + [str(changes)], Malformed(), progress=False, merged=True))
+    assert len(got) == 3003
+    assert [t for t, _ in got] == sorted(t for t, _ in got)
+    kinds = [r["kind"] for _, r in got]
+    assert kinds[61] == "list" and kinds[60] == kinds[62] == "sms"         # day 0, 01:00:30, between 01:00 and 01:01
+    assert most[0] <= 2, most[0]
+
+
+def test_each_logs_own_lines_keep_their_order_and_stdin_or_unreadable_heads_open_at_once(tmp_path):
+    a = tmp_path / "a.jsonl"
+    a.write_text(_rec(T0, n=1) + _rec(T0 - timedelta(seconds=5), n=2) + _rec(T0 + timedelta(seconds=10), n=3))
+    b = tmp_path / "b.jsonl"
+    b.write_text("not json\n" * 1001 + _rec(T0 + timedelta(seconds=1), n=4))      # no time in its first 1,000 lines
+    bad = Malformed()
+    got = [r["n"] for _, r in read_verdicts([str(a), str(b)], bad, progress=False, merged=True)]
+    assert got == [1, 2, 4, 3]
+    assert bad.count == 1001
