@@ -6,7 +6,7 @@ its message went out on: the same account, sender and recipient, and that line's
 the instant: a log written again by a shipper names the same line), as a `call_unsent` line names its call's
 (report/unsent.py). The tie is exact: an id goes to the line with that key or to none, never to another line of the
 same parties (one refused, timed out or never sent takes no id; a late part's id goes to the late part's own line,
-the verdict it went out on). Reading the log in file order, every line of an SMS submitted and let through (allow or
+the verdict it went out on). Reading the log in order (`verdicts` merges its logs by time), every line of an SMS submitted and let through (allow or
 tag, not refused; not an MO, not a replace_sm: no id names those) is held by its key, whether it is to be printed or
 not: an id whose own line the filters leave out prints nothing (`add`'s `show`). A line to print waits in file order
 until its id came (a concatenated message's parts, `"part": true`: until the bounds below), then is printed with its
