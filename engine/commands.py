@@ -240,7 +240,9 @@ def _audit_failed(args, store) -> bool:
     e = store.audit_error
     if e is None:
         return False
-    print(f"telfilter lists {args.lcmd}: warning: the change was saved, but its audit record was not written to "
+    what = "the change was saved" if getattr(args, "lcmd", "") != "remove" or store.audit_found else \
+        "nothing was listed to remove"
+    print(f"telfilter lists {args.lcmd}: warning: {what}, but its audit record was not written to "
           f"{e.filename or store.changes_path}: {e.strerror or e}", file=sys.stderr)
     return True
 

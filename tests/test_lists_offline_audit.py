@@ -169,3 +169,24 @@ def test_the_record_is_written_under_the_lists_write_lock(tmp_path, monkeypatch)
     assert held == [True, True, True]
     assert [(x["op"], x["by"]) for x in _records(tmp_path / "d")] == [("add", "cli uid 7"), ("remove", "cli uid 7"),
                                                                        ("replace", "cli uid 7")]
+
+
+def test_a_change_in_force_whose_journal_fold_failed_is_recorded(tmp_path, monkeypatch):
+    """The snapshot was installed (the number in force), then folding the DNC journal failed (a full disk): the
+    change was saved, so its record is written before the error goes on (it had none)."""
+    import engine.lists.store as store_mod
+    store = ListStore(tmp_path)
+    store.audit_by = "cli uid test"
+    store.append_delta("add", 84912000333, "SV")        # (a 5656 line, as serve journals it: the next save folds it)
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(store_mod, "replace_with_tail", full)
+    try:
+        store.add_replacing("dnc", "0912000444")
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the fold's error was swallowed")
+    assert 84912000444 in ListStore(tmp_path).load(kinds=("dnc",)).dnc_s
+    assert [(r["op"], r["value"]) for r in _records(tmp_path)] == [("add", "0912000444")]

@@ -54,3 +54,33 @@ def test_each_logs_own_lines_keep_their_order_and_stdin_or_unreadable_heads_open
     got = [r["n"] for _, r in read_verdicts([str(a), str(b)], bad, progress=False, merged=True)]
     assert got == [1, 2, 4, 3]
     assert bad.count == 1001
+
+
+def test_a_log_whose_first_line_is_no_record_opens_at_its_first_records_time(tmp_path):
+    # (its first line has a time but is refused: the log was opened at 10:00 and its 08:00 line came after 09:00)
+    a = tmp_path / "a.jsonl"
+    a.write_text(json.dumps({"ts": (T0 + timedelta(hours=10)).isoformat(), "kind": "sms", "action": "BOGUS"}) + "\n"
+                 + _rec(T0 + timedelta(hours=8), n=1))
+    b = tmp_path / "b.jsonl"
+    b.write_text(_rec(T0 + timedelta(hours=8, minutes=30), n=2) + _rec(T0 + timedelta(hours=9), n=3))
+    bad = Malformed()
+    assert [r["n"] for _, r in read_verdicts([str(a), str(b)], bad, progress=False, merged=True)] == [1, 2, 3]
+    assert bad.count == 1
+
+
+def test_a_pipe_is_read_once_whole(tmp_path):
+    """A log given as a pipe (`--log <(zcat …)`, a FIFO) is read once: a first look at it (its first time, the
+    damage check) took a buffer of its lines away (lost lines, and malformed ones where the cut fell)."""
+    import os
+    import threading
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    body = "".join(_rec(T0 + timedelta(seconds=i), n=i) for i in range(20000)).encode()
+    w = threading.Thread(target=lambda: fifo.write_bytes(body), daemon=True)
+    w.start()
+    other = tmp_path / "b.jsonl"
+    other.write_text(_rec(T0 + timedelta(seconds=5, milliseconds=500), n=-1))
+    bad = Malformed()
+    got = [r["n"] for _, r in read_verdicts([str(fifo), str(other)], bad, progress=False, merged=True)]
+    w.join(10)
+    assert bad.count == 0 and len(got) == 20001 and got[:8] == [0, 1, 2, 3, 4, 5, -1, 6], (bad.shown, got[:8])

@@ -13,9 +13,10 @@ change was saved (store.py `ListStore.modify`). Both are `list_change`'s record,
 `op` is add or remove (one entry; `"found": false`: a remove of what was not listed), import or replace (a
 whole file, `--replace`: ONE line whatever its rows, `value` the file as named, `detail` its counts).
 
-changes.jsonl grows with operator commands only (one line each, ~200 bytes), never with traffic; it is
-safe to rotate with logrotate, `copytruncate` or `create` alike: each record is one O_APPEND write of a
-whole line, fsynced, and the next command opens the file by name again.
+changes.jsonl grows with operator commands only (one line each, ~200 bytes), never with traffic; rotate it with
+logrotate's `create` (each record is one O_APPEND write of a whole line, fsynced, and the next command opens the file
+by name again), not `copytruncate`: logrotate takes no lock, and a line appended between its copy and its truncation
+would be lost.
 """
 from __future__ import annotations
 

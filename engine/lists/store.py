@@ -29,6 +29,8 @@ class ListStore:
         self.publish = None         # callable(op, number, channel): replication of journalled changes
         self.audit_by: str | None = None    # "cli uid N": each change is a line of lists/changes.jsonl (changes.py)
         self.audit_error: OSError | None = None     # why the last change's audit line was not written (it stands)
+        self._installed = False         # the write under way has installed its snapshot (modify's audit line)
+        self.audit_found = True         # the last audited change found what it named (a remove: it was listed)
 
     def today(self):
         """The local day of the engine's time zone: what an mlexempt row is checked and kept against."""
@@ -243,6 +245,7 @@ class ListStore:
         with flocked(self.journal_lock):
             for kind, tmp in staged:
                 install_snapshot(tmp, self.path(kind), kind)
+            self._installed = True          # (in force from here: a fold below that fails still changed the list)
             if "dnc" not in kinds or mark is None or read_journal_gen(self.delta_path) != mark[0]:
                 return
             if L.journal_bad:
@@ -299,8 +302,14 @@ class ListStore:
                                             f"`telfilter lists import {kind} FILE --replace` writes a good one (`lists "
                                             f"export {kind}` gives the rows of the previous generation)") from None
             result = change(L)
+            self._installed = False
             if result is not False:
-                self._save(L, (kind,))
+                try:
+                    self._save(L, (kind,))
+                except BaseException:
+                    if audit is not None and self._installed:     # the snapshot is in: a saved change, recorded
+                        self._record_change(kind, *audit(result))
+                    raise
             if audit is not None:       # (a remove of what was not listed too, "found": false, as ctl's)
                 self._record_change(kind, *audit(result))
             return result
@@ -309,7 +318,7 @@ class ListStore:
         """A change's audit line in lists/changes.jsonl when this store's changes are audited (`audit_by`), written
         under the write lock right after the save; a failure is kept in `audit_error` (the change stands: the caller
         says it) and never undoes the change."""
-        self.audit_error = None
+        self.audit_error, self.audit_found = None, found
         if self.audit_by is None:
             return
         from ..stamps import utc_now

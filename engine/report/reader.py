@@ -18,6 +18,7 @@ import json
 import lzma
 import os
 import re
+import stat
 import sys
 import zlib
 from collections import deque
@@ -299,9 +300,18 @@ def _merged(paths, bad: Malformed, bar):
 _FIRST_LOOK = 1000      # lines read ahead for a log's first time
 
 
+def _regular(p) -> bool:
+    """A file that can be read twice (not stdin, a pipe or `<(…)`: a first look would take lines from it)."""
+    try:
+        return p != "-" and stat.S_ISREG(os.stat(p).st_mode)
+    except OSError:
+        return False
+
+
 def _first_time(p):
-    """The time of log `p`'s first line that has one (within its first _FIRST_LOOK lines), else None."""
-    if p == "-":
+    """The time of log `p`'s first record (as _read_log takes it, within its first _FIRST_LOOK lines), else None
+    (stdin or a pipe, opened at once)."""
+    if not _regular(p):
         return None
     try:
         with open(p, "rb", buffering=1 << 16) as raw:
@@ -311,12 +321,48 @@ def _first_time(p):
                 if line is None or not line.strip():
                     continue
                 try:
-                    return parse_ts(_object(line).get("ts"))
+                    return _record(line)[0]
                 except _BAD_LINE:
                     continue
     except (OSError, EOFError, lzma.LZMAError, zlib.error, ValueError):
         return None         # (read whole, it is said where it breaks)
     return None
+
+
+def _record(line: str):
+    """(time, record) of a verdict-log line, else one of _BAD_LINE saying why it is none."""
+    rec = _object(line)
+    if "ts" not in rec and "action" in rec:
+        raise ValueError("a verdict without a time, not a verdict log line (`check` prints "
+                         "such lines; `report` reads what serve --log writes)")
+    if "ts" not in rec and "reporter" in rec and "time" in rec:
+        raise ValueError(_NOT_A_LOG)
+    ts = parse_ts(rec.get("ts"))
+    kind = rec.get("kind")
+    if kind == "call_unsent":               # a call let through that never left
+        parse_ts(rec.get("judged"), "judged")       # (its call line's ts: report/unsent.py)
+        if type(rec.get("status")) is not int:
+            raise ValueError("a call_unsent record's status is not an integer")
+        return ts, rec
+    if kind == "cancel":                    # an ad scheduled ahead cancelled at a DNC registration
+        if type(rec.get("status")) is not int:      # (its message is counted by its own line)
+            raise ValueError("a cancel record's status is not an integer")
+        return ts, rec
+    if kind in _TRAIL:                      # an SMSC's message_id; a list change (no verdicts)
+        if not all(type(rec.get(k)) is str for k in _TRAIL[kind]):
+            raise ValueError(f"a {kind} record without its " + ", ".join(_TRAIL[kind]))
+        if "judged" in rec:                 # (an sms_id's: its line's ts, msgid_join.py)
+            parse_ts(rec["judged"], "judged")
+        return ts, rec
+    if kind not in ("sms", "call") or rec.get("action") not in ACTIONS:
+        raise ValueError("not a verdict record (kind sms|call, action allow|tag|drop|refuse)")
+    hits = rec.get("hits", [])
+    if not isinstance(hits, list):
+        raise ValueError("hits is not a list")
+    if not all(isinstance(h, dict) and isinstance(h.get("symbol"), str)
+               and _SYMBOL.fullmatch(h["symbol"]) for h in hits):
+        raise ValueError("a hit's symbol is not a rule symbol (A-Z, 0-9, _)")
+    return ts, rec
 
 
 def _read_log(p, bad: Malformed, bar):
@@ -328,7 +374,7 @@ def _read_log(p, bad: Malformed, bar):
         f = open_text(p, raw)
         done = n = 0
         first_bad = None        # this file's first malformed line
-        damaged = _damage(p) if p != "-" else None
+        damaged = _damage(p) if _regular(p) else None      # (a pipe is read once: no first pass)
         stop = None
         for n, line in enumerate(_lines(f), 1):
             if bar is not None and not n & 0x3FFF:         # every 16k lines
@@ -345,39 +391,7 @@ def _read_log(p, bad: Malformed, bar):
             if not line.strip():
                 continue
             try:
-                rec = _object(line)
-                if "ts" not in rec and "action" in rec:
-                    raise ValueError("a verdict without a time, not a verdict log line (`check` prints "
-                                     "such lines; `report` reads what serve --log writes)")
-                if "ts" not in rec and "reporter" in rec and "time" in rec:
-                    raise ValueError(_NOT_A_LOG)
-                ts = parse_ts(rec.get("ts"))
-                if rec.get("kind") == "call_unsent":    # a call let through that never left
-                    parse_ts(rec.get("judged"), "judged")       # (its call line's ts: report/unsent.py)
-                    if type(rec.get("status")) is not int:
-                        raise ValueError("a call_unsent record's status is not an integer")
-                    yield ts, rec
-                    continue
-                if rec.get("kind") == "cancel":     # an ad scheduled ahead cancelled at a DNC registration
-                    if type(rec.get("status")) is not int:      # (its message is counted by its own line)
-                        raise ValueError("a cancel record's status is not an integer")
-                    yield ts, rec
-                    continue
-                if rec.get("kind") in _TRAIL:       # an SMSC's message_id; a list change (no verdicts)
-                    if not all(type(rec.get(k)) is str for k in _TRAIL[rec["kind"]]):
-                        raise ValueError(f"a {rec['kind']} record without its " + ", ".join(_TRAIL[rec['kind']]))
-                    if "judged" in rec:                 # (an sms_id's: its line's ts, msgid_join.py)
-                        parse_ts(rec["judged"], "judged")
-                    yield ts, rec
-                    continue
-                if rec.get("kind") not in ("sms", "call") or rec.get("action") not in ACTIONS:
-                    raise ValueError("not a verdict record (kind sms|call, action allow|tag|drop|refuse)")
-                hits = rec.get("hits", [])
-                if not isinstance(hits, list):
-                    raise ValueError("hits is not a list")
-                if not all(isinstance(h, dict) and isinstance(h.get("symbol"), str)
-                           and _SYMBOL.fullmatch(h["symbol"]) for h in hits):
-                    raise ValueError("a hit's symbol is not a rule symbol (A-Z, 0-9, _)")
+                ts, rec = _record(line)
             except _BAD_LINE as e:
                 if damaged:
                     stop = n
