@@ -166,7 +166,9 @@ def cmd_lists(args) -> int:
     say_absent = absent_data_dir_note(args)
     settings = load_settings(getattr(args, "config", None))
     store = ListStore(resolve_data_dir(getattr(args, "data_dir", None), settings), settings.tz)
-    store.audit_by = f"cli uid {os.getuid()}"       # each change saved: a line of DATA/lists/changes.jsonl
+    # each change saved: a line of DATA/lists/changes.jsonl; under sudo, the operator who ran it too
+    store.audit_by = f"cli uid {os.getuid()}" + (f" sudo {os.environ['SUDO_USER']}" if os.environ.get("SUDO_USER")
+                                                 else "")
     say_absent()
     if args.lcmd == "import":
         if args.allow_partial and not args.replace:

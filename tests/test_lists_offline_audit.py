@@ -5,13 +5,14 @@ DATA/lists/changes.jsonl, the verdict log's list line's shape (lists/changes.py)
 line whatever its rows; a refused change writes none; `verdicts` shows it among the number's verdicts in time order
 and `report` counts it."""
 import datetime
+import hashlib
 import json
 import os
 
 from engine.lists import ListStore
 from tests.conftest import run_cli
 
-BY = f"cli uid {os.getuid()}"
+BY = f"cli uid {os.getuid()}" + (f" sudo {os.environ['SUDO_USER']}" if os.environ.get("SUDO_USER") else "")
 
 
 def _lists(data, *args):
@@ -52,8 +53,9 @@ def test_each_offline_change_saved_is_one_record_an_import_too(tmp_path):
     assert "number" not in bl and "detail" not in bl
     assert rm["number"] == "+84912000777" and rm["detail"] == "channel SV" and "found" not in rm
     assert nothing["found"] is False
-    assert imp["detail"] == "imported 2000 bad_rows 1" and "number" not in imp      # one line for 2000 rows
-    assert rep["detail"] == "imported 2 bad_rows 0"
+    sha = hashlib.sha256(big.read_bytes()).hexdigest()                 # (which file, whatever its name)
+    assert imp["detail"] == f"imported 2000 bad_rows 1 sha256 {sha}" and "number" not in imp   # one line, 2000 rows
+    assert rep["detail"] == f"imported 2 bad_rows 0 sha256 {hashlib.sha256(good.read_bytes()).hexdigest()}"
     assert set(add) == {"ts", "kind", "op", "list", "value", "number", "detail", "by"}
 
 
@@ -68,7 +70,8 @@ def test_an_mlexempt_import_says_the_expired_rows_that_left(tmp_path):
     r = _lists(data, "import", "mlexempt", f)
     assert r.returncode == 0, r.stderr
     [rec] = _records(data)                  # (the ListStore add above is no CLI command: no record)
-    assert rec["op"] == "import" and rec["detail"] == "imported 1 bad_rows 0 expired_left 1"
+    assert rec["op"] == "import" and rec["detail"] == \
+        f"imported 1 bad_rows 0 expired_left 1 sha256 {hashlib.sha256(f.read_bytes()).hexdigest()}"
 
 
 def test_a_refused_change_writes_no_record(tmp_path):
@@ -190,3 +193,14 @@ def test_a_change_in_force_whose_journal_fold_failed_is_recorded(tmp_path, monke
         raise AssertionError("the fold's error was swallowed")
     assert 84912000444 in ListStore(tmp_path).load(kinds=("dnc",)).dnc_s
     assert [(r["op"], r["value"]) for r in _records(tmp_path)] == [("add", "0912000444")]
+
+
+def test_under_sudo_the_record_names_the_operator(tmp_path):
+    import subprocess
+    import sys
+    from tests.conftest import ROOT
+    env = {**os.environ, "SUDO_USER": "noc-anh"}
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "lists", "add", "blacklist", "spam.example", "--data-dir",
+                        tmp_path], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert [x["by"] for x in _records(tmp_path)] == [f"cli uid {os.getuid()} sudo noc-anh"]

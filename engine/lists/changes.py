@@ -59,10 +59,11 @@ def edit_detail(kind: str, channel, extra, left: int = 0) -> str:
     return (fields(kind, channel, extra) + (f" ({expired_left(left)})" if left else "")).strip()
 
 
-def import_detail(kind: str, imported: int, bad: int, left: int = 0) -> str:
-    """An import's `detail`: the file's good rows, its bad rows, and for mlexempt the rows past their valid_to
-    that left the list with it."""
-    return f"imported {imported} bad_rows {bad}" + (f" expired_left {left}" if kind == "mlexempt" else "")
+def import_detail(kind: str, imported: int, bad: int, left: int = 0, sha256: str = "") -> str:
+    """An import's `detail`: the file's good rows, its bad rows, for mlexempt the rows past their valid_to that left
+    the list with it, and the SHA-256 of the bytes imported (which file, whatever its name)."""
+    return f"imported {imported} bad_rows {bad}" + (f" expired_left {left}" if kind == "mlexempt" else "") \
+        + (f" sha256 {sha256}" if sha256 else "")
 
 
 def number_of(kind: str, value: str) -> str:

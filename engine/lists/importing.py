@@ -3,6 +3,7 @@ with bad rows or none is refused, a sender never gets two owners on the same dat
 tens of millions of numbers, goes into its bitmaps in bulk."""
 from __future__ import annotations
 
+import hashlib
 from array import array
 
 from pyroaring import BitMap64
@@ -55,12 +56,12 @@ def import_csv(store, kind: str, data: bytes, name: str = "<csv>", replace: bool
                 raise ImportRefused(f"{name}:{line}: refused, {kind} list unchanged: {e}", errors) from None
         _refuse_owner_clashes(kind, name, errors + clashes, len(clashes), "this file and the registry as stored")
         return left
-    got = _install_import(store, kind, name, len(records), errors, replace, allow_partial, add_all)
+    got = _install_import(store, kind, name, len(records), errors, replace, allow_partial, add_all, data)
     if (note := expired_left(left)) is not None:       # (said once saved: a refused import changed nothing)
         store.warnings.append(note)
     return got
 
-def _install_import(store, kind, name, n, errors, replace, allow_partial, add_all):
+def _install_import(store, kind, name, n, errors, replace, allow_partial, add_all, data: bytes = b""):
     """The rule every import follows: --replace is refused when the file had bad rows or none (unless
     allow_partial); otherwise the good rows go in (replacing the list with --replace)."""
     if replace and not allow_partial and (errors or not n):
@@ -78,7 +79,8 @@ def _install_import(store, kind, name, n, errors, replace, allow_partial, add_al
         left = add_all(L)
     # ONE audit line for the file whatever its rows (lists/changes.py), under the lock once it is saved
     store.modify(kind, change, replace=replace, audit=lambda _: (
-        "replace" if replace else "import", name, changes.import_detail(kind, n, bad_rows(errors), left)))
+        "replace" if replace else "import", name, changes.import_detail(
+            kind, n, bad_rows(errors), left, hashlib.sha256(data).hexdigest() if store.audit_by else "")))
     return n, errors
 
 def _import_dnc(store, data: bytes, name: str, replace: bool, allow_partial: bool):
@@ -104,7 +106,7 @@ def _import_dnc(store, data: bytes, name: str, replace: bool, allow_partial: boo
         L.dnc_v |= BitMap64(by_ch["V"])
         L.dnc_changes += 1
         return 0                    # (no DNC row expires)
-    return _install_import(store, "dnc", name, n, errors, replace, allow_partial, add_all)
+    return _install_import(store, "dnc", name, n, errors, replace, allow_partial, add_all, data)
 
 
 def _refuse_owner_clashes(kind, name, errors, n, where):
