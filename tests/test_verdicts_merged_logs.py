@@ -1,11 +1,11 @@
-"""`telfilter verdicts` reads its logs merged by time (engine/report/reader.py `_merged`): an offline list change in
+"""`telfilter verdicts` reads its logs merged by time (engine/report/logmerge.py): an offline list change in
 DATA/lists/changes.jsonl shows among the verdict log's lines. Rotated logs, one after another in time, are opened one
 or two at a time, not all at once: each open .xz holds its ~9 MB dictionary (90 days of them were ~800 MB)."""
 import json
 import lzma
 from datetime import datetime, timedelta, timezone
 
-import engine.report.reader as reader
+import engine.report.logmerge as logmerge
 from engine.report.reader import Malformed, read_verdicts
 
 T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -27,7 +27,7 @@ def test_rotated_logs_are_read_merged_with_two_open_at_most(tmp_path, monkeypatc
                                            "kind": "list", "op": "add", "list": "dnc", "value": "0912000001",
                                            "by": "cli uid 0"}) + "\n" for d in (0, 3, 29)))
     open_now, most = [0], [0]
-    read_log = reader._read_log
+    read_log = logmerge._read_log
 
     def counted(p, bad, bar):
         open_now[0] += 1
@@ -36,7 +36,7 @@ def test_rotated_logs_are_read_merged_with_two_open_at_most(tmp_path, monkeypatc
             yield from read_log(p, bad, bar)
         finally:
             open_now[0] -= 1
-    monkeypatch.setattr(reader, "_read_log", counted)
+    monkeypatch.setattr(logmerge, "_read_log", counted)
     got = list(read_verdicts(list(reversed(paths)) + [str(changes)], Malformed(), progress=False, merged=True))
     assert len(got) == 3003
     assert [t for t, _ in got] == sorted(t for t, _ in got)

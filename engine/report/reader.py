@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import heapq
 import io
-import itertools
 import json
 import lzma
 import os
@@ -21,7 +19,6 @@ import re
 import stat
 import sys
 import zlib
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -260,7 +257,8 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True, merged: bool = F
         if bar is not None:
             bar.update(0)
         if merged and len(paths) > 1:
-            yield from _merged(paths, bad, bar)
+            from .logmerge import merged as merged_logs
+            yield from merged_logs(paths, bad, bar)
         else:
             for p in paths:
                 yield from _read_log(p, bad, bar)
@@ -269,64 +267,12 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True, merged: bool = F
             bar.close()
 
 
-def _merged(paths, bad: Malformed, bar):
-    """The logs' lines in time order, each log's own lines in its order (a log's next line goes in only once its
-    previous one went out), the earlier log first at equal times. A log is opened only when the lines reach the time
-    of its first line (read ahead, then closed): rotated logs, one after another in time, are read one or two at a
-    time, not all at once (an open .xz holds its ~9 MB dictionary, a .bz2 ~3 MB: 90 days of them were ~800 MB).
-    Stdin, and a log whose first time cannot be read, are opened at once."""
-    firsts = [(_first_time(p), i) for i, p in enumerate(paths)]
-    waiting = deque(sorted((t, i) for t, i in firsts if t is not None))
-    heap, order = [], itertools.count()
-
-    def take(i, lines):
-        for pair in lines:
-            heapq.heappush(heap, (pair[0], i, next(order), pair, lines))
-            return
-
-    for t, i in firsts:
-        if t is None:
-            take(i, _read_log(paths[i], bad, bar))
-    while heap or waiting:
-        while waiting and (not heap or waiting[0][0] <= heap[0][0]):
-            i = waiting.popleft()[1]
-            take(i, _read_log(paths[i], bad, bar))
-        if heap:
-            _t, i, _n, pair, lines = heapq.heappop(heap)
-            yield pair
-            take(i, lines)
-
-
-_FIRST_LOOK = 1000      # lines read ahead for a log's first time
-
-
 def _regular(p) -> bool:
     """A file that can be read twice (not stdin, a pipe or `<(…)`: a first look would take lines from it)."""
     try:
         return p != "-" and stat.S_ISREG(os.stat(p).st_mode)
     except OSError:
         return False
-
-
-def _first_time(p):
-    """The time of log `p`'s first record (as _read_log takes it, within its first _FIRST_LOOK lines), else None
-    (stdin or a pipe, opened at once)."""
-    if not _regular(p):
-        return None
-    try:
-        with open(p, "rb", buffering=1 << 16) as raw:
-            for n, line in enumerate(_lines(open_text(p, raw))):
-                if n >= _FIRST_LOOK:
-                    return None
-                if line is None or not line.strip():
-                    continue
-                try:
-                    return _record(line)[0]
-                except _BAD_LINE:
-                    continue
-    except (OSError, EOFError, lzma.LZMAError, zlib.error, ValueError):
-        return None         # (read whole, it is said where it breaks)
-    return None
 
 
 def _record(line: str):

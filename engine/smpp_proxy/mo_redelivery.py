@@ -15,9 +15,9 @@ crash leaves one without the other): `"mo_digest"` in its reports.jsonl line, `"
 seconds) in its lists/dnc.delta line; readers ignore fields they do not know, and lines without them (older files,
 `check`, another node's change) are no command of this path. `Redeliveries` keeps the digests of the last WINDOW
 seconds, at most MAX_KEPT (the oldest forgotten first): a ring of flat arrays and a dict of 64-bit ints, O(1) a
-message. The start rebuilds it from the files (`restore`): reports.jsonl read back from its end, dnc.delta and
-dnc.delta.prev (what the last fold of the journal into the DNC snapshot took out of it; an earlier fold within the
-window loses its lines' digests).
+message. The start rebuilds it from the files (`restore`; their lines read by mo_redelivery_files.py):
+reports.jsonl read back from its end, dnc.delta and dnc.delta.prev (what the last fold of the journal into the DNC
+snapshot took out of it; an earlier fold within the window loses its lines' digests).
 
 A copy of a command in the window is not written or put in force again: answered 0, its subscriber sent the reply
 the first delivery got (in the crash case that reply never left: it goes out after the answer; after a lost answer
@@ -57,16 +57,14 @@ in Redis (`--state`, engine/state/mo_parts.py) are not looked up here.
 """
 from __future__ import annotations
 
-import json
 import logging
 from array import array
-from datetime import datetime
 from hashlib import blake2b
-from math import isfinite
 
 from ..verdict import ALLOW_NO_HITS
 from .codec import constants as C
 from .filetail import Tail
+from .mo_redelivery_files import _journal_digests, _journal_line, _report_digests, _report_line
 
 log = logging.getLogger("telfilter.smpp")
 
@@ -79,8 +77,6 @@ ANSWERED_IN_TIME = 2.0
 _KEPT_TLVS = (C.TAG_MESSAGE_PAYLOAD, C.TAG_SAR_MSG_REF_NUM, C.TAG_SAR_TOTAL_SEGMENTS, C.TAG_SAR_SEGMENT_SEQNUM,
               C.TAG_USER_MESSAGE_REFERENCE)
 FOLLOW_EVERY = 1.0      # seconds between two looks at the lines other processes wrote
-_BLOCK = 1 << 16        # bytes read at a time from reports.jsonl's end
-_MAX_READ = 64 << 20    # bytes of reports.jsonl read back at most
 
 
 def digest(pdus) -> int:
@@ -230,70 +226,6 @@ class Redeliveries:
         for at, d, number in got[-self.bound:]:
             self._put(d, at, None, number)
         return len(got)
-
-
-def _journal_line(line: bytes):
-    """(time, digest, DNC number) of a DNC journal line a 5656 command wrote, else None."""
-    if b'"mo_digest"' not in line:
-        return None
-    try:
-        r = json.loads(line)
-        at, d, number = float(r["at"]), int(r["mo_digest"], 16), r["number"]
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
-    # (what the ring's arrays hold: a 64-bit digest, a number below 2**63, a finite time; else a damaged line)
-    return (at, d, number) if type(number) is int and 0 < number < 1 << 63 and 0 <= d < 1 << 64 and isfinite(at) \
-        else None
-
-
-def _report_line(line: bytes):
-    """(time, digest, None) of a reports.jsonl line a 5656 command wrote; (time, None, None) of another report line;
-    None for a line that is no report."""
-    try:
-        r = json.loads(line)
-        at = datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp()
-        d = r.get("mo_digest")
-        d = int(d, 16) if isinstance(d, str) else None
-        return at, d if d is not None and 0 <= d < 1 << 64 else None, None
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
-
-
-def _journal_digests(path, since: float) -> list:
-    """[(time, digest, DNC number)] of the 5656 DNC commands in journal `path` since `since`."""
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        return []
-    with f:
-        return [x for x in map(_journal_line, f) if x is not None and x[0] >= since]
-
-
-def _report_digests(path, since: float, margin: float) -> list:
-    """[(time, digest, None)] of the 5656 reports in reports.jsonl since `since`, read back from the file's end
-    until a report older than `since - margin` (reports come in about the order of their times), at most
-    _MAX_READ bytes."""
-    out = []
-    try:
-        f = open(path, "rb")
-    except (FileNotFoundError, TypeError):
-        return out
-    with f:
-        pos = f.seek(0, 2)
-        tail, read, older = b"", 0, False
-        while pos > 0 and read < _MAX_READ and not older:
-            n = min(_BLOCK, pos)
-            pos -= n
-            f.seek(pos)
-            lines = (f.read(n) + tail).split(b"\n")
-            read += n
-            tail = lines.pop(0) if pos > 0 else b""          # (perhaps cut: read with the block before)
-            for x in map(_report_line, lines):
-                if x is not None:
-                    older = older or x[0] < since - margin
-                    if x[0] >= since and x[1] is not None:
-                        out.append(x)
-    return out
 
 
 class MoRedeliveryPath:
