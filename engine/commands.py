@@ -211,7 +211,7 @@ def cmd_lists(args) -> int:
             print(command_error(args, e), file=sys.stderr)
             return 2
         _print_warnings(store)
-        unaudited = _audit_failed(args, store)
+        unaudited = _audit_failed(args, store, found)
         print(json.dumps({"removed": args.value, "kind": args.kind, "found": found, **({"rows": rows} if rows else {})}))
         return 0 if found and not unaudited else 1
     if args.lcmd == "export":
@@ -235,15 +235,14 @@ def cmd_lists(args) -> int:
     return 1
 
 
-def _audit_failed(args, store) -> bool:
+def _audit_failed(args, store, found: bool = True) -> bool:
     """Whether the change just saved has no audit line in DATA/lists/changes.jsonl (lists/changes.py), said as a
     warning: the change stands (it is in force; undoing it would lose the operator's intent), the exit status is 1
     as for anything done with something left out (a script sees it; doing the change again is harmless)."""
     e = store.audit_error
     if e is None:
         return False
-    what = "the change was saved" if getattr(args, "lcmd", "") != "remove" or store.audit_found else \
-        "nothing was listed to remove"
+    what = "the change was saved" if found else "nothing was listed to remove"
     print(f"telfilter lists {args.lcmd}: warning: {what}, but its audit record was not written to "
           f"{e.filename or store.changes_path}: {e.strerror or e}", file=sys.stderr)
     return True

@@ -39,10 +39,7 @@ def import_csv(store, kind: str, data: bytes, name: str = "<csv>", replace: bool
     # consent, ad rules), so no row of the file goes in (--allow-partial neither: it would pick one)
     _refuse_owner_clashes(kind, name, errors, sum(e.owner_clashes for e in errors), "rows of this file")
 
-    left = 0
-
     def add_all(L):
-        nonlocal left
         left = store.drop_expired(L, kind, now)
         clashes = []
         for line, r in records:
@@ -56,10 +53,7 @@ def import_csv(store, kind: str, data: bytes, name: str = "<csv>", replace: bool
                 raise ImportRefused(f"{name}:{line}: refused, {kind} list unchanged: {e}", errors) from None
         _refuse_owner_clashes(kind, name, errors + clashes, len(clashes), "this file and the registry as stored")
         return left
-    got = _install_import(store, kind, name, len(records), errors, replace, allow_partial, add_all, data)
-    if (note := expired_left(left)) is not None:       # (said once saved: a refused import changed nothing)
-        store.warnings.append(note)
-    return got
+    return _install_import(store, kind, name, len(records), errors, replace, allow_partial, add_all, data)
 
 def _install_import(store, kind, name, n, errors, replace, allow_partial, add_all, data: bytes = b""):
     """The rule every import follows: --replace is refused when the file had bad rows or none (unless
@@ -81,6 +75,8 @@ def _install_import(store, kind, name, n, errors, replace, allow_partial, add_al
     store.modify(kind, change, replace=replace, audit=lambda _: (
         "replace" if replace else "import", name, changes.import_detail(
             kind, n, bad_rows(errors), left, hashlib.sha256(data).hexdigest() if store.audit_by else "")))
+    if (note := expired_left(left)) is not None:       # (said once saved: a refused import changed nothing)
+        store.warnings.append(note)
     return n, errors
 
 def _import_dnc(store, data: bytes, name: str, replace: bool, allow_partial: bool):

@@ -30,7 +30,6 @@ class ListStore:
         self.audit_by: str | None = None    # "cli uid N": each change is a line of lists/changes.jsonl (changes.py)
         self.audit_error: OSError | None = None     # why the last change's audit line was not written (it stands)
         self._installed = False         # the write under way has installed its snapshot (modify's audit line)
-        self.audit_found = True         # the last audited change found what it named (a remove: it was listed)
 
     def today(self):
         """The local day of the engine's time zone: what an mlexempt row is checked and kept against."""
@@ -318,7 +317,7 @@ class ListStore:
         """A change's audit line in lists/changes.jsonl when this store's changes are audited (`audit_by`), written
         under the write lock right after the save; a failure is kept in `audit_error` (the change stands: the caller
         says it) and never undoes the change."""
-        self.audit_error, self.audit_found = None, found
+        self.audit_error = None
         if self.audit_by is None:
             return
         from ..stamps import utc_now
@@ -380,10 +379,8 @@ class ListStore:
 
     def export(self, kind: str, out) -> int:
         L = self.load(kinds=(kind,))
-        if kind == "mlexempt" and (gone := mlexempt.expired(L.ml_exempt, now := self.today())):
-            # the import format: a row that expired since the list last changed would be refused by its import
-            for n in gone:
-                del L.ml_exempt[n]
-            self.warnings.append(f"{len(gone)} mlexempt row(s) whose valid_to is before {now} not exported "
+        # the import format: a row that expired since the list last changed would be refused by its import
+        if gone := self.drop_expired(L, kind, now := self.today()):
+            self.warnings.append(f"{gone} mlexempt row(s) whose valid_to is before {now} not exported "
                                  "(they exempt nothing now; the list's next add or import takes them out)")
         return write_csv(kind, L.rows(kind), out)
