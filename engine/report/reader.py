@@ -251,8 +251,8 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True, merged: bool = F
     """Yield (ts, record) for every well-formed verdict line of `paths`, in file order; `merged`: in time order across
     the files, each file's own lines in its order (heapq.merge takes the earliest of the files' next lines: `verdicts
     --log verdicts.jsonl --log DATA/lists/changes.jsonl` shows an offline list change among the number's verdicts)."""
-    total = sum(os.path.getsize(p) for p in paths if p != "-")
-    bar = _Progress(None if "-" in paths else total) if progress else None
+    total = sum(os.path.getsize(p) for p in paths if _regular(p))
+    bar = _Progress(total if all(_regular(p) for p in paths) else None) if progress else None
     try:
         if bar is not None:
             bar.update(0)
@@ -313,9 +313,11 @@ def _record(line: str):
 
 def _read_log(p, bad: Malformed, bar):
     """read_verdicts of one log."""
-    # `-`: stdin, e.g. `zcat old/*.gz | telfilter report --log -`
-    raw = io.BufferedReader(_Counted(sys.stdin.buffer), 1 << 16) if p == "-" else \
-        open(p, "rb", buffering=1 << 16)
+    # `-`: stdin, e.g. `zcat old/*.gz | telfilter report --log -`; it, a FIFO and `<(xzcat …)` have no position to
+    # ask (`Illegal seek`, which cut such a log at the bar's first look): their bytes are counted as they are read
+    piped = not _regular(p)
+    inner = sys.stdin.buffer if p == "-" else open(p, "rb", buffering=0) if piped else None
+    raw = io.BufferedReader(_Counted(inner), 1 << 16) if piped else open(p, "rb", buffering=1 << 16)
     try:
         f = open_text(p, raw)
         done = n = 0
@@ -324,7 +326,7 @@ def _read_log(p, bad: Malformed, bar):
         stop = None
         for n, line in enumerate(_lines(f), 1):
             if bar is not None and not n & 0x3FFF:         # every 16k lines
-                pos = raw.raw.tell() if p == "-" else raw.tell()
+                pos = raw.raw.tell() if piped else raw.tell()
                 bar.update(pos - done)
                 done = pos
             if line is None:
@@ -349,7 +351,7 @@ def _read_log(p, bad: Malformed, bar):
         if damaged:     # a damaged file read up to its first malformed line, the rest left out
             raise _Damaged(damaged, stop or n + 1)
         if bar is not None:
-            bar.update((raw.raw.tell() if p == "-" else os.path.getsize(p)) - done)
+            bar.update((raw.raw.tell() if piped else os.path.getsize(p)) - done)
     except _Damaged as e:
         bad.add(f"{p}:{e.line}", f"unreadable from here on: {e.why} (a first pass found the file damaged: "
                 f"read up to its first malformed line, where the damage begins at the latest)", always=True)
@@ -364,6 +366,8 @@ def _read_log(p, bad: Malformed, bar):
     finally:
         if p != "-":
             raw.close()
+            if inner is not None:
+                inner.close()
 
 
 def read_reports(path: str, bad: Malformed):
