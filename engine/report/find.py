@@ -22,13 +22,14 @@ import's line names a file, no number: --number never shows it).
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from ..cli_types import date_order_error, day
 from ..jsontext import surrogates_escaped
 from ..numbers import normalise_number, sender_key
 from .msgid_join import IdJoin, forwarded, id_key, line_key
-from .reader import ACTIONS, Malformed, distinct_logs, read_verdicts
+from .reader import ACTIONS, Malformed, _regular, distinct_logs, read_verdicts
 
 # the members of a verdict line that hold an address (sms, cancel, sms_id: sender, recipient; call, call_unsent:
 # caller, callee; list: a DNC change's number)
@@ -153,6 +154,11 @@ def cmd_verdicts(args) -> int:
         return 2
     tz = load_settings(getattr(args, "config", None)).tz
     read, repeated = distinct_logs(args.log)
+    if args.message_id and (piped := [p for p in read if os.path.exists(p) and not _regular(p)]):
+        # (a FIFO or `<(xzcat …)`: the first pass empties it, and the second's open waits for a writer for ever)
+        print(f"telfilter verdicts: error: --message-id reads the logs twice: {piped[0]} is a pipe, read once; name "
+              f"the files", file=sys.stderr)
+        return 2
     for line in repeated:
         print(f"telfilter verdicts: warning: log named twice, read once: {line}", file=sys.stderr)
     bad = Malformed()
