@@ -29,11 +29,11 @@ def test_rotated_logs_are_read_merged_with_two_open_at_most(tmp_path, monkeypatc
     open_now, most = [0], [0]
     read_log = logmerge._read_log
 
-    def counted(p, bad, bar):
+    def counted(p, bad, bar, fd=None):
         open_now[0] += 1
         most[0] = max(most[0], open_now[0])
         try:
-            yield from read_log(p, bad, bar)
+            yield from read_log(p, bad, bar, fd)
         finally:
             open_now[0] -= 1
     monkeypatch.setattr(logmerge, "_read_log", counted)
@@ -84,3 +84,21 @@ def test_a_pipe_is_read_once_whole(tmp_path):
     got = [r["n"] for _, r in read_verdicts([str(fifo), str(other)], bad, progress=False, merged=True)]
     w.join(10)
     assert bad.count == 0 and len(got) == 20001 and got[:8] == [0, 1, 2, 3, 4, 5, -1, 6], (bad.shown, got[:8])
+
+
+def test_the_live_log_rotated_while_older_ones_are_read_is_read_whole(tmp_path):
+    """`--log verdicts.log*`: the live log, newest, is read last, minutes later for 90 days of .xz; it was opened by
+    name then, so a rotation meanwhile (logrotate's `create`: renamed, a new empty file made) lost every line of it,
+    unsaid. It is read from the file looked at first."""
+    import os
+    old = tmp_path / "verdicts.log.1.xz"
+    old.write_bytes(lzma.compress("".join(_rec(T0 + timedelta(seconds=s), n=s) for s in range(5)).encode()))
+    live = tmp_path / "verdicts.log"
+    live.write_text("".join(_rec(T0 + timedelta(days=1, seconds=s), n=100 + s) for s in range(5)))
+    got = []
+    for ts, rec in read_verdicts([str(live), str(old)], Malformed(), progress=False, merged=True):
+        got.append(rec["n"])
+        if len(got) == 1:           # (logrotate runs now)
+            os.rename(live, tmp_path / "verdicts.log.0")
+            live.write_text("")
+    assert got == [0, 1, 2, 3, 4, 100, 101, 102, 103, 104], got

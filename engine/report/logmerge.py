@@ -6,6 +6,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import lzma
+import os
+import resource
 import zlib
 from collections import deque
 
@@ -17,40 +19,75 @@ def merged(paths, bad: Malformed, bar):
     previous one went out), the earlier log first at equal times. A log is opened only when the lines reach the time
     of its first line (read ahead, then closed): rotated logs, one after another in time, are read one or two at a
     time, not all at once (an open .xz holds its ~9 MB dictionary, a .bz2 ~3 MB: 90 days of them were ~800 MB).
-    Stdin, and a log whose first time cannot be read, are opened at once."""
-    firsts = [(_first_time(p), i) for i, p in enumerate(paths)]
-    waiting = deque(sorted((t, i) for t, i in firsts if t is not None))
-    heap, order = [], itertools.count()
+    Stdin, and a log whose first time cannot be read, are opened at once. Each regular log stays open from that first
+    look (a descriptor, no buffer or decompressor; at most _HELD of them): the live log, read last, was opened by
+    name after minutes of older ones, and a rotation meanwhile (logrotate's `create`) had given its name to a new
+    empty file: its lines were lost, unsaid."""
+    held: dict = {}         # log -> its descriptor from the first look, until it is read
+    try:
+        keep = min(_HELD, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2)
+    except (ValueError, OSError):
+        keep = 64
+    firsts = []
+    try:
+        for i, p in enumerate(paths):
+            t, fd = _first_time(p, len(held) < keep)
+            if fd is not None:
+                held[i] = fd
+            firsts.append((t, i))
+        waiting = deque(sorted((t, i) for t, i in firsts if t is not None))
+        heap, order = [], itertools.count()
 
-    def take(i, lines):
-        for pair in lines:
-            heapq.heappush(heap, (pair[0], i, next(order), pair, lines))
-            return
+        def take(i, lines):
+            for pair in lines:
+                heapq.heappush(heap, (pair[0], i, next(order), pair, lines))
+                return
 
-    for t, i in firsts:
-        if t is None:
-            take(i, _read_log(paths[i], bad, bar))
-    while heap or waiting:
-        while waiting and (not heap or waiting[0][0] <= heap[0][0]):
-            i = waiting.popleft()[1]
-            take(i, _read_log(paths[i], bad, bar))
-        if heap:
-            _t, i, _n, pair, lines = heapq.heappop(heap)
-            yield pair
-            take(i, lines)
+        def opened(i):
+            return _read_log(paths[i], bad, bar, held.pop(i, None))
+
+        for t, i in firsts:
+            if t is None:
+                take(i, opened(i))
+        while heap or waiting:
+            while waiting and (not heap or waiting[0][0] <= heap[0][0]):
+                i = waiting.popleft()[1]
+                take(i, opened(i))
+            if heap:
+                _t, i, _n, pair, lines = heapq.heappop(heap)
+                yield pair
+                take(i, lines)
+    finally:
+        for fd in held.values():        # (logs not reached: the reader stopped early)
+            os.close(fd)
 
 
 _FIRST_LOOK = 1000      # lines read ahead for a log's first time
+_HELD = 512             # logs held open from their first look at most (the rest opened by name when reached)
 
 
-def _first_time(p):
-    """The time of log `p`'s first record (as _read_log takes it, within its first _FIRST_LOOK lines), else None
-    (stdin or a pipe, opened at once)."""
+def _first_time(p, hold: bool = False):
+    """(the time of log `p`'s first record (as _read_log takes it, within its first _FIRST_LOOK lines), else None
+    (stdin or a pipe, opened at once); with `hold`, the descriptor of the regular file looked at, else None)."""
     if not _regular(p):
-        return None
+        return None, None
     try:
-        with open(p, "rb", buffering=1 << 16) as raw:
-            for n, line in enumerate(_lines(open_text(p, raw))):
+        fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None, None           # (read when reached, it is said why)
+    try:
+        return _look(os.dup(fd)), (fd if hold else None)
+    finally:
+        if hold:
+            os.lseek(fd, 0, os.SEEK_SET)
+        else:
+            os.close(fd)
+
+
+def _look(fd: int):
+    try:
+        with open(fd, "rb", buffering=1 << 16) as raw:
+            for n, line in enumerate(_lines(open_text("", raw))):
                 if n >= _FIRST_LOOK:
                     return None
                 if line is None or not line.strip():

@@ -311,18 +311,25 @@ def _record(line: str):
     return ts, rec
 
 
-def _read_log(p, bad: Malformed, bar):
-    """read_verdicts of one log."""
+def _read_log(p, bad: Malformed, bar, fd: int | None = None):
+    """read_verdicts of one log; `fd`: the regular file `p` named when it was first looked at (logmerge.py), read
+    from its start and closed here (a rotation since gave the name to another file)."""
     # `-`: stdin, e.g. `zcat old/*.gz | telfilter report --log -`; it, a FIFO and `<(xzcat …)` have no position to
     # ask (`Illegal seek`, which cut such a log at the bar's first look): their bytes are counted as they are read
-    piped = not _regular(p)
+    piped = fd is None and not _regular(p)
     inner = sys.stdin.buffer if p == "-" else open(p, "rb", buffering=0) if piped else None
-    raw = io.BufferedReader(_Counted(inner), 1 << 16) if piped else open(p, "rb", buffering=1 << 16)
+    damaged = None          # (a pipe is read once: no first pass; one held open: through a duplicate, before it)
+    if fd is not None:
+        damaged = _damage(os.dup(fd))
+        os.lseek(fd, 0, os.SEEK_SET)
+    raw = io.BufferedReader(_Counted(inner), 1 << 16) if piped else open(p if fd is None else fd, "rb",
+                                                                         buffering=1 << 16)
     try:
         f = open_text(p, raw)
         done = n = 0
         first_bad = None        # this file's first malformed line
-        damaged = _damage(p) if _regular(p) else None      # (a pipe is read once: no first pass)
+        if fd is None and not piped:
+            damaged = _damage(p)
         stop = None
         for n, line in enumerate(_lines(f), 1):
             if bar is not None and not n & 0x3FFF:         # every 16k lines
@@ -351,7 +358,7 @@ def _read_log(p, bad: Malformed, bar):
         if damaged:     # a damaged file read up to its first malformed line, the rest left out
             raise _Damaged(damaged, stop or n + 1)
         if bar is not None:
-            bar.update((raw.raw.tell() if piped else os.path.getsize(p)) - done)
+            bar.update((raw.raw.tell() if piped else os.fstat(raw.fileno()).st_size) - done)
     except _Damaged as e:
         bad.add(f"{p}:{e.line}", f"unreadable from here on: {e.why} (a first pass found the file damaged: "
                 f"read up to its first malformed line, where the damage begins at the latest)", always=True)
