@@ -49,7 +49,7 @@ class ListCommands:
         if not isinstance(value, str) or not isinstance(channel, str) or not (
                 extra is None or (isinstance(extra, list) and all(isinstance(x, str) for x in extra))):
             return {"ok": False, "error": "lists: value and channel are strings, extra a list of strings"}
-        store, left = self.pipe.store, 0
+        store, left, warned = self.pipe.store, 0, []
         try:
             if kind == "dnc":
                 number, ch = _record("dnc", value, channel, extra)
@@ -66,6 +66,9 @@ class ListCommands:
                     found = True
                 else:               # (and the registrations a remove senders took)
                     found, said = await asyncio.to_thread(store.remove_listing, kind, value, channel, extra)
+                # (the warnings of the read this change built on; a DNC change reads nothing: serve's start-up
+                # warnings left in the store, said again with each, named journal lines long moved out)
+                warned = list(store.warnings)
                 from .serve import reload_lists
                 err = await reload_lists(self.pipe)
                 if err is not None:
@@ -83,6 +86,6 @@ class ListCommands:
             ans["replaced" if op == "add" else "rows"] = said
         if left:                # mlexempt rows past their valid_to that left the list with this add
             ans["expired_left"] = left
-        if warnings := list(store.warnings) + ([expired_left(left)] if left else []):
+        if warnings := warned + ([expired_left(left)] if left else []):
             ans["warnings"] = warnings
         return ans
