@@ -16,7 +16,9 @@ for a verdict, plus ACK_WAIT once they have (the ACK of a 2xx is end to end: it 
 Python nothing), or the timeout. With nothing in flight the drain ends at once. The screen serves on
 (draining) until serve stops it, after the SMPP drain.
 
-`ringing` is a bounded memory (a dict, RINGING transactions, the oldest forgotten first), keyed by the digest of
+`ringing` is a bounded memory (an OrderedDict, RINGING transactions, the oldest forgotten first: O(1), where a plain
+dict's first key steps over the holes its deletions left -- ~31 µs an INVITE at the bound, a next hop that answers
+none; tests/test_sip_ringing_bound.py), keyed by the digest of
 "Call-ID CSeq-number" (responses.tx_of, as finals name their transaction): put when an INVITE leaves
 (forwarding._forward), popped at its first final (responses._invite_final for a relayed one, from wherever it
 comes, inline there: a call's 200 pays no call; forwarding._forward_failed for our own 503 when it could not leave --
@@ -52,8 +54,8 @@ class Draining:
     drain_retry_after = 1
 
     def _invite_sent(self, msg, fixed=False, now=None) -> None:
-        """An INVITE left for the next hop: in flight until its first final (a retransmission: from now). A plain
-        dict of numbers (digest -> time sent), in the order sent: nothing the collector tracks, no tuple per call.
+        """An INVITE left for the next hop: in flight until its first final (a retransmission: from now). An
+        OrderedDict of numbers (digest -> time sent), in the order sent: no tuple per call.
         A copy sent where its INVITE went (`fixed`) after the transaction's final is not in flight again: it crossed
         that final, and the callee absorbs it (RFC 6026 §7.1) -- it held the drain to its timeout. `now`: the
         monotonic clock, when the caller read it."""

@@ -150,7 +150,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, WaitingInvites, Rout
         # `answered`; `carried`: the last run's (judgedstore.py)
         self.rejected = Recent(VERDICTS, RETRANSMISSIONS)
         self.carried, self.carried_until = None, 0.0
-        self.ringing: dict = {}                             # INVITE transactions without a final yet (draining.py)
+        self.ringing: OrderedDict = OrderedDict()           # INVITE transactions without a final yet (draining.py)
         # verdict key -> {branch digest: [msg, src, then, cancelled, since]}: INVITEs on a key being judged, with
         # another branch, waiting for its verdict (waiting._wait_for_judging), at most MAX_WAITING in all
         self.waiting: dict = {}

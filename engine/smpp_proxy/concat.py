@@ -166,7 +166,10 @@ class Reassembly:
     first) and those judged before all their parts came (`judged`, for late parts)."""
 
     def __init__(self, due: Callable):
-        self.pending: dict = {}                          # key -> Pending, oldest first
+        # key -> Pending, oldest first: an OrderedDict, whose first key is O(1) -- a plain dict's is no queue (each
+        # key taken leaves a hole next(iter()) steps over until the next resize: at the bound, 20,000, every new
+        # message's eviction stepped over ~12,000 holes on average, 2.7 -> 11 µs an add)
+        self.pending: OrderedDict = OrderedDict()
         self.judged: OrderedDict = OrderedDict()         # key -> (verdict | REFUSED, until, {part: text}, {part: chars})
         self.due = due                                   # due(key): take, judge and answer it
         self.size = 0                                    # bytes waiting in all

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import struct
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from typing import TYPE_CHECKING
 
 from ..listen import addr_text, peer_of
@@ -49,7 +49,7 @@ class EsmeSession(CoalescedStream):
         self.peer = ("?", 0)
         self.window: dict[int, tuple] = {}          # our deliver_sm seq -> (on_resp, expiry, its resp's command_id)
         # seqs of ours that timed out, the last LATE_SEQS (insertion order) -> None, or a receipt's held copy (held.py)
-        self.timed_out: dict = {}
+        self.timed_out: OrderedDict = OrderedDict()     # (its oldest O(1): a plain dict's first key is no queue)
         self.last_rx = self.connected_at = time.monotonic()
         self.probed_at = self.connected_at  # when we last sent it an enquire_link (housekeeping)
         # when a request of ours to it last timed out (housekeeping; 0: never). Later than last_rx: it stalled

@@ -53,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from functools import partial
 
 from ..aiowait import wait_for
@@ -96,7 +97,7 @@ class SharedMoParts:
         self._ended = self.redis.register_script(ENDED)
         self._takeover = self.redis.register_script(TAKEOVER)
         self._renewal: asyncio.TimerHandle | None = None     # `_renew_due`, armed while `writing` holds a key
-        self.timers: dict = {}              # key -> (timer, link, first pdu, reading), oldest first
+        self.timers: OrderedDict = OrderedDict()    # key -> (timer, link, first pdu, reading), oldest first (O(1))
         self.writing: dict = {}             # key -> its take's token: messages whose command is being written (or
                                             # put back) here
         self._sweeping = asyncio.get_running_loop().call_later(SWEEP_EVERY, self._sweep_due)

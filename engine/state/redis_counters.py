@@ -12,6 +12,7 @@ mirror only, never as a stamp taken from the server (another process's), until t
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from ..rules.counters import MemoryCounters
@@ -136,7 +137,9 @@ class SharedCounters:
         # (ns, key, second) -> how many counts the mirror took while the server could not be asked (the
         # on_error policy let the message through): a refund of one is the mirror's alone, never a stamp
         # taken from the server (another process's). The newest LOCAL_MAX.
-        self.local: dict = {}
+        # (an OrderedDict: its first key is O(1); a plain dict's steps over the holes its deletions left, ~76 µs a
+        # count at LOCAL_MAX, every message while the server is away)
+        self.local: OrderedDict = OrderedDict()
 
     def committed_locally(self, op) -> None:
         k = (op.ns, op.key, op.now)
