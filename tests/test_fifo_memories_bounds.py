@@ -6,7 +6,7 @@ next resize, so at the bound every eviction stepped over ~bound/2 holes (measure
 below the bound -> at it: concatenated SMS 2.7 -> 11 µs an add at 20,000; SIP INVITEs in flight 1.9 -> 31 µs at
 65,536; counts the mirror took alone in a Redis outage 1.0 -> 76 µs at 100,000). An OrderedDict's first key is its
 linked list's head: these memories are OrderedDicts, as the other bounded FIFOs of the engine are (admission.py,
-recent.py, routing's early receipts). The cost is shown by same-run probes (commit message), not asserted here; what
+recent.py, routing's early receipts). The cost is shown by benchmarks/fifo_bounds.py (same-run ratios), not asserted here; what
 is asserted is the bound's behaviour and the structure that makes it O(1)."""
 from __future__ import annotations
 
