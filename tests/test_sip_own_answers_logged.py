@@ -160,3 +160,21 @@ def test_the_report_counts_the_screens_own_answers_under_call_refuse(tmp_path):
     assert summary["totals"]["call"] == {"allow": 0, "tag": 0, "drop": 0, "refuse": 2}
     assert summary["inputs"]["malformed"] == 0
 
+
+
+def test_a_retransmitted_invite_with_no_via_branch_is_logged_once(screen):
+    """An RFC 2543 INVITE (no branch on its top Via; RFC 3261 §17.2.3 names its transaction by Request-URI, From
+    tag, Call-ID, CSeq and top Via) or one with no Via at all, refused by the checks, and its retransmission: two
+    answers, one line. Each retransmission wrote a line of its own (the refusal was remembered by branch only): a
+    caller retransmitting for its Timer B left up to 7 refusals in the log for one INVITE."""
+    h, cli, uas = screen
+    no_branch = _request("INVITE", cli, "nb", "no-branch-1", CALLER).replace(b";branch=z9hG4bKnb", b"").replace(
+        b"Max-Forwards: 70", b"Max-Forwards: 0")
+    no_via = b"".join(line for line in _request("INVITE", cli, "nv", "no-via-1", CALLER).splitlines(True)
+                      if not line.startswith(b"Via:"))
+    assert [_answer(h, cli, m).status for m in (no_branch, no_branch, no_via, no_via)] == [483, 483, 400, 400]
+    assert [(a[1], a[5]) for a in h.vlog.refusals] == [("no-branch-1", 483), ("no-via-1", 400)]
+    # another INVITE on that Call-ID (a new CSeq number: another transaction) has its own line
+    other = no_branch.replace(b"CSeq: 1 INVITE", b"CSeq: 2 INVITE")
+    assert _answer(h, cli, other).status == 483
+    assert [(a[1], a[5]) for a in h.vlog.refusals][2:] == [("no-branch-1", 483)]

@@ -43,14 +43,21 @@ def _loggable(s):
 
 def refused_key(msg):
     """The key an INVITE the screen answered itself is remembered by (its ACK's and CANCEL's, ack_key): its top Via's
-    branch and its Call-ID; None when its top Via does not parse or has no branch (nothing could name it)."""
+    branch and its Call-ID; None when its top Via does not parse (nothing could name it). One with no branch (RFC
+    2543) or no Via at all (answered to its source) is named as RFC 3261 §17.2.3 names such a transaction: its top
+    Via's sent-by, From tag, Request-URI and Call-ID (the CSeq number is the entry's: cseq_of), so its retransmission
+    finds its refusal and writes no second line ("|" is no token character: no branch makes the same text)."""
     try:
         top = msg.vias[0] if msg.vias else parse_via(msg.values("via")[0])
-    except (SipParseError, IndexError):
+    except SipParseError:
         return None
-    if "branch" not in top.params:
-        return None
-    return ack_key(top.params["branch"], msg.first_values().get("call-id") or "")
+    except IndexError:
+        top = None
+    first = msg.first_values()
+    if top is not None and "branch" in top.params:
+        return ack_key(top.params["branch"], first.get("call-id") or "")
+    sent_by = "" if top is None else f"{top.host}:{top.port or ''}"
+    return ack_key(f"|{sent_by}|{msg.tag_in(first.get('from'))}|{msg.uri}", first.get("call-id") or "")
 
 
 MAX_CSEQS = 8                   # CSeq numbers a refusal's entry keeps: the transactions on one branch and Call-ID
