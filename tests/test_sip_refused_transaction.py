@@ -103,3 +103,29 @@ def test_a_cancel_and_ack_of_another_transaction_still_go_on(screen):
     assert parse_datagram(cli.recv(65535)).status == 608
     cli.sendto(_request("CANCEL", cli, "o2", "other1", BLOCKED), ("127.0.0.1", h.port))
     assert parse_datagram(uas.recv(65535)).method == "CANCEL"
+
+
+def _no_branch(data: bytes) -> bytes:
+    """An RFC 2543 request: its Via without a branch (RFC 3261 §17.2.3 names its transaction by the other fields)."""
+    head, sep, rest = data.partition(b";branch=")
+    return head + rest[rest.index(b";"):]
+
+
+def test_an_rfc_2543_invites_cancel_and_ack_keep_its_transaction(screen):
+    """An INVITE with no Via branch: its CANCEL when the screen refused it is answered here, and when it went on, the
+    ACK of its non-2xx final carries its branch to where it went (§17.1.1.3: the next hop's INVITE server
+    transaction takes it; on another branch it resent its 487 until Timer H). Before, both named it by the branch it
+    does not have: the CANCEL of a 608 went to the next hop, which never saw the INVITE, and the ACK left on a branch of
+    its own (its To tag in the branch's key)."""
+    h, cli, uas = screen
+    cli.sendto(_no_branch(_request("INVITE", cli, "x", "nb-refused", BLOCKED)), ("127.0.0.1", h.port))
+    assert parse_datagram(cli.recv(65535)).status == 608
+    cli.sendto(_no_branch(_request("CANCEL", cli, "x", "nb-refused", BLOCKED)), ("127.0.0.1", h.port))
+    assert parse_datagram(cli.recv(65535)).status == 200
+    assert _next_hop_gets_only(h, cli, uas, "m4").method == "OPTIONS"  # the CANCEL was not sent on
+    cli.sendto(_no_branch(_request("INVITE", cli, "x", "nb-sent", "0901234567")), ("127.0.0.1", h.port))
+    inv = parse_datagram(uas.recv(65535))
+    assert inv.method == "INVITE"
+    cli.sendto(_no_branch(_request("ACK", cli, "x", "nb-sent", "0901234567", to_tag="callee1")), ("127.0.0.1", h.port))
+    ack = parse_datagram(uas.recv(65535))
+    assert ack.method == "ACK" and ack.values("via")[0] == inv.values("via")[0]

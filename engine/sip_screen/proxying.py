@@ -95,11 +95,13 @@ class Proxying:
                     return self._refuse_here(msg, 482, transport, src, conn)
         dest = self._destination(msg, to_tag)
         key, went = None, None
-        if msg.method in INVITE_TRANSACTION and "branch" in vias[0].params:
+        if msg.method in INVITE_TRANSACTION:
             # where this INVITE transaction's INVITE went, if it did: a retransmission of the INVITE, its
             # CANCEL (§9.1) and the ACK of its non-2xx final (§17.1.1.3) share its branch and go there,
-            # over the same transport, hop by hop (an ACK of a 2xx is a new transaction and matches none)
-            key = ack_key(vias[0].params["branch"], call_id)
+            # over the same transport, hop by hop (an ACK of a 2xx is a new transaction and matches none). One
+            # with no branch (RFC 2543) is named as §17.2.3 names it (refused_key): its ACK's To tag, in our branch's
+            # key, would send that ACK on a branch of its own
+            key = ack_key(vias[0].params["branch"], call_id) if "branch" in vias[0].params else refused_key(msg)
             went = self.invites.d.get(key)                  # (Recent.get without its two calls: no ttl here)
             if went is not None and msg.method == "INVITE" and went[1][0] != branch:
                 # the INVITE of another transaction on that branch (a new CSeq: screening._call_keys): a call of
