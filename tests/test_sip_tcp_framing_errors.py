@@ -71,3 +71,35 @@ def test_requests_behind_a_refused_one_on_a_connection_are_answered(loopback_scr
                                   b"SIP/2.0 483 Too Many Hops", b"Call-ID: good2"]
     finally:
         t.close()
+
+
+def test_a_message_with_a_body_but_no_content_length_loses_the_stream():
+    """RFC 3261 §18.3, §20.14: on a stream the Content-Length says where a message ends. One that announces a body
+    (Content-Type) without it was read as bodyless: an INVITE went on without its SDP, and its SDP became the head of
+    the next message, which was skipped by that message's length -- the request behind it lost, unanswered. Now the
+    message is refused (400 for a request) and the connection closed, as for a length that cannot be trusted. A
+    request with neither (no body announced) is still read as bodyless."""
+    p = StreamParser()
+    sdp = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"
+    p.feed(_options("nocl", bad=b"Content-Type: application/sdp\r\n", cl=b"X-Pad: 1") + sdp + _options("good"))
+    with pytest.raises(SipParseError) as e:
+        p.next()
+    assert e.value.status == 400 and e.value.msg.get("call-id") == "nocl" and "Content-Length" in e.value.reason
+    assert not getattr(e.value, "resynced", False)
+    p = StreamParser()
+    p.feed(_options("bare", cl=b"X-Pad: 1") + _options("good"))
+    assert [p.next().get("call-id"), p.next().get("call-id")] == ["bare", "good"]
+
+
+def test_a_request_with_a_body_but_no_content_length_is_answered_and_the_connection_closed(loopback_screen):
+    t = socket.create_connection(("127.0.0.1", loopback_screen.port), timeout=5)
+    try:
+        port = t.getsockname()[1]
+        t.sendall(_options("nocl", port, bad=b"Content-Type: application/sdp\r\n", cl=b"X-Pad: 1")
+                  + b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n" + _options("good", port))
+        got = b""
+        while chunk := t.recv(65535):
+            got += chunk
+        assert got.startswith(b"SIP/2.0 400 ") and got.count(b"SIP/2.0 ") == 1 and b"Call-ID: nocl" in got
+    finally:
+        t.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from .codec import MAX_MESSAGE, SipParseError, _content_length, _parse_head
+from .codec import MAX_MESSAGE, SipParseError, _content_length, _parse_head, _status_for
 from .message import SipMessage
 
 # a head's Content-Length lines read as bytes, for a head the parser refused (§7.3.3: "l" is its compact form)
@@ -73,7 +73,15 @@ class StreamParser:
                 e.resynced = True
                 msg = e
             else:
-                cl = _content_length(msg) or 0
+                cl = _content_length(msg)
+                if cl is None:
+                    if msg.get("content-type") is not None:
+                        # a body announced (§20.15) and no length to end it by (§18.3, §20.14: required on a
+                        # stream): read as bodyless, its body became the next message's head and that message was
+                        # skipped, unanswered. Nothing says where the next message starts
+                        raise SipParseError("Content-Type without Content-Length on a stream (RFC 3261 §18.3)",
+                                            _status_for(msg), msg)
+                    cl = 0
             if i + 4 + cl > self.max:
                 raise SipParseError(f"message of {i + 4 + cl} bytes over the {self.max} limit",
                                     513 if msg.is_request else None, msg)
