@@ -7,7 +7,8 @@ it again counts it twice against the caps (an ad call refused by its own count) 
 A rolling upgrade restarts serve in a few seconds, well within those 32 s, and `transactions` is keyed with the
 interpreter's hash, which is keyed per process: nothing of it can be found again by the next one. So every INVITE
 judged is also remembered under keys that are the same in every process: its ack_key (recent.ack_key: BLAKE2b of
-its top Via branch and Call-ID, which every INVITE with a branch computes already) -> our branch, its Decision and
+its top Via branch and Call-ID, which every INVITE with a branch computes already; of an RFC 2543 one's top Via
+sent-by, From tag, Request-URI and Call-ID: calllog.refused_key) -> our branch, its Decision and
 the time it was judged -- one let through in `invites` beside where it went (forwarding._went: the entry it had,
 one element longer; no other memory, no other allocation on a forwarded call's way: its cost per call did not
 move), one rejected in `rejected` (server.py). Our branch (routing._branch: BLAKE2b of the top branch,
@@ -21,7 +22,7 @@ Ages count the time the screen was down (by the wall clock), so an entry expires
 
 Not carried: `verdicts` and `retries` (the call tried again on its verdict after a 401/407, a 3xx or a 5xx: a new
 branch, judged again after a restart), INVITEs waiting for a verdict or being judged at the stop (their
-retransmission is judged), an INVITE without a branch, an INVITE whose forward failed (its retransmission gets our
+retransmission is judged), an INVITE whose forward failed (its retransmission gets our
 503 again, forwarding.UNSENT; after a restart it is judged again). A copy is recognised by the INVITE's branch,
 Call-ID, Request-URI, CSeq number and tags, not by its whole From value as `transactions` is (those are not kept in
 a form another process can compare): within 32 s of a start, an INVITE that repeats all of those with another From
