@@ -30,7 +30,8 @@ What is no copy: a message in one part whose first delivery was answered within 
 open when it comes (no SMSC times out that fast, and an answer written on a live TCP connection arrives; one in parts,
 which may come on several links, is a copy within WINDOW): the subscriber's own repeat, a command again (two HUY
 DNC V: "removed", then "not on the list"); and a DNC command that is not its
-number's latest 5656 DNC command in the window (a subscriber's DK DNC, HUY DNC, DK DNC leaves them registered), unless
+number's latest 5656 DNC command in the window (a subscriber's DK DNC, HUY DNC, DK DNC leaves them registered; one whose
+write failed is none: its number's latest stays the command before it), unless
 its digest covers a user_message_reference: a subscriber's new message carries another TP-MR, so that one is a copy
 of a command since followed by another (HUY DNC, its answer lost, then DK DNC: the copy came), answered 0, neither
 applied over the later command nor confirmed again (`shortcode_redelivered_superseded`), when that later command came
@@ -120,7 +121,10 @@ class Redeliveries:
         self._link: list = [None] * bound
         self._mr = array("i", [-1]) * bound     # ... its TP-MR (user_message_reference) as it came here; -1: none
         self._head = self._used = 0
-        self._latest: dict = {}                 # DNC number -> the digest of its latest 5656 DNC command kept
+        self._latest: dict = {}                 # DNC number -> the digest of its latest 5656 DNC command in force
+        # DNC number -> the digests of its commands being written: the number's latest once written, no trace if
+        # their write fails (what the earlier command established stays the number's latest)
+        self._pending: dict = {}
 
     def __len__(self) -> int:
         return len(self._slot)
@@ -136,7 +140,7 @@ class Redeliveries:
         i = self._slot.get(d)
         if i is None or self._t[i] <= now - self.window:
             return None         # (older than the window behind a newer head: the wall clock stepped back)
-        last = self._latest.get(number, d) if number is not None else d
+        last = self._last(number, d) if number is not None else d
         if last != d:
             j = self._slot.get(last)
             if mr < 0 or j is None or self._mr[j] < 0 or self._mr[j] == mr:
@@ -144,8 +148,19 @@ class Redeliveries:
         a = self._answer[i]
         return a, (None if a is WRITING else self._link[i]), last != d
 
+    def _last(self, number: int, d: int) -> int:
+        """The digest of `number`'s latest DNC command in force or being written (`d` when none is kept)."""
+        last = self._latest.get(number, d)
+        for p in self._pending.get(number, ()):
+            j, k = self._slot.get(p), self._slot.get(last)
+            if j is not None and (k is None or self._t[j] >= self._t[k]):
+                last = p
+        return last
+
     def writing(self, d: int, number: int | None, now: float, link=None, came: float = 0.0, mr: int = -1) -> None:
         self._put(d, now, WRITING, number, (link, came), mr)
+        if number is not None:
+            self._pending.setdefault(number, []).append(d)
 
     def written(self, d: int, answer, answered: float) -> None:
         """Its first delivery is in force, answered at loop time `answered`: copies are answered `answer` (None: the
@@ -153,7 +168,9 @@ class Redeliveries:
         i = self._slot.get(d)
         if i is not None and self._answer[i] is WRITING:
             link, came = self._link[i]
+            self._unpend(d, i)
             self._answer[i], self._link[i] = answer, link if answered - came <= ANSWERED_IN_TIME else None
+            self._made_latest(d, i)
 
     def copied(self, d: int) -> None:
         """A copy came while its first delivery was being written: the SMSC gave up waiting for that answer, however
@@ -163,7 +180,8 @@ class Redeliveries:
             self._link[i] = (None, self._link[i][1])
 
     def failed(self, d: int) -> None:
-        """Its first delivery could not be written: nothing of it is in force, a copy is a command again."""
+        """Its first delivery could not be written: nothing of it is in force, a copy is a command again, and it
+        supersedes nothing (its number's latest stays the command before it)."""
         i = self._slot.get(d)
         if i is not None and self._answer[i] is WRITING:
             self._forget(d, i)
@@ -187,18 +205,33 @@ class Redeliveries:
         self._slot[d] = i
         self._d[i], self._t[i], self._n[i], self._answer[i], self._link[i] = d, at, number or 0, answer, link
         self._mr[i] = mr
-        if number is not None:
-            # the number's latest by the commands' times: a line another process wrote is learned up to
-            # FOLLOW_EVERY late, after a later command of the number here
-            j = self._slot.get(self._latest.get(number))
-            if j is None or at >= self._t[j]:
-                self._latest[number] = d
+        if answer is not WRITING:
+            self._made_latest(d, i)
+
+    def _made_latest(self, d: int, i: int) -> None:
+        """Command `d` (slot `i`) in force: its number's latest by the commands' times (a line another process wrote
+        is learned up to FOLLOW_EVERY late, after a later command of the number here)."""
+        n = self._n[i]
+        if n:
+            j = self._slot.get(self._latest.get(n))
+            if j is None or self._t[i] >= self._t[j]:
+                self._latest[n] = d
+
+    def _unpend(self, d: int, i: int) -> None:
+        n = self._n[i]
+        waiting = self._pending.get(n)
+        if waiting is not None and d in waiting:
+            waiting.remove(d)
+            if not waiting:
+                del self._pending[n]
 
     def _forget(self, d: int, i: int) -> None:
         del self._slot[d]
         n = self._n[i]
         if n and self._latest.get(n) == d:
             del self._latest[n]
+        if self._answer[i] is WRITING:
+            self._unpend(d, i)
         self._answer[i] = self._link[i] = None
 
     def _pop(self) -> None:
