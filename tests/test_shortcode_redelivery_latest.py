@@ -94,3 +94,29 @@ def test_a_dk_dnc_copy_after_a_confirmed_huy_dnc_and_a_failed_command_does_not_r
         assert h.proxy.stats["shortcode_redelivered_superseded"] == 1
     finally:
         run.stop()
+
+
+def test_a_copy_on_the_open_link_after_a_later_command_is_superseded_not_the_subscribers_repeat(pipe):
+    """HUY DNC (TP-MR 1) answered in time on a link still open, then the subscriber's DK DNC (TP-MR 2, confirmed),
+    then a message with the HUY DNC's octets and TP-MR 1 on that link: the subscriber's own repeat would carry another
+    TP-MR, so it is a copy, superseded: the confirmed registration is not removed (it was: the copy taken for the
+    subscriber's own repeat because its first answer went out in time). And the same for a DK DNC copy after a later
+    HUY DNC."""
+    run = Run(pipe)
+    try:
+        h = run.start()
+        assert command(h, sms(b"HUY DNC", tlvs=_tp_mr(1))).startswith("So cua ban khong co")
+        assert command(h, sms(b"DK DNC", tlvs=_tp_mr(2))) == REGISTERED
+        _copy_answered(h, sms(b"HUY DNC", tlvs=_tp_mr(1)))
+        assert [x["op"] for x in dnc_lines(run.dir)] == ["remove", "add"]
+        assert run.pipe.lists.in_dnc(N, "S") and run.pipe.lists.in_dnc(N, "V")
+        assert h.proxy.stats["shortcode_redelivered_superseded"] == 1
+        assert command(h, sms(b"HUY DNC", tlvs=_tp_mr(3))) == CANCELLED
+        _copy_answered(h, sms(b"DK DNC", tlvs=_tp_mr(2)))
+        assert [x["op"] for x in dnc_lines(run.dir)] == ["remove", "add", "remove"]
+        assert not run.pipe.lists.in_dnc(N, "S")
+        assert h.proxy.stats["shortcode_redelivered_superseded"] == 2
+        # without a later command, the same octets answered in time on the open link are the subscriber's own repeat
+        assert command(h, sms(b"HUY DNC", tlvs=_tp_mr(3))).startswith("So cua ban khong co")
+    finally:
+        run.stop()

@@ -29,7 +29,8 @@ is being written is asked for again (ESME_RX_T_APPN), and makes the first's answ
 What is no copy: a message in one part whose first delivery was answered within ANSWERED_IN_TIME on a link still
 open when it comes (no SMSC times out that fast, and an answer written on a live TCP connection arrives; one in parts,
 which may come on several links, is a copy within WINDOW): the subscriber's own repeat, a command again (two HUY
-DNC V: "removed", then "not on the list"); and a DNC command that is not its
+DNC V: "removed", then "not on the list"), unless a later command of its number with another TP-MR came between (a
+copy superseded, below); and a DNC command that is not its
 number's latest 5656 DNC command in the window (a subscriber's DK DNC, HUY DNC, DK DNC leaves them registered; one whose
 write failed is none: its number's latest stays the command before it), unless
 its digest covers a user_message_reference: a subscriber's new message carries another TP-MR, so that one is a copy
@@ -318,17 +319,18 @@ class MoRedeliveryPath:
         mr = next((int.from_bytes(t.value, "big") & 0x7FFFFFFF for t in pdus[0].tlvs
                    if t.tag == C.TAG_USER_MESSAGE_REFERENCE), -1)      # (2 octets in SMPP 3.4; kept within an int32)
         first = r.seen(d, number, cmd.ts, mr)
-        if first is not None and first[1] is not None and _open(first[1]):
-            first = None                # its first delivery was answered in time on a link still open: no copy
-        elif first is not None and first[2] and first[0] is not WRITING:
+        if first is not None and first[2] and first[0] is not WRITING:
             # a copy of a DNC command its subscriber has since followed with another (HUY DNC, its answer lost, then
             # DK DNC): known by its TP-MR, never applied over the later one, and not confirmed again (that reply
-            # would contradict the later command's)
+            # would contradict the later command's); also when its first answer went out in time on a link still
+            # open (the subscriber's own repeat would carry another TP-MR than the one between)
             self.stats["shortcode_redelivered_superseded"] += 1
             self.vlog.write_sms(msg, what, first[0] or v, us, binary, reading, late=late, concat=concat,
                                 redelivery=True, mo=hexed(d))
             then(ALLOW_NO_HITS)
             return True
+        if first is not None and first[1] is not None and _open(first[1]):
+            first = None                # its first delivery was answered in time on a link still open: no copy
         elif first is not None and first[0] is not WRITING and cmd.dnc is not None and cmd.dnc[0] == "add" and \
                 not all(self.pipeline.lists.in_dnc(number, c) for c in cmd.dnc[2]):
             # a DK DNC whose number is not (all) on the list now (an operator took it off since, or another node's
