@@ -6,7 +6,7 @@ change (add or import: said as a warning), is not exported (an export re-imports
 the list's bound."""
 import json
 import shutil
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,14 +17,35 @@ from engine.lists.mlexempt import HORIZON_DAYS, MlExemption
 from .conftest import ROOT, run_cli
 
 
+def _now():
+    return datetime.now(timezone.utc)
+
+
 def _zone_not_on_the_hosts_day():
     """A zone whose local day now is not the host's (one of the two always is not: UTC+14 and UTC-12 are 26 h
-    apart), with that day."""
+    apart), with that day (both days of one instant)."""
+    now = _now()
     for name in ("Etc/GMT-14", "Etc/GMT+12"):
-        day = datetime.now(ZoneInfo(name)).date()
-        if day != date.today():
+        day = now.astimezone(ZoneInfo(name)).date()
+        if day != now.astimezone().date():
             return name, day
     pytest.fail("no zone off the host's day")
+
+
+def _on_the_zones_day(tmp_path, body):
+    """body(its own directory, zone, the zone's day), run again once (with the new day, in a new directory) when it
+    failed and the zone's day is no longer the one it was given: the zone's midnight passed between the day computed
+    here and the one the commands computed (10:00 UTC for Etc/GMT-14, 12:00 for Etc/GMT+12). A failure within one
+    day is the test's failure, and so is a second one (the next midnight is a day away)."""
+    for attempt in (1, 2):
+        zone, local = _zone_not_on_the_hosts_day()
+        d = tmp_path / f"attempt{attempt}"
+        d.mkdir(parents=True)
+        try:
+            return body(d, zone, local)
+        except (AssertionError, ValueError):
+            if attempt == 2 or _now().astimezone(ZoneInfo(zone)).date() == local:
+                raise
 
 
 def _config(tmp_path, zone):
@@ -38,7 +59,10 @@ def _config(tmp_path, zone):
 
 
 def test_add_and_import_take_the_engines_local_day(tmp_path):
-    zone, local = _zone_not_on_the_hosts_day()
+    _on_the_zones_day(tmp_path, _add_and_import)
+
+
+def _add_and_import(tmp_path, zone, local):
     cfg, d = _config(tmp_path, zone), tmp_path / "data"
 
     def add(number, day):
@@ -62,8 +86,11 @@ def test_add_and_import_take_the_engines_local_day(tmp_path):
 
 
 def test_a_serves_store_has_the_engines_zone(tmp_path):
+    _on_the_zones_day(tmp_path, _serves_store)
+
+
+def _serves_store(tmp_path, zone, local):
     from engine.app import build
-    zone, local = _zone_not_on_the_hosts_day()
     pipe = build(_config(tmp_path, zone), tmp_path / "data", with_model=False)
     assert pipe.store.today() == local
     pipe.store.add("mlexempt", "0912000001", extra=[local.isoformat(), "T"])     # (what `ctl lists add` calls)
@@ -140,3 +167,25 @@ def test_expired_rows_hold_no_place_under_the_bound(tmp_path, monkeypatch):
     with pytest.raises(edits.ListFull, match="holds its most, 2 numbers"):
         store.add("mlexempt", "0912000005", extra=[soon, ""])
     assert sorted(store.load().ml_exempt) == [84912000003, 84912000004]
+
+
+def test_a_day_that_changed_while_it_ran_is_run_again_and_a_failure_within_one_day_fails(tmp_path, monkeypatch):
+    """(_on_the_zones_day) The zone's midnight passing between the day computed and the commands' own, made by a
+    first computation a day early: the body fails on that day, runs again on the day it is and passes. A body that
+    fails within one day is not run again: its failure is the test's."""
+    real, calls = _now, []
+
+    def a_day_early_first():
+        calls.append(1)
+        return real() - timedelta(days=1) if len(calls) == 1 else real()
+    monkeypatch.setitem(globals(), "_now", a_day_early_first)
+    _on_the_zones_day(tmp_path / "a", _serves_store)
+    assert (tmp_path / "a" / "attempt2").is_dir()                # (the first run failed on the early day)
+    runs = []
+
+    def fails(d, zone, local):
+        runs.append(local)
+        assert False, "a failure within one day"
+    with pytest.raises(AssertionError, match="a failure within one day"):
+        _on_the_zones_day(tmp_path / "b", fails)
+    assert len(runs) == 1
