@@ -120,3 +120,20 @@ def test_a_copy_on_the_open_link_after_a_later_command_is_superseded_not_the_sub
         assert command(h, sms(b"HUY DNC", tlvs=_tp_mr(3))).startswith("So cua ban khong co")
     finally:
         run.stop()
+
+
+def test_a_huy_dnc_copy_after_a_confirmed_dk_dnc_and_a_failed_command_is_not_confirmed_again(pipe):
+    """HUY DNC (its answer lost), DK DNC (confirmed), a HUY DNC the disk refused, then the SMSC's copy of the first
+    HUY DNC: superseded (it was answered as its first delivery, "cancelled" sent again against the registration)."""
+    run = Run(pipe)
+    try:
+        h = run.start()
+        _lost(h, run, sms(b"HUY DNC", tlvs=_tp_mr(1)), 1)
+        assert command(h, sms(b"DK DNC", tlvs=_tp_mr(2))) == REGISTERED
+        _refused(h, run, sms(b"HUY DNC", tlvs=_tp_mr(3)))
+        _copy_answered(h, sms(b"HUY DNC", tlvs=_tp_mr(1)))
+        assert [x["op"] for x in dnc_lines(run.dir)] == ["remove", "add"]
+        assert run.pipe.lists.in_dnc(N, "S") and run.pipe.lists.in_dnc(N, "V")
+        assert h.proxy.stats["shortcode_redelivered_superseded"] == 1
+    finally:
+        run.stop()
