@@ -103,3 +103,49 @@ def test_a_request_with_a_body_but_no_content_length_is_answered_and_the_connect
         assert got.startswith(b"SIP/2.0 400 ") and got.count(b"SIP/2.0 ") == 1 and b"Call-ID: nocl" in got
     finally:
         t.close()
+
+
+@pytest.mark.parametrize("ctype", [b"Content-Type: application/sdp\r\n", b"c: application/sdp\r\n"])
+def test_a_bodyless_message_with_content_type_and_no_content_length_is_read(ctype):
+    """§20.15: a Content-Type with an empty body says that body is empty -- some UAs send one on a BYE, without
+    Content-Length. It was refused 400 and the connection closed (the BYE never reached the callee, every other call's
+    requests on that trunk connection cut). What follows it says it had no body: a message, a CRLF, or nothing yet."""
+    for after in (_options("next"), b"\r\n\r\n" + _options("next"), b""):
+        p = StreamParser()
+        p.feed(_options("bye", bad=ctype, cl=b"X-Pad: 1") + after)
+        assert p.next().get("call-id") == "bye"
+        assert (p.next().get("call-id") if after else p.next()) == ("next" if after else None)
+    p = StreamParser()                  # the next message comes later, a byte at a time
+    p.feed(_options("bye", bad=ctype, cl=b"X-Pad: 1"))
+    assert p.next().get("call-id") == "bye"
+    got = []
+    for b in b"\r\n\r\n" + _options("next"):             # (a keep-alive first)
+        p.feed(bytes([b]))
+        got.append(p.next())
+    assert [m.get("call-id") for m in got if m is not None] == ["next"]
+
+
+def test_a_body_without_content_length_that_comes_after_its_head_loses_the_stream():
+    """The head read first, alone (its body in the next read): framed bodyless, then the bytes that begin no message
+    say a body came that nothing measures -- the stream is lost (closed), not its next message skipped unanswered."""
+    p = StreamParser()
+    p.feed(_options("nocl", bad=b"Content-Type: application/sdp\r\n", cl=b"X-Pad: 1"))
+    assert p.next().get("call-id") == "nocl"
+    p.feed(b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n" + _options("good"))
+    with pytest.raises(SipParseError) as e:
+        p.next()
+    assert e.value.status is None and not getattr(e.value, "resynced", False) and "Content-Length" in e.value.reason
+
+
+def test_a_bodyless_bye_with_content_type_and_no_content_length_is_forwarded(loopback_screen):
+    t = socket.create_connection(("127.0.0.1", loopback_screen.port), timeout=5)
+    try:
+        port = t.getsockname()[1]
+        t.sendall(_options("ct-only", port, bad=b"Content-Type: application/sdp\r\n", cl=b"X-Pad: 1")
+                  + _options("good", port))
+        got = b""
+        while got.count(b"SIP/2.0 ") < 2 and (chunk := t.recv(65535)):
+            got += chunk
+        assert b"SIP/2.0 400 " not in got and b"Call-ID: ct-only" in got and b"Call-ID: good" in got, got
+    finally:
+        t.close()

@@ -13,6 +13,9 @@ from .message import SipMessage
 # a head's Content-Length lines read as bytes, for a head the parser refused (§7.3.3: "l" is its compact form)
 _CL_LINE = re.compile(rb"\r\n(?:content-length|l)[ \t]*:([^\r\n]*)", re.I)
 _CL_VALUE = re.compile(rb"[ \t]*([0-9]{1,9})[ \t]*")
+# a message's start line (§7.1, §7.2; the version case-insensitive), and a request line's method as far as it came
+_START_LINE = re.compile(rb"(?i:SIP/2\.0) [0-9]{3} [^\r\n]*|[!%'*+\-.^_`|~0-9A-Za-z]+ [^ \r\n]+ (?i:SIP/2\.0)")
+_TOKEN = re.compile(rb"[!%'*+\-.^_`|~0-9A-Za-z]*")
 
 
 class StreamParser:
@@ -33,6 +36,9 @@ class StreamParser:
         # the head per byte): where the blank-line search goes on; the parsed head (msg, start, end)
         self._scan, self._head = 0, None
         self.pings = 0              # CRLFCRLF keep-alive pings read and not answered yet (the connection answers)
+        # the last message had a Content-Type and no Content-Length, and nothing came after it yet: what comes next
+        # must begin a message, else it had a body that nothing measures (next())
+        self._unmeasured = False
 
     def feed(self, data: bytes) -> None:
         self.buf += data
@@ -43,6 +49,14 @@ class StreamParser:
         return any(b not in (13, 10) for b in self.buf[:8]) if self.buf else False
 
     def next(self) -> SipMessage | None:
+        if self._unmeasured and self.buf:
+            begins = _begins_message(self.buf)
+            if begins is None:
+                return None                                 # too few bytes yet to say
+            self._unmeasured = False
+            if not begins:
+                raise SipParseError("a body after a message with Content-Type and no Content-Length on a stream "
+                                    "(RFC 3261 §18.3): nothing says where it ends", None)
         if self._head is None:
             while self.buf[:2] == b"\r\n":                 # keep-alive CRLFs (RFC 5626 §3.5.1)
                 if self.buf[:4] == b"\r\n\r\n":            # a ping, which asks for a pong (a CRLF)
@@ -76,11 +90,16 @@ class StreamParser:
                 cl = _content_length(msg)
                 if cl is None:
                     if msg.get("content-type") is not None:
-                        # a body announced (§20.15) and no length to end it by (§18.3, §20.14: required on a
-                        # stream): read as bodyless, its body became the next message's head and that message was
-                        # skipped, unanswered. Nothing says where the next message starts
-                        raise SipParseError("Content-Type without Content-Length on a stream (RFC 3261 §18.3)",
-                                            _status_for(msg), msg)
+                        # no length to end a body by (§18.3, §20.14: required on a stream), and a Content-Type:
+                        # a body, or an empty one of that type (§20.15: some UAs' BYE). What follows says which:
+                        # a body read as the next message's head had that message skipped, unanswered; so bytes
+                        # that begin no message are refused, nothing saying where the next one starts. None yet
+                        # (the peer awaits an answer): bodyless, and the next bytes are looked at (_unmeasured)
+                        begins = _begins_message(self.buf[i + 4:i + 4 + _LOOK])
+                        if begins is False:
+                            raise SipParseError("Content-Type and a body without Content-Length on a stream (RFC "
+                                                "3261 §18.3)", _status_for(msg), msg)
+                        self._unmeasured = begins is None
                     cl = 0
             if i + 4 + cl > self.max:
                 raise SipParseError(f"message of {i + 4 + cl} bytes over the {self.max} limit",
@@ -96,6 +115,28 @@ class StreamParser:
         msg.body = bytes(self.buf[start:end])
         del self.buf[:end]
         return msg
+
+
+_LOOK = 8192            # bytes a start line is looked for in (a longer one without its CRLF: no message)
+
+
+def _begins_message(b) -> bool | None:
+    """Whether bytes `b`, after a message without Content-Length, begin a message (a start line, or a CRLF: a
+    keep-alive, §7.5) rather than a body: True, False, or None while too few have come to say."""
+    if b[:2] == b"\r\n":
+        return True
+    if b == b"\r":
+        return None
+    e = b.find(b"\r\n", 0, _LOOK)
+    if e >= 0:
+        return _START_LINE.fullmatch(b, 0, e) is not None
+    if len(b) >= _LOOK:
+        return False
+    head = bytes(b[:8]).upper()
+    if b"SIP/2.0 "[:len(head)] == head[:8]:
+        return None                                         # a status line's start, perhaps
+    t = _TOKEN.match(b).end()
+    return None if t == len(b) or (t and b[t:t + 1] == b" ") else False
 
 
 def _raw_content_length(head: bytes) -> int | None:
