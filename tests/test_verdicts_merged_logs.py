@@ -102,3 +102,29 @@ def test_the_live_log_rotated_while_older_ones_are_read_is_read_whole(tmp_path):
             os.rename(live, tmp_path / "verdicts.log.0")
             live.write_text("")
     assert got == [0, 1, 2, 3, 4, 100, 101, 102, 103, 104], got
+
+
+def test_a_held_log_that_fails_its_first_pass_is_said_unreadable_not_a_traceback(tmp_path, monkeypatch):
+    """A log held open from its first look is checked (reader._damage: a .gz/.xz decompressed whole) before its
+    lines; an I/O error there (EIO on a failing disk) ended `verdicts` with a traceback and left its descriptor open,
+    where a log opened by name says `unreadable from here on` and the others are still read."""
+    import os
+
+    import engine.report.reader as reader
+    bad_log = tmp_path / "verdicts.log.1.xz"
+    bad_log.write_bytes(lzma.compress(_rec(T0, n=0).encode()))
+    good = tmp_path / "verdicts.log"
+    good.write_text(_rec(T0 + timedelta(days=1), n=1))
+    damage = reader._damage
+
+    def failing(path):
+        if isinstance(path, int) and os.readlink(f"/proc/self/fd/{path}") == str(bad_log):
+            os.close(path)
+            raise OSError(5, "Input/output error")
+        return damage(path)
+    monkeypatch.setattr(reader, "_damage", failing)
+    fds = len(os.listdir("/proc/self/fd"))
+    bad = Malformed()
+    got = [r["n"] for _, r in read_verdicts([str(good), str(bad_log)], bad, progress=False, merged=True)]
+    assert got == [1] and bad.count == 1 and "unreadable from here on" in bad.shown[0], bad.shown
+    assert len(os.listdir("/proc/self/fd")) == fds

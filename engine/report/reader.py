@@ -320,8 +320,13 @@ def _read_log(p, bad: Malformed, bar, fd: int | None = None):
     inner = sys.stdin.buffer if p == "-" else open(p, "rb", buffering=0) if piped else None
     damaged = None          # (a pipe is read once: no first pass; one held open: through a duplicate, before it)
     if fd is not None:
-        damaged = _damage(os.dup(fd))
-        os.lseek(fd, 0, os.SEEK_SET)
+        try:
+            damaged = _damage(os.dup(fd))
+            os.lseek(fd, 0, os.SEEK_SET)
+        except OSError as e:        # (as one opened by name says it: an I/O error, not a traceback)
+            os.close(fd)
+            bad.add(f"{p}:1", f"unreadable from here on: {type(e).__name__}: {e}", always=True)
+            return
     raw = io.BufferedReader(_Counted(inner), 1 << 16) if piped else open(p if fd is None else fd, "rb",
                                                                          buffering=1 << 16)
     try:
