@@ -100,8 +100,15 @@ class Proxying:
             # CANCEL (§9.1) and the ACK of its non-2xx final (§17.1.1.3) share its branch and go there,
             # over the same transport, hop by hop (an ACK of a 2xx is a new transaction and matches none). One
             # with no branch (RFC 2543) is named as §17.2.3 names it (refused_key): its ACK's To tag, in our branch's
-            # key, would send that ACK on a branch of its own
-            key = ack_key(vias[0].params["branch"], call_id) if "branch" in vias[0].params else refused_key(msg)
+            # key, would send that ACK on a branch of its own. Its ACK of a 2xx (the To tag of the dialog that 2xx
+            # made: _dialog_answered) is end to end and matches none, as one with a branch has a new one: it has the
+            # INVITE's name whenever the callee's Contact is the Request-URI, and went to the next hop on its branch
+            if "branch" in vias[0].params:
+                key = ack_key(vias[0].params["branch"], call_id)
+            elif msg.method == "ACK" and to_tag and self._dialog_answered(msg, call_id, first, src):
+                key = None
+            else:
+                key = refused_key(msg)
             went = self.invites.d.get(key)                  # (Recent.get without its two calls: no ttl here)
             if went is not None and msg.method == "INVITE" and went[1][0] != branch:
                 # the INVITE of another transaction on that branch (a new CSeq: screening._call_keys): a call of
