@@ -149,3 +149,27 @@ def test_a_bodyless_bye_with_content_type_and_no_content_length_is_forwarded(loo
         assert b"SIP/2.0 400 " not in got and b"Call-ID: ct-only" in got and b"Call-ID: good" in got, got
     finally:
         t.close()
+
+
+def test_a_body_with_neither_content_type_nor_content_length_loses_the_stream():
+    """A message with neither header that is followed by bytes beginning no message had a body nothing measures (a
+    UA that left out both, §18.3): it was framed bodyless and the body became the next message's head, that message
+    skipped unanswered. Now it is refused and the connection closed, as with a Content-Type; a message with neither
+    followed by a message, a CRLF or nothing yet is read as bodyless."""
+    sdp = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"
+    p = StreamParser()
+    p.feed(_options("nocl", cl=b"X-Pad: 1") + sdp + _options("good"))
+    with pytest.raises(SipParseError) as e:
+        p.next()
+    assert e.value.status == 400 and e.value.msg.get("call-id") == "nocl" and "Content-Length" in e.value.reason
+    p = StreamParser()                  # its body in a later read: the stream lost at it
+    p.feed(_options("nocl", cl=b"X-Pad: 1"))
+    assert p.next().get("call-id") == "nocl"
+    p.feed(sdp + _options("good"))
+    with pytest.raises(SipParseError) as e:
+        p.next()
+    assert e.value.status is None and "Content-Length" in e.value.reason
+    for after in (_options("next"), b"\r\n\r\n" + _options("next")):
+        p = StreamParser()
+        p.feed(_options("bare", cl=b"X-Pad: 1") + after)
+        assert [p.next().get("call-id"), p.next().get("call-id")] == ["bare", "next"]

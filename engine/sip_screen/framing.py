@@ -55,8 +55,8 @@ class StreamParser:
                 return None                                 # too few bytes yet to say
             self._unmeasured = False
             if not begins:
-                raise SipParseError("a body after a message with Content-Type and no Content-Length on a stream "
-                                    "(RFC 3261 §18.3): nothing says where it ends", None)
+                raise SipParseError("a body after a message with no Content-Length on a stream (RFC 3261 §18.3): "
+                                    "nothing says where it ends", None)
         if self._head is None:
             while self.buf[:2] == b"\r\n":                 # keep-alive CRLFs (RFC 5626 §3.5.1)
                 if self.buf[:4] == b"\r\n\r\n":            # a ping, which asks for a pong (a CRLF)
@@ -89,17 +89,17 @@ class StreamParser:
             else:
                 cl = _content_length(msg)
                 if cl is None:
-                    if msg.get("content-type") is not None:
-                        # no length to end a body by (§18.3, §20.14: required on a stream), and a Content-Type:
-                        # a body, or an empty one of that type (§20.15: some UAs' BYE). What follows says which:
-                        # a body read as the next message's head had that message skipped, unanswered; so bytes
-                        # that begin no message are refused, nothing saying where the next one starts. None yet
-                        # (the peer awaits an answer): bodyless, and the next bytes are looked at (_unmeasured)
-                        begins = _begins_message(self.buf[i + 4:i + 4 + _LOOK])
-                        if begins is False:
-                            raise SipParseError("Content-Type and a body without Content-Length on a stream (RFC "
-                                                "3261 §18.3)", _status_for(msg), msg)
-                        self._unmeasured = begins is None
+                    # no length to end a body by (§18.3, §20.14: required on a stream): a body, or none (a UA that
+                    # leaves the header out of a bodyless message; with a Content-Type, an empty body of that type,
+                    # §20.15: some UAs' BYE). What follows says which: a body read as the next message's head had
+                    # that message skipped, unanswered; so bytes that begin no message are refused, nothing saying
+                    # where the next one starts. None yet (the peer awaits an answer): bodyless, and the next bytes
+                    # are looked at (_unmeasured)
+                    begins = _begins_message(self.buf[i + 4:i + 4 + _LOOK])
+                    if begins is False:
+                        raise SipParseError("a body without Content-Length on a stream (RFC 3261 §18.3)",
+                                            _status_for(msg), msg)
+                    self._unmeasured = begins is None
                     cl = 0
             if i + 4 + cl > self.max:
                 raise SipParseError(f"message of {i + 4 + cl} bytes over the {self.max} limit",
