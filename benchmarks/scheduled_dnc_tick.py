@@ -1,0 +1,98 @@
+"""The scheduled ads' DNC look (smpp_proxy/dnc_cancel.py `_scheduled_tick`) after one DNC add: CPU and
+`Pipeline.dnc_barred` calls, by how many ads with their recipient's consent are scheduled to DNC numbers.
+
+    python -m benchmarks.scheduled_dnc_tick [--sizes 1000,10000,100000]
+
+Theory of operation: in process, for each size N, a pipeline whose sender registry has SHOPABC (QC, owner Shop ABC)
+and whose DNC S list holds N numbers, each with consent to Shop ABC; the scheduled ads' index holds one ad from
+SHOPABC to each (indexed, then one tick looks at them all: the state any later look starts from). Then one
+unrelated number is added to DNC S (a subscriber's `DK DNC` to 5656) and the next tick is timed: before the
+incremental look every such tick judged all N ads again (O(ads-with-consent-to-DNC-numbers) each second a 5656
+command came); after it, the ads to the numbers added only. The full look (the Lists object replaced: a reload) is
+timed in the same run for comparison. Nothing listens, nothing is sent. Prints one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import SimpleNamespace as NS
+
+from engine.app import build
+from engine.lists import ListStore
+from engine.smpp_proxy.dnc_cancel import DncCancel
+from engine.smpp_proxy.scheduled import PendingAd, ScheduledAds
+
+SENDERS = b"sender,owner,category,valid_from,valid_to,accounts\nSHOPABC,Shop ABC,QC,2020-01-01,2099-12-31,\n"
+FIRST = 84_912_000_000
+NOW = datetime(2026, 3, 2, 8, 0, tzinfo=timezone(timedelta(hours=7)))
+
+
+class _Proxy(DncCancel):
+    """What `_scheduled_tick` reads of SmppProxy (server.py), no links: a barred ad would wait for one."""
+
+    def __init__(self, pipeline):
+        self.pipeline, self.settings = pipeline, NS(cancel_scheduled_on_dnc=True)
+        self.clock = lambda: NOW
+        self.scheduled = ScheduledAds()
+        self._scheduled_at = self._scheduled_said = float("-inf")
+        self._scheduled_lists = self._scheduled_seen = None
+        self._scheduled_retry, self._cancel_tries, self._cancelling = {}, {}, set()
+        self.barred = 0
+
+    def _cancel_scheduled(self, ad, why):
+        self.barred += 1
+
+
+def _one(n: int, tmp: Path) -> dict:
+    d = tmp / f"data{n}"
+    ListStore(d).import_csv("senders", SENDERS, "senders.csv")
+    pipe = build(data_dir=d, with_model=False)
+    p = _Proxy(pipe)
+    due = int(NOW.timestamp()) + 86400
+    for i in range(n):
+        pipe.lists.add_dnc(FIRST + i, "S")
+        pipe.lists.add_consent("Shop ABC", FIRST + i)
+        p._index_ad(PendingAd(f"smsc\x1fM{i}", "smsc", f"M{i}", "esme1", due, FIRST + i, "", 5, 0, "SHOPABC",
+                              1, 1, str(FIRST + i)))
+    calls, judge = [0], pipe.dnc_barred
+
+    def counted(msg):
+        calls[0] += 1
+        return judge(msg)
+    pipe.dnc_barred = counted
+    clock = [1000.0]
+
+    def tick() -> dict:
+        clock[0] += 1.0
+        calls[0] = p.barred = 0
+        t = time.perf_counter()
+        p._scheduled_tick(clock[0])
+        return {"ms": round((time.perf_counter() - t) * 1e3, 3), "dnc_barred_calls": calls[0], "barred": p.barred}
+    tick()                                          # the first look: every ad (the state later looks start from)
+    pipe.lists.add_dnc(FIRST - 1, "S")              # one unrelated DK DNC (no ad to it)
+    unrelated = tick()
+    p._index_ad(PendingAd("smsc\x1fNEW", "smsc", "NEW", "esme1", due, FIRST + n + 1, "", 5, 0, "SHOPABC", 1, 1,
+                          str(FIRST + n + 1)))
+    pipe.lists.add_dnc(FIRST + n + 1, "S")          # a DK DNC of a number with an ad and no consent: barred
+    barring = tick()
+    pipe.lists = pipe.lists.__class__(**{f: getattr(pipe.lists, f) for f in ("dnc_s", "dnc_v", "senders",
+                                                                             "consent", "owner_names")})
+    full = tick()                                   # the Lists object replaced (a reload): every ad again
+    return {"ads": n, "after_unrelated_add": unrelated, "after_add_of_an_ads_number": barring, "after_reload": full}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1000,10000,100000")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as t:
+        out = [_one(int(n), Path(t)) for n in a.sizes.split(",")]
+    print(json.dumps({"scheduled_dnc_tick": out}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
