@@ -10,6 +10,11 @@ unrelated number is added to DNC S (a subscriber's `DK DNC` to 5656) and the nex
 incremental look every such tick judged all N ads again (O(ads-with-consent-to-DNC-numbers) each second a 5656
 command came); after it, the ads to the numbers added only. The full look (the Lists object replaced: a reload) is
 timed in the same run for comparison. Nothing listens, nothing is sent. Prints one JSON object.
+
+Measured (this host, 2 shared cores, 2026-12-07): before the incremental look, after one unrelated DK DNC: 1k ads
+6.8 ms / 1,000 dnc_barred calls, 10k 66 ms / 10,000, 100k 1,075 ms / 100,000. After it, same run as the full look
+(`after_reload`): 1k 0.03 ms / 0 calls (full 6.9 ms), 10k 0.05 ms / 0 (full 65 ms), 100k 0.05 ms / 0 (full
+758 ms); after a DK DNC of an ad's recipient, that ad only: 1 call, ~0.05 ms.
 """
 from __future__ import annotations
 
@@ -40,6 +45,8 @@ class _Proxy(DncCancel):
         self.scheduled = ScheduledAds()
         self._scheduled_at = self._scheduled_said = float("-inf")
         self._scheduled_lists = self._scheduled_seen = None
+        for k, v in (("_scheduled_rules", None), ("_scheduled_more", set())):     # (after the incremental look)
+            setattr(self, k, v)
         self._scheduled_retry, self._cancel_tries, self._cancelling = {}, {}, set()
         self.barred = 0
 

@@ -112,6 +112,7 @@ def add(L: Lists, kind: str, r):
         other = owner_clash(L.sender_entries(sender_entry_key(r)), r)
         if other is not None:
             raise OwnerClash(owner_clash_message(r, other, "in the registry as stored (lists export senders)"))
+        L.ads_may_be_barred()           # (another owner for some dates: an ad's consent is to its owner)
         return L.add_sender(r)
     elif kind == "blacklist":
         if r[0] == "ip":
@@ -133,13 +134,15 @@ def add(L: Lists, kind: str, r):
 def clear(L: Lists, kind: str) -> None:
     if kind == "dnc":
         L.dnc_s, L.dnc_v = BitMap64(), BitMap64()
-        L.dnc_changes += 1
+        L.ads_may_be_barred()
     elif kind == "senders":
         L.senders = {}
+        L.ads_may_be_barred()           # (an ad's owner, whose consent lets it go: sets.py)
     elif kind == "blacklist":
         L.bl_numbers, L.bl_domains, L.bl_ips = BitMap64(), set(), IpRanges()
     elif kind == "consent":
         L.consent, L.owner_names = {}, {}
+        L.ads_may_be_barred()
     elif kind == "mlexempt":
         L.ml_exempt = {}
 
@@ -151,6 +154,7 @@ def remove(L: Lists, kind, value, channel, extra) -> bool:
         L.remove_dnc(n, ch)
         return found
     if kind == "senders":
+        L.ads_may_be_barred()
         return _remove_senders(L, value, extra)
     if kind == "blacklist":
         value = url_host_if_ip(value)
@@ -178,6 +182,7 @@ def remove(L: Lists, kind, value, channel, extra) -> bool:
         if bm is None or n not in bm:
             return False
         bm.discard(n)
+        L.ads_may_be_barred()
         if not bm:              # its last number: the advertiser goes too (stats counted it; a new spelling is kept)
             del L.consent[k]
             L.owner_names.pop(k, None)

@@ -100,7 +100,7 @@ def _import_dnc(store, data: bytes, name: str, replace: bool, allow_partial: boo
     def add_all(L):
         L.dnc_s |= BitMap64(by_ch["S"])
         L.dnc_v |= BitMap64(by_ch["V"])
-        L.dnc_changes += 1
+        L.ads_may_be_barred()      # (in bulk: not one by one)
         return 0                    # (no DNC row expires)
     return _install_import(store, "dnc", name, n, errors, replace, allow_partial, add_all, data)
 

@@ -1,6 +1,7 @@
 """`Lists`: the in-memory sets checks read (roaring bitmaps of E.164 ints, dicts for names)."""
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 
 from pyroaring import BitMap64
@@ -18,6 +19,9 @@ from .mlexempt import MlExemption, row_of as mlexempt_row
 KIND_FIELDS = {"dnc": ("dnc_s", "dnc_v", "journal_mark", "journal_bad", "journal_folded"), "senders": ("senders",),
                "blacklist": ("bl_numbers", "bl_domains", "bl_ips"), "consent": ("consent", "owner_names"),
                "mlexempt": ("ml_exempt",)}
+# the DNC changes made one by one (add_dnc, remove_dnc) that a Lists remembers, the last ones: what the SMPP proxy's
+# look at the ads scheduled ahead takes (dnc_s_added_since); past them it looks at every ad to a DNC number
+DNC_RING = 4096
 
 
 @dataclass
@@ -38,10 +42,14 @@ class Lists:
     # read folded it, and the journal read is the one that snapshot began, holding the rest): a 5656 change written
     # there before a compaction is not applied again over a later line (Pipeline.apply_command)
     journal_folded: tuple = field(default=(), compare=False, repr=False)
-    # changes made to the DNC lists in memory so far (add_dnc, remove_dnc, an import, a clear): how the SMPP proxy
-    # sees that the list changed (smpp_proxy/dnc_cancel.py: ads scheduled ahead to a number that registers are
-    # cancelled); a reload's new Lists starts again (the proxy sees another object)
+    # changes made to the DNC lists in memory so far (add_dnc, remove_dnc, an import, a clear; a consent withdrawn
+    # or a sender's owner changed in place, ads_may_be_barred): how the SMPP proxy sees that the list changed
+    # (smpp_proxy/dnc_cancel.py: ads scheduled ahead to a number that registers are cancelled); a reload's new Lists
+    # starts again (the proxy sees another object)
     dnc_changes: int = field(default=0, compare=False, repr=False)
+    # the last DNC_RING of them made one by one: change c at slot c % DNC_RING, as (c, the number it added to S, 0
+    # for none), 64 KB (made at the first); a change not made so (a bulk one) leaves its slot stale: dnc_s_added_since
+    dnc_ring: array | None = field(default=None, compare=False, repr=False)
     # kind -> the identity of the snapshot file it was read from (snapshot.py), None: there was none; a kind read
     # from a previous generation, or not read from files at all, is not there (a reload reads it again)
     sources: dict = field(default_factory=dict, compare=False, repr=False)
@@ -144,18 +152,47 @@ class Lists:
 
     # --- mutations (used by the store; callers hold the only reference) ---
     def add_dnc(self, number: int, channel: str) -> None:
-        self.dnc_changes += 1
+        self._dnc_change(number if "S" in channel else 0)
         if "S" in channel:
             self.dnc_s.add(number)
         if "V" in channel:
             self.dnc_v.add(number)
 
     def remove_dnc(self, number: int, channel: str) -> None:
-        self.dnc_changes += 1
+        self._dnc_change(0)             # (a removal bars no ad)
         if "S" in channel:
             self.dnc_s.discard(number)
         if "V" in channel:
             self.dnc_v.discard(number)
+
+    def _dnc_change(self, added_s: int) -> None:
+        c = self.dnc_changes = self.dnc_changes + 1
+        r = self.dnc_ring
+        if r is None:
+            r = self.dnc_ring = array("Q", bytes(16 * DNC_RING))
+        i = 2 * (c % DNC_RING)
+        r[i], r[i + 1] = c, added_s
+
+    def ads_may_be_barred(self) -> None:
+        """A change other than one DNC number's that may bar an ad scheduled ahead (numbers added to the DNC list in
+        bulk, consent withdrawn, a sender's owner changed): counted, so that the next look at those ads
+        (smpp_proxy/dnc_cancel.py) takes every ad to a DNC number."""
+        self.dnc_changes += 1
+
+    def dnc_s_added_since(self, seen: int) -> set | None:
+        """The numbers the changes after the `seen`-th added to DNC S (removals none: they bar no ad), or None when
+        one of those changes is not known one by one (ads_may_be_barred, or more than DNC_RING of them since)."""
+        c, r = self.dnc_changes, self.dnc_ring
+        if not 0 <= c - seen <= DNC_RING:
+            return None
+        out = set()
+        for k in range(seen + 1, c + 1):
+            i = 2 * (k % DNC_RING)
+            if r is None or r[i] != k:
+                return None
+            if r[i + 1]:
+                out.add(r[i + 1])
+        return out
 
     def add_sender(self, e: SenderEntry) -> tuple:
         """Add registration `e`; the registrations it replaced (other than `e` itself)."""

@@ -4,9 +4,13 @@ Theory of operation. When the SMSC takes an ad (a message an advertiser's cap co
 Pipeline.counted_at_delivery) whose schedule_delivery_time is ahead, forward.py indexes it (scheduled.py) with what
 a cancel_sm needs (relay.py too, a replace_sm that makes a message scheduled ahead an ad). Every second the
 housekeeping tick (`_scheduled_tick`) drops the entries now due and, when the DNC list has changed since it last
-looked (its size, the numbers added one by one, or a list object swapped in by a reload), intersects the index's
-recipients with the SMS DNC list (else takes only the ads whose cancel is to be tried again). Each ad found is asked
-again whether it may still go (Pipeline.dnc_barred: on the list, no consent to its advertiser as the registry says
+looked, takes the ads to the numbers added to the SMS DNC list since (Lists.dnc_s_added_since: its last DNC_RING
+changes made one by one), with those indexed since to a number on it and those a look left for later; when what
+changed is not known so (a list object swapped in by a reload, other rules in force, numbers added in bulk by an
+import, a consent withdrawn or a sender's owner changed in place, more changes than the ring holds, more than MORE
+ads left for later) it intersects the index's recipients with the SMS DNC list: every ad to a number on it. (Else
+it takes only the ads whose cancel is to be tried again.) A removal from the list bars no ad. Each ad found is
+asked again whether it may still go (Pipeline.dnc_barred: on the list, no consent to its advertiser as the registry says
 at its delivery); one that may not is cancelled: a cancel_sm of ours (message_id, service_type, source and
 destination as submitted; NULL destination and service_type for an ad a replace_sm made one, SMPP 3.4 §4.9.1) to a
 link of the id space that issued its id. The SMSC's answer:
@@ -21,9 +25,14 @@ link of the id space that issued its id. The SMSC's answer:
 Whatever registered the number counts: a 5656 command, `ctl lists`, another process's change through the shared
 journal or stream, an import or a reload of the DNC list. Off with smpp.toml [cancel_sm] scheduled_on_dnc = false.
 
-Cost: nothing per message that is not a scheduled ad; per scheduled ad, one index entry. Per DNC change, one bitmap
-intersection (the index's recipients with the list: ~1 ms for 200,000 ads against 2,000,000 numbers, this host)
-within a second; per ad found, a registry lookup (~5 µs); per cancel to try again, that ad's lookup at its retry.
+Cost: nothing per message that is not a scheduled ad; per scheduled ad, one index entry (and, to a DNC number,
+a key in the set for the next look). Per DNC change made one by one (a 5656 command, `ctl lists`, a change from
+the journal or stream), within a second, its number's ads judged again: ~7 µs each, a registry lookup among them.
+Was every ad to a DNC number at each change, consented ones too, judged again at every later change: 100,000 of
+them ~1 s of the event loop each second a 5656 command came (benchmarks/scheduled_dnc_tick.py). Per reload or
+bulk change, one bitmap intersection (the index's recipients with the list: ~1 ms for 200,000 ads against
+2,000,000 numbers, this host) and each ad found judged again; per cancel to try again, that ad's lookup at its
+retry.
 """
 from __future__ import annotations
 
@@ -49,6 +58,8 @@ IN_FLIGHT = 32      # cancel_sm of ours waiting for their answers at once, at mo
                     # a slot): a DNC import that bars thousands of ads takes a few window slots, not the submits'
 BACKOFF_MAX = 300.0 # an ad's cancel tried again after 1, 2, 4 ... s (no answer, "not now"), at most this long after
 SAY_EVERY = 3600.0  # the index full: said at most this often
+MORE = 4096         # ads to judge at the next DNC change besides its numbers' (indexed to a DNC number since the
+                    # last look, or left by it): past it, that look takes every ad to a DNC number
 
 
 class DncCancel:
@@ -97,7 +108,12 @@ class DncCancel:
                         "name: not cancelled if its recipient registers DK DNC", ad.message_id, ad.to,
                         len(ad.message_id))
             return
-        if not self.scheduled.add(ad):
+        if self.scheduled.add(ad):
+            if ad.recipient in self.pipeline.lists.dnc_s:
+                # (submitted with consent, or judged before its recipient's DK DNC: the next look judges it, as it
+                # judged every ad to a DNC number)
+                self._judge_later(ad.key)
+        else:
             self.stats["scheduled_ads_unindexed"] += 1
             now = time.monotonic()
             if now - self._scheduled_said >= SAY_EVERY:
@@ -140,12 +156,12 @@ class DncCancel:
             return
         for k in due:
             del retry[k]
-        if changed:
-            self._scheduled_lists, self._scheduled_seen = weakref.ref(lists), seen
-        # the list changed: every ad to a number on it; else only the ads whose cancel is to be tried again now (not
-        # every ad on the list, those with consent too, judged again each second while one cancel waits)
-        for ad in s.to(lists.dnc_s) if changed else [a for a in map(s.entries.get, due) if a is not None]:
+        # the list changed: the ads to the numbers it took (else every ad to a number on it); else only the ads whose
+        # cancel is to be tried again now (not every ad on the list, those with consent too, judged again each
+        # second while one cancel waits)
+        for ad in self._changed_ads(lists, seen) if changed else [a for a in map(s.entries.get, due) if a is not None]:
             if any(k in self._cancelling or k in retry for k in s.siblings(ad.key)):
+                self._judge_later(ad.key)
                 continue            # (in flight, or waiting for its back-off: its own, or its submit_multi's)
             if len(self._cancelling) >= IN_FLIGHT:
                 retry[ad.key] = now         # judged when a slot is free (not each tick while IN_FLIGHT wait)
@@ -156,6 +172,7 @@ class DncCancel:
                 why = self.pipeline.dnc_barred(msg)
             except Exception:           # a bug here must not stop the housekeeping
                 log.exception("scheduled ads: judging %s to %s again", ad.message_id, ad.to)
+                self._judge_later(ad.key)
                 continue
             if why is not None:
                 self._cancel_scheduled(ad, why)
@@ -163,6 +180,35 @@ class DncCancel:
         for k in due:           # not tried again (gone meanwhile, or let go now: consent): its back-off forgotten
             if k not in retry and k not in self._cancelling:
                 tries.pop(k, None)
+
+    def _changed_ads(self, lists, seen: int) -> list:
+        """The ads to judge again now the DNC list changed (`lists`, its `seen`-th change), oldest due first: those
+        to the numbers added to DNC S since the last look, and those left for this look (`_judge_later`) still to a
+        number on it; every ad to a number on it when what changed is not known so (see the module's docstring)."""
+        s, rules = self.scheduled, self.pipeline.rules
+        ref, more = self._scheduled_lists, self._scheduled_more
+        added = None
+        if ref is not None and ref() is lists and self._scheduled_rules is rules and more is not None:
+            added = lists.dnc_s_added_since(self._scheduled_seen)
+        self._scheduled_lists, self._scheduled_seen, self._scheduled_rules = weakref.ref(lists), seen, rules
+        self._scheduled_more = set()
+        if added is None:
+            return s.to(lists.dnc_s)
+        keys = set(more)
+        for n in added:
+            keys.update(s.keys_to(n))
+        dnc = lists.dnc_s
+        out = [a for a in map(s.entries.get, keys) if a is not None and a.recipient in dnc]
+        out.sort(key=lambda a: a.due)
+        return out
+
+    def _judge_later(self, key: str) -> None:
+        """`key`'s ad judged at the next DNC change whatever number it is (past MORE of them: every ad then)."""
+        more = self._scheduled_more
+        if more is not None:
+            more.add(key)
+            if len(more) > MORE:
+                self._scheduled_more = None
 
     def _cancel_scheduled(self, ad: PendingAd, why: str) -> None:
         """A cancel_sm of ours for `ad`, to a link of the id space that issued its id (for its account, within

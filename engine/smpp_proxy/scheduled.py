@@ -173,6 +173,11 @@ class ScheduledAds:
             heapq.heapify(self.heap)
         return n
 
+    def keys_to(self, number: int) -> tuple:
+        """The entry keys of the ads to `number` (E.164)."""
+        had = self.by_dest.get(number)
+        return () if had is None else had if type(had) is tuple else (had,)
+
     def to(self, numbers) -> list[PendingAd]:
         """The entries whose recipient is in `numbers` (a BitMap64: the DNC list), oldest due first."""
         hit = self.dests & numbers if self.dests else ()
