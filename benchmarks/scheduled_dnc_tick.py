@@ -92,12 +92,22 @@ def _one(n: int, tmp: Path) -> dict:
     return {"ads": n, "after_unrelated_add": unrelated, "after_add_of_an_ads_number": barring, "after_reload": full}
 
 
+def _sizes(v: str) -> list:
+    try:
+        out = [int(n) for n in v.split(",")]
+    except ValueError:
+        out = []
+    if not out or min(out) < 1:
+        raise argparse.ArgumentTypeError(f"{v!r}: ads per run, whole numbers of at least 1, by commas")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--sizes", type=_sizes, default="1000,10000,100000")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as t:
-        out = [_one(int(n), Path(t)) for n in a.sizes.split(",")]
+        out = [_one(n, Path(t)) for n in a.sizes]
     print(json.dumps({"scheduled_dnc_tick": out}, indent=1))
 
 

@@ -161,7 +161,9 @@ class DncCancel:
         # second while one cancel waits)
         for ad in self._changed_ads(lists, seen) if changed else [a for a in map(s.entries.get, due) if a is not None]:
             if any(k in self._cancelling or k in retry for k in s.siblings(ad.key)):
-                self._judge_later(ad.key)
+                if ad.key not in self._cancelling and ad.key not in retry:
+                    # a submit_multi's other copy's: that one may be let go at its retry, not this one
+                    self._judge_later(ad.key)
                 continue            # (in flight, or waiting for its back-off: its own, or its submit_multi's)
             if len(self._cancelling) >= IN_FLIGHT:
                 retry[ad.key] = now         # judged when a slot is free (not each tick while IN_FLIGHT wait)
