@@ -119,12 +119,26 @@ def test_what_is_not_known_one_by_one_takes_every_ad(proxy):
     proxy.pipeline.rules = copy.copy(proxy.pipeline.rules)       # other rules in force since the last look
     L.add_dnc(84900000006, "S")
     assert len(proxy.tick()) == N
-    for i in range(MORE + 1):                       # more ads to DNC numbers indexed than MORE
+    for i in range(MORE):                           # MORE ads to DNC numbers indexed: judged at the next tick
         _ad(proxy, FIRST + i % N, key=f"smsc\x1fX{i}")
+    assert len(proxy.tick()) == MORE
     L.add_dnc(84900000007, "S")
-    assert len(proxy.tick()) == N + MORE + 1
-    L.add_dnc(84900000008, "S")
     assert proxy.tick() == []
+
+
+def test_an_ad_whose_cancel_is_to_be_tried_again_at_a_change_is_judged(proxy):
+    # its retry due at the tick a change of someone else's came: judged (was: the look at the change took every
+    # ad to a DNC number, this one with them; taking the change's numbers only, it was dropped from the retries)
+    L = proxy.pipeline.lists
+    _ad(proxy, 84900000031)
+    L.add_dnc(84900000031, "S")
+    assert proxy.tick() == [84900000031]
+    proxy.cancelled.clear()
+    proxy.scheduled.add(PendingAd("smsc\x1fM84900000031", "smsc", "M84900000031", "esme1", DUE, 84900000031, "",
+                                  5, 0, "SHOPABC", 1, 1, "84900000031"))      # (its cancel not taken: backing off)
+    proxy._scheduled_retry["smsc\x1fM84900000031"] = proxy.now + 0.5
+    L.add_dnc(84900000032, "S")
+    assert proxy.tick() == [84900000031] and proxy.cancelled == [84900000031]
 
 
 def test_an_ad_a_look_skipped_for_its_submit_multi_is_judged_at_the_next_change(proxy):

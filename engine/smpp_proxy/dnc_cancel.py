@@ -5,12 +5,12 @@ Pipeline.counted_at_delivery) whose schedule_delivery_time is ahead, forward.py 
 a cancel_sm needs (relay.py too, a replace_sm that makes a message scheduled ahead an ad). Every second the
 housekeeping tick (`_scheduled_tick`) drops the entries now due and, when the DNC list has changed since it last
 looked, takes the ads to the numbers added to the SMS DNC list since (Lists.dnc_s_added_since: its last DNC_RING
-changes made one by one), with those indexed since to a number on it and those a look left for later; when what
-changed is not known so (a list object swapped in by a reload, other rules in force, numbers added in bulk by an
-import, a consent withdrawn or a sender's owner changed in place, more changes than the ring holds, more than MORE
-ads left for later) it intersects the index's recipients with the SMS DNC list: every ad to a number on it. (Else
-it takes only the ads whose cancel is to be tried again.) A removal from the list bars no ad. Each ad found is
-asked again whether it may still go (Pipeline.dnc_barred: on the list, no consent to its advertiser as the registry says
+changes made one by one), with those indexed since to a number on it, those a look left for later and those whose
+cancel is to be tried again now; when what changed is not known so (a list object swapped in by a reload, other
+rules in force, numbers added in bulk by an import, a consent withdrawn or a sender's owner changed in place, more
+changes than the ring holds) it intersects the index's recipients with the SMS DNC list: every ad to a number on
+it. (Else it takes only the ads whose cancel is to be tried again, and the ads left for later once MORE wait.) A
+removal from the list bars no ad. Each ad found is asked again whether it may still go (Pipeline.dnc_barred: on the list, no consent to its advertiser as the registry says
 at its delivery); one that may not is cancelled: a cancel_sm of ours (message_id, service_type, source and
 destination as submitted; NULL destination and service_type for an ad a replace_sm made one, SMPP 3.4 §4.9.1) to a
 link of the id space that issued its id. The SMSC's answer:
@@ -59,7 +59,7 @@ IN_FLIGHT = 32      # cancel_sm of ours waiting for their answers at once, at mo
 BACKOFF_MAX = 300.0 # an ad's cancel tried again after 1, 2, 4 ... s (no answer, "not now"), at most this long after
 SAY_EVERY = 3600.0  # the index full: said at most this often
 MORE = 4096         # ads to judge at the next DNC change besides its numbers' (indexed to a DNC number since the
-                    # last look, or left by it): past it, that look takes every ad to a DNC number
+                    # last look, or left by it), at most: this many wait, they are judged at the next tick
 
 
 class DncCancel:
@@ -152,14 +152,16 @@ class DncCancel:
         ref, retry = self._scheduled_lists, self._scheduled_retry
         changed = ref is None or ref() is not lists or seen != self._scheduled_seen
         due = [k for k, t in retry.items() if t <= now] if retry else ()
-        if not changed and not due:
+        many = len(self._scheduled_more) >= MORE
+        if not changed and not due and not many:
             return
         for k in due:
             del retry[k]
-        # the list changed: the ads to the numbers it took (else every ad to a number on it); else only the ads whose
-        # cancel is to be tried again now (not every ad on the list, those with consent too, judged again each
-        # second while one cancel waits)
-        for ad in self._changed_ads(lists, seen) if changed else [a for a in map(s.entries.get, due) if a is not None]:
+        # the list changed (or MORE ads wait for a change): the ads to the numbers it took (else every ad to a number
+        # on it); else only the ads whose cancel is to be tried again now (not every ad on the list, those with
+        # consent too, judged again each second while one cancel waits)
+        for ad in self._changed_ads(lists, seen, due) if changed or many else \
+                [a for a in map(s.entries.get, due) if a is not None]:
             if any(k in self._cancelling or k in retry for k in s.siblings(ad.key)):
                 if ad.key not in self._cancelling and ad.key not in retry:
                     # a submit_multi's other copy's: that one may be let go at its retry, not this one
@@ -183,20 +185,21 @@ class DncCancel:
             if k not in retry and k not in self._cancelling:
                 tries.pop(k, None)
 
-    def _changed_ads(self, lists, seen: int) -> list:
+    def _changed_ads(self, lists, seen: int, due) -> list:
         """The ads to judge again now the DNC list changed (`lists`, its `seen`-th change), oldest due first: those
-        to the numbers added to DNC S since the last look, and those left for this look (`_judge_later`) still to a
-        number on it; every ad to a number on it when what changed is not known so (see the module's docstring)."""
+        to the numbers added to DNC S since the last look, and those left for this look (`_judge_later`) or whose
+        cancel is to be tried again now (`due`) still to a number on it; every ad to a number on it when what changed
+        is not known so (see the module's docstring)."""
         s, rules = self.scheduled, self.pipeline.rules
         ref, more = self._scheduled_lists, self._scheduled_more
         added = None
-        if ref is not None and ref() is lists and self._scheduled_rules is rules and more is not None:
+        if ref is not None and ref() is lists and self._scheduled_rules is rules:
             added = lists.dnc_s_added_since(self._scheduled_seen)
         self._scheduled_lists, self._scheduled_seen, self._scheduled_rules = weakref.ref(lists), seen, rules
         self._scheduled_more = set()
         if added is None:
             return s.to(lists.dnc_s)
-        keys = set(more)
+        keys = more.union(due)
         for n in added:
             keys.update(s.keys_to(n))
         dnc = lists.dnc_s
@@ -205,12 +208,8 @@ class DncCancel:
         return out
 
     def _judge_later(self, key: str) -> None:
-        """`key`'s ad judged at the next DNC change whatever number it is (past MORE of them: every ad then)."""
-        more = self._scheduled_more
-        if more is not None:
-            more.add(key)
-            if len(more) > MORE:
-                self._scheduled_more = None
+        """`key`'s ad judged at the next DNC change whatever number it is (at the next tick once MORE wait)."""
+        self._scheduled_more.add(key)
 
     def _cancel_scheduled(self, ad: PendingAd, why: str) -> None:
         """A cancel_sm of ours for `ad`, to a link of the id space that issued its id (for its account, within

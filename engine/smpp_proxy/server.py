@@ -115,7 +115,7 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
         self._scheduled_at = self._scheduled_said = float("-inf")
         self._scheduled_lists = self._scheduled_seen = None     # the DNC list as last looked at
         self._scheduled_rules = None                            # ... and the rules then
-        self._scheduled_more: set | None = set()                # their keys, to judge at the next DNC change too
+        self._scheduled_more: set = set()                       # their keys, to judge at the next DNC change too
         self._scheduled_retry: dict = {}                        # their keys -> when to try a cancel again
         self._cancel_tries: dict = {}                           # their keys -> cancels that went unanswered
         self._cancelling: set = set()                           # their keys, our cancel_sm in flight
