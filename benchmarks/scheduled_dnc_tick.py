@@ -12,9 +12,9 @@ command came); after it, the ads to the numbers added only. The full look (the L
 timed in the same run for comparison. Nothing listens, nothing is sent. Prints one JSON object.
 
 Measured (this host, 2 shared cores, 2026-12-07): before the incremental look, after one unrelated DK DNC: 1k ads
-6.8 ms / 1,000 dnc_barred calls, 10k 66 ms / 10,000, 100k 1,075 ms / 100,000. After it, same run as the full look
-(`after_reload`): 1k 0.03 ms / 0 calls (full 6.9 ms), 10k 0.05 ms / 0 (full 65 ms), 100k 0.05 ms / 0 (full
-758 ms); after a DK DNC of an ad's recipient, that ad only: 1 call, ~0.05 ms.
+6.8 ms / 1,000 dnc_barred calls, 10k 66 ms / 10,000, 100k 1,075 ms / 100,000. After it, in one run beside the full
+look (`after_reload`, what every change cost before): 1k 0.025 ms / 0 calls (full 6.3 ms), 10k 0.045 ms / 0 (full
+61 ms), 100k 0.049 ms / 0 (full 632 ms); after a DK DNC of an ad's recipient, that ad only: 1 call, 0.02-0.06 ms.
 """
 from __future__ import annotations
 

@@ -59,7 +59,8 @@ IN_FLIGHT = 32      # cancel_sm of ours waiting for their answers at once, at mo
 BACKOFF_MAX = 300.0 # an ad's cancel tried again after 1, 2, 4 ... s (no answer, "not now"), at most this long after
 SAY_EVERY = 3600.0  # the index full: said at most this often
 MORE = 4096         # ads to judge at the next DNC change besides its numbers' (indexed to a DNC number since the
-                    # last look, or left by it), at most: this many wait, they are judged at the next tick
+                    # last look, or left by it): once this many wait, they are judged at the next tick (its set
+                    # holds at most this and a second's ads indexed to DNC numbers)
 
 
 class DncCancel:
