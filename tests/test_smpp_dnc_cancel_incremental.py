@@ -172,3 +172,16 @@ def test_the_lists_remember_the_numbers_added_to_dnc_s_one_by_one():
     L.add_dnc(84900000024, "S")                     # one more than the ring holds since the 5th
     assert L.dnc_s_added_since(5) is None and len(L.dnc_s_added_since(6)) == DNC_RING
     assert len(L.dnc_ring) == 2 * DNC_RING          # (bounded: 64 KB)
+
+
+def test_an_ad_indexed_after_the_look_at_its_recipients_dk_dnc_is_judged_with_no_later_change(proxy):
+    # judged at its submission before its recipient's DK DNC, indexed at the SMSC's answer after the tick that took
+    # that change: judged at the next tick though no other DNC change ever comes (was: left for the next change of
+    # anyone's, never in a quiet hour, and delivered to a DNC number without consent)
+    L = proxy.pipeline.lists
+    L.add_dnc(84900000041, "S")
+    assert proxy.tick() == []
+    _ad(proxy, 84900000041)
+    assert proxy.tick() == [84900000041] and proxy.cancelled == [84900000041]
+    _ad(proxy, FIRST + 7, key="smsc\x1fY7")         # (with consent: judged once, let go)
+    assert proxy.tick() == [FIRST + 7] and proxy.tick() == [] and proxy.cancelled == [84900000041]

@@ -26,7 +26,7 @@ Whatever registered the number counts: a 5656 command, `ctl lists`, another proc
 journal or stream, an import or a reload of the DNC list. Off with smpp.toml [cancel_sm] scheduled_on_dnc = false.
 
 Cost: nothing per message that is not a scheduled ad; per scheduled ad, one index entry (and, to a DNC number,
-a key in the set for the next look). Per DNC change made one by one (a 5656 command, `ctl lists`, a change from
+one judgement at the next tick: its recipient's DK DNC may have come between its submission and the SMSC's answer). Per DNC change made one by one (a 5656 command, `ctl lists`, a change from
 the journal or stream), within a second, its number's ads judged again: ~7 µs each, a registry lookup among them.
 Was every ad to a DNC number at each change, consented ones too, judged again at every later change: 100,000 of
 them ~1 s of the event loop each second a 5656 command came (benchmarks/scheduled_dnc_tick.py). Per reload or
@@ -111,9 +111,10 @@ class DncCancel:
             return
         if self.scheduled.add(ad):
             if ad.recipient in self.pipeline.lists.dnc_s:
-                # (submitted with consent, or judged before its recipient's DK DNC: the next look judges it, as it
-                # judged every ad to a DNC number)
-                self._judge_later(ad.key)
+                # submitted with consent, or judged before its recipient's DK DNC that a look may have taken already
+                # (the SMSC answers after): judged at the next tick, once (left for the next DNC change, it went
+                # unjudged while no one else's came)
+                self._scheduled_retry[ad.key] = float("-inf")
         else:
             self.stats["scheduled_ads_unindexed"] += 1
             now = time.monotonic()

@@ -116,7 +116,7 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
         self._scheduled_lists = self._scheduled_seen = None     # the DNC list as last looked at
         self._scheduled_rules = None                            # ... and the rules then
         self._scheduled_more: set = set()                       # their keys, to judge at the next DNC change too
-        self._scheduled_retry: dict = {}                        # their keys -> when to try a cancel again
+        self._scheduled_retry: dict = {}                        # their keys -> when to judge again (a cancel to retry)
         self._cancel_tries: dict = {}                           # their keys -> cancels that went unanswered
         self._cancelling: set = set()                           # their keys, our cancel_sm in flight
         self.receipts_after_resp: deque = deque()              # (due, account, pdu, on_done): waiting on their resp
