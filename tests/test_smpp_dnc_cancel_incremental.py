@@ -185,3 +185,23 @@ def test_an_ad_indexed_after_the_look_at_its_recipients_dk_dnc_is_judged_with_no
     assert proxy.tick() == [84900000041] and proxy.cancelled == [84900000041]
     _ad(proxy, FIRST + 7, key="smsc\x1fY7")         # (with consent: judged once, let go)
     assert proxy.tick() == [FIRST + 7] and proxy.tick() == [] and proxy.cancelled == [84900000041]
+
+
+def test_rules_that_bar_ads_they_let_go_take_every_ad_with_no_dnc_change(proxy):
+    # AD_TO_DNC tagging only (no ad barred), then a rules reload makes it drop again: the ads to DNC numbers without
+    # consent are cancelled at the next tick (was: only at the next DNC change of anyone's, the rules' swap seen
+    # then; a rules reload is no list change)
+    from dataclasses import replace
+
+    from engine.verdict import Action
+    pipe = proxy.pipeline
+    barring = pipe.rules
+    tagging = copy.copy(barring)
+    tagging.rules = [replace(r, action=Action.TAG, score=1.0) if r.symbol == "AD_TO_DNC" else r for r in barring.rules]
+    pipe.rules = tagging
+    _ad(proxy, 84900000051)
+    pipe.lists.add_dnc(84900000051, "S")
+    assert len(proxy.tick()) == N + 1 and proxy.cancelled == []       # (other rules: every ad; none barred)
+    pipe.rules = barring
+    assert len(proxy.tick()) == N + 1 and proxy.cancelled == [84900000051]
+    assert proxy.tick() == []

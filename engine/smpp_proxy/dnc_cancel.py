@@ -3,17 +3,19 @@
 Theory of operation. When the SMSC takes an ad (a message an advertiser's cap counted at its delivery,
 Pipeline.counted_at_delivery) whose schedule_delivery_time is ahead, forward.py indexes it (scheduled.py) with what
 a cancel_sm needs (relay.py too, a replace_sm that makes a message scheduled ahead an ad). Every second the
-housekeeping tick (`_scheduled_tick`) drops the entries now due and, when the DNC list has changed since it last
-looked, takes the ads to the numbers added to the SMS DNC list since (Lists.dnc_s_added_since: its last DNC_RING
-changes made one by one), with those indexed since to a number on it, those a look left for later and those whose
-cancel is to be tried again now; when what changed is not known so (a list object swapped in by a reload, other
-rules in force, numbers added in bulk by an import, a consent withdrawn or a sender's owner changed in place, more
-changes than the ring holds) it intersects the index's recipients with the SMS DNC list: every ad to a number on
-it. (Else it takes only the ads whose cancel is to be tried again, and the ads left for later once MORE wait.) A
-removal from the list bars no ad. Each ad found is asked again whether it may still go (Pipeline.dnc_barred: on the list, no consent to its advertiser as the registry says
-at its delivery); one that may not is cancelled: a cancel_sm of ours (message_id, service_type, source and
-destination as submitted; NULL destination and service_type for an ad a replace_sm made one, SMPP 3.4 §4.9.1) to a
-link of the id space that issued its id. The SMSC's answer:
+housekeeping tick (`_scheduled_tick`) drops the entries now due and, when the DNC list (or the rules in force) has
+changed since it last looked, takes the ads to the numbers added to the SMS DNC list since
+(Lists.dnc_s_added_since: its last DNC_RING changes made one by one), with those a look left for later and those
+whose cancel is to be tried again now; when what changed is not known so (a list object swapped in by a reload,
+other rules in force, numbers added in bulk by an import, a consent withdrawn or a sender's owner changed in place,
+more changes than the ring holds) it intersects the index's recipients with the SMS DNC list: every ad to a number
+on it. (Else it takes only the ads whose cancel is to be tried again, those indexed since to a number on it -- its
+DK DNC may have come between the ad's submission and the SMSC's answer -- and the ads left for later once MORE
+wait.) A removal from the list bars no ad. Each ad found is asked again whether it may still go
+(Pipeline.dnc_barred: on the list, no consent to its advertiser as the registry says at its delivery); one that
+may not is cancelled: a cancel_sm of ours (message_id, service_type, source and destination as submitted; NULL
+destination and service_type for an ad a replace_sm made one, SMPP 3.4 §4.9.1) to a link of the id space that
+issued its id. The SMSC's answer:
 - 0: cancelled. Its count toward the advertiser's cap is given back (as an ESME's cancel_sm of it would), its entry
   goes, and the verdict log has a line `"kind": "cancel"` naming the message, its delivery and why.
 - an error (ESME_RCANCELFAIL: already delivered, or unknown to it): the entry goes, the line says the status; an
@@ -26,11 +28,12 @@ Whatever registered the number counts: a 5656 command, `ctl lists`, another proc
 journal or stream, an import or a reload of the DNC list. Off with smpp.toml [cancel_sm] scheduled_on_dnc = false.
 
 Cost: nothing per message that is not a scheduled ad; per scheduled ad, one index entry (and, to a DNC number,
-one judgement at the next tick: its recipient's DK DNC may have come between its submission and the SMSC's answer). Per DNC change made one by one (a 5656 command, `ctl lists`, a change from
-the journal or stream), within a second, its number's ads judged again: ~7 µs each, a registry lookup among them.
+one judgement at the next tick: its recipient's DK DNC may have come between its submission and the SMSC's
+answer). Per DNC change made one by one (a 5656 command, `ctl lists`, a change from the journal or stream), within a
+second, its number's ads judged again: ~7 µs each, a registry lookup among them.
 Was every ad to a DNC number at each change, consented ones too, judged again at every later change: 100,000 of
-them ~1 s of the event loop each second a 5656 command came (benchmarks/scheduled_dnc_tick.py). Per reload or
-bulk change, one bitmap intersection (the index's recipients with the list: ~1 ms for 200,000 ads against
+them ~1 s of the event loop each second a 5656 command came (benchmarks/scheduled_dnc_tick.py). Per lists or rules
+reload or bulk change, one bitmap intersection (the index's recipients with the list: ~1 ms for 200,000 ads against
 2,000,000 numbers, this host) and each ad found judged again; per cancel to try again, that ad's lookup at its
 retry.
 """
@@ -152,7 +155,9 @@ class DncCancel:
         lists = self.pipeline.lists
         seen = lists.dnc_changes
         ref, retry = self._scheduled_lists, self._scheduled_retry
-        changed = ref is None or ref() is not lists or seen != self._scheduled_seen
+        # (other rules in force: a reload that makes AD_TO_DNC drop again bars ads no DNC change will name)
+        changed = ref is None or ref() is not lists or seen != self._scheduled_seen \
+            or self._scheduled_rules is not self.pipeline.rules
         due = [k for k, t in retry.items() if t <= now] if retry else ()
         many = len(self._scheduled_more) >= MORE
         if not changed and not due and not many:
