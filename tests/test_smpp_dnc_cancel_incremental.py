@@ -205,3 +205,20 @@ def test_rules_that_bar_ads_they_let_go_take_every_ad_with_no_dnc_change(proxy):
     pipe.rules = barring
     assert len(proxy.tick()) == N + 1 and proxy.cancelled == [84900000051]
     assert proxy.tick() == []
+
+
+def test_an_ad_a_look_skipped_for_its_submit_multi_is_judged_once_that_cancel_settles_nothing(proxy):
+    # one recipient's copy was being cancelled when the other's number registered; that copy then went (its receipt)
+    # and its cancel had no answer: the other, barred, is judged at the next tick with no DNC change (was: left for
+    # the next change of anyone's, never in a quiet hour)
+    L = proxy.pipeline.lists
+    a, b = member_key("smsc\x1fMN", 84900000061), member_key("smsc\x1fMN", 84900000062)
+    _ad(proxy, 84900000061, key=a)
+    _ad(proxy, 84900000062, key=b)
+    assert proxy.tick() == []
+    proxy._cancelling.add(a)
+    L.add_dnc(84900000062, "S")
+    assert proxy.tick() == [] and proxy.tick() == []        # (its sibling's cancel in flight: not judged)
+    proxy.scheduled.discard(a)                      # (a's receipt; its cancel answered nothing: not tried again)
+    proxy._cancelling.discard(a)
+    assert proxy.tick() == [84900000062] and proxy.cancelled == [84900000062]

@@ -61,9 +61,10 @@ IN_FLIGHT = 32      # cancel_sm of ours waiting for their answers at once, at mo
                     # a slot): a DNC import that bars thousands of ads takes a few window slots, not the submits'
 BACKOFF_MAX = 300.0 # an ad's cancel tried again after 1, 2, 4 ... s (no answer, "not now"), at most this long after
 SAY_EVERY = 3600.0  # the index full: said at most this often
-MORE = 4096         # ads to judge at the next DNC change besides its numbers' (indexed to a DNC number since the
-                    # last look, or left by it): once this many wait, they are judged at the next tick (its set
-                    # holds at most this and a second's ads indexed to DNC numbers)
+MORE = 4096         # ads to judge at the next DNC change besides its numbers' (those a look's judgement failed
+                    # for: an exception, logged; not again each second): once this many wait, at the next tick
+                    # (ads indexed to a DNC number, or a look left for a submit_multi copy's cancel, wait among the
+                    # due retries instead: judged at the next tick)
 
 
 class DncCancel:
@@ -171,8 +172,9 @@ class DncCancel:
                 [a for a in map(s.entries.get, due) if a is not None]:
             if any(k in self._cancelling or k in retry for k in s.siblings(ad.key)):
                 if ad.key not in self._cancelling and ad.key not in retry:
-                    # a submit_multi's other copy's: that one may be let go at its retry, not this one
-                    self._judge_later(ad.key)
+                    # a submit_multi's other copy's: that one may be let go at its retry, or go with no answer (its
+                    # receipt), not this one: looked at again each tick (its siblings only) until that one settles
+                    retry[ad.key] = now
                 continue            # (in flight, or waiting for its back-off: its own, or its submit_multi's)
             if len(self._cancelling) >= IN_FLIGHT:
                 retry[ad.key] = now         # judged when a slot is free (not each tick while IN_FLIGHT wait)
