@@ -222,3 +222,15 @@ def test_an_ad_a_look_skipped_for_its_submit_multi_is_judged_once_that_cancel_se
     proxy.scheduled.discard(a)                      # (a's receipt; its cancel answered nothing: not tried again)
     proxy._cancelling.discard(a)
     assert proxy.tick() == [84900000062] and proxy.cancelled == [84900000062]
+
+
+def test_an_id_indexed_again_keeps_its_cancels_back_off(proxy):
+    # its cancel not taken, backing off; the same id indexed again (an SMSC giving an id again): judged at its retry,
+    # not at the next tick as a new ad to a DNC number is
+    key = "smsc\x1fM84900000071"
+    proxy._scheduled_retry[key] = proxy.now + 100.0
+    _ad(proxy, 84900000071)
+    proxy.pipeline.lists.add_dnc(84900000071, "S")
+    assert proxy.tick() == [] and key in proxy._scheduled_retry
+    _ad(proxy, 84900000071)
+    assert proxy.tick() == [] and proxy._scheduled_retry[key] == proxy.now + 98.0

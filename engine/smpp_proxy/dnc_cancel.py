@@ -118,7 +118,7 @@ class DncCancel:
                 # submitted with consent, or judged before its recipient's DK DNC that a look may have taken already
                 # (the SMSC answers after): judged at the next tick, once (left for the next DNC change, it went
                 # unjudged while no one else's came)
-                self._scheduled_retry[ad.key] = float("-inf")
+                self._scheduled_retry.setdefault(ad.key, float("-inf"))     # (an id given again: its back-off kept)
         else:
             self.stats["scheduled_ads_unindexed"] += 1
             now = time.monotonic()
