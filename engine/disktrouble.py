@@ -42,6 +42,14 @@ class DiskTrouble(Trouble):
         """Failed writes since start (telfilter_disk_write_errors_total)."""
         return self.count
 
+    def fresh(self) -> None:
+        """A new file in place of the failing one (the verdict log reopened at SIGUSR2): nothing has failed on it
+        yet. Not a write that worked (no "writes work again" line): /healthz still holds 503 for HOLD_S after the
+        last failure, and the new file's first write decides. Else a reopen's failure, kept by the writer reopened
+        away from (whose own failures it does not count), held 503 until the new writer wrote a line: for ever on a
+        node a load balancer had drained for that 503."""
+        self.failing = False
+
     def failed(self, err, what: str) -> None:
         """A write failed: `what` it means (e.g. "a receipt not held: the SMSC delivers it again")."""
         n = self._failure()

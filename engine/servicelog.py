@@ -130,6 +130,8 @@ def reopen_verdict_log(vlog, path, opened=None) -> bool:
         opened.drain()
         return False
     old, vlog.f = vlog.f, opened
+    from .disktrouble import trouble
+    trouble("verdict_log").fresh()      # (the old writer's failures from now on are not the log's: it is closing)
     if isinstance(old, PipeOut):        # its writer finishes what it holds, off the loop, then closes it
         import threading
         done = [w for w in vlog.retired if not w.thread.is_alive()]

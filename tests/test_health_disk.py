@@ -174,3 +174,26 @@ def test_a_snapshot_written_in_process_when_fork_is_refused_is_the_snapshot_writ
     assert snap_failing and not journal_failing, (snap_failing, journal_failing)
     assert health == (False, "disk writes failing: state_snapshot"), health
     assert len(_lines(caplog, "state snapshot failed")) == 1 and not _lines(caplog, "state journal write failed")
+
+
+def test_a_reopen_away_from_a_failing_log_leaves_healthz_to_the_new_file(pipe, tmp_path):
+    """SIGUSR2 on a full disk's log: the line judged between the new file's opening (off the loop) and the swap went
+    to the writer reopened away from, whose failures, closing, are not counted; `failing` stayed as the last write
+    before left it, so /healthz held 503 until the new writer wrote a line -- for ever on a node a load balancer
+    had drained for that 503 (a CI run of test_healthz_is_503_naming_the_writer…: 503 for 25 s after the reopen).
+    Now the new file starts with nothing failed: 503 for HOLD_S after the last failure, then what it writes."""
+    from types import SimpleNamespace as NS
+    from engine.servicelog import reopen_verdict_log
+    now = [1000.0]
+    t, m = trouble("verdict_log"), Metrics(pipe)
+    t.clock = lambda: now[0]
+    t.failed(OSError(errno.ENOSPC, "No space left on device"), "a line held")
+    closed = []
+    vlog = NS(f=NS(flush=lambda: None, close=lambda: closed.append(1)), closed=False, retired=[], lost_retired=0)
+    new = NS(name="the new file")
+    assert reopen_verdict_log(vlog, tmp_path / "v.jsonl", opened=new) and vlog.f is new and closed == [1]
+    assert m.health() == (False, "disk writes failing: verdict_log")      # within HOLD_S of the failure
+    now[0] += HOLD_S + 0.1
+    assert m.health() == (True, "ok")
+    t.failed(OSError(errno.ENOSPC, "No space left on device"), "a line held")   # the new file's own failure counts
+    assert m.health() == (False, "disk writes failing: verdict_log")
