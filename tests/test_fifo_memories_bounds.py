@@ -31,14 +31,19 @@ class _Timer:
         self.cancelled.append(1)
 
 
-def test_concat_reassembly_judges_its_oldest_at_the_bound_in_order():
+def _reassembly():
+    """A Reassembly whose due messages are taken, and the keys it judged, in order."""
     judged = []
-    r = None
 
     def due(key):
         judged.append(key)
         r.take(key)
     r = Reassembly(due)
+    return r, judged
+
+
+def test_concat_reassembly_judges_its_oldest_at_the_bound_in_order():
+    r, judged = _reassembly()
     bound, cancelled = 50, []
     for i in range(10 * bound):                    # part 1 of 2 of distinct references, none completed
         r.add(("esme", i), 2, 1, ("peer", "text"), bound, lambda k: _Timer(cancelled), size=4)
@@ -50,13 +55,7 @@ def test_concat_reassembly_judges_its_oldest_at_the_bound_in_order():
 
 
 def test_concat_byte_bound_judges_the_oldest_other_message():
-    judged = []
-    r = None
-
-    def due(key):
-        judged.append(key)
-        r.take(key)
-    r = Reassembly(due)
+    r, judged = _reassembly()
     for i in range(100):
         r.add(i, 2, 1, ("peer", "t"), 1000, lambda k: _Timer([]), size=10, max_size=200)
     assert r.size <= 200 and len(r) == 20 and judged == list(range(80))

@@ -18,7 +18,7 @@ Python nothing), or the timeout. With nothing in flight the drain ends at once. 
 
 `ringing` is a bounded memory (an OrderedDict, RINGING transactions, the oldest forgotten first: O(1), where a plain
 dict's first key steps over the holes its deletions left -- ~31 µs an INVITE at the bound, a next hop that answers
-none; tests/test_sip_ringing_bound.py), keyed by the digest of
+none; tests/test_fifo_memories_bounds.py), keyed by the digest of
 "Call-ID CSeq-number" (responses.tx_of, as finals name their transaction): put when an INVITE leaves
 (forwarding._forward), popped at its first final (responses._invite_final for a relayed one, from wherever it
 comes, inline there: a call's 200 pays no call; forwarding._forward_failed for our own 503 when it could not leave --

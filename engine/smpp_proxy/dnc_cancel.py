@@ -185,7 +185,7 @@ class DncCancel:
                 why = self.pipeline.dnc_barred(msg)
             except Exception:           # a bug here must not stop the housekeeping
                 log.exception("scheduled ads: judging %s to %s again", ad.message_id, ad.to)
-                self._judge_later(ad.key)
+                self._scheduled_more.add(ad.key)      # judged at the next DNC change (at the next tick once MORE wait)
                 continue
             if why is not None:
                 self._cancel_scheduled(ad, why)
@@ -196,7 +196,7 @@ class DncCancel:
 
     def _changed_ads(self, lists, seen: int, due) -> list:
         """The ads to judge again now the DNC list changed (`lists`, its `seen`-th change), oldest due first: those
-        to the numbers added to DNC S since the last look, and those left for this look (`_judge_later`) or whose
+        to the numbers added to DNC S since the last look, and those left for this look (`_scheduled_more`) or whose
         cancel is to be tried again now (`due`) still to a number on it; every ad to a number on it when what changed
         is not known so (see the module's docstring)."""
         s, rules = self.scheduled, self.pipeline.rules
@@ -215,10 +215,6 @@ class DncCancel:
         out = [a for a in map(s.entries.get, keys) if a is not None and a.recipient in dnc]
         out.sort(key=lambda a: a.due)
         return out
-
-    def _judge_later(self, key: str) -> None:
-        """`key`'s ad judged at the next DNC change whatever number it is (at the next tick once MORE wait)."""
-        self._scheduled_more.add(key)
 
     def _cancel_scheduled(self, ad: PendingAd, why: str) -> None:
         """A cancel_sm of ours for `ad`, to a link of the id space that issued its id (for its account, within

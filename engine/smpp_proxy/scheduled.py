@@ -183,9 +183,7 @@ class ScheduledAds:
         hit = self.dests & numbers if self.dests else ()
         out = []
         for n in hit:
-            had = self.by_dest.get(n)
-            for k in had if type(had) is tuple else (had,):
-                out.append(self.entries[k])
+            out.extend(map(self.entries.__getitem__, self.keys_to(n)))
         out.sort(key=lambda a: a.due)
         return out
 
