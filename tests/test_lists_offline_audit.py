@@ -204,3 +204,89 @@ def test_under_sudo_the_record_names_the_operator(tmp_path):
                         tmp_path], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert [x["by"] for x in _records(tmp_path)] == [f"cli uid {os.getuid()} sudo noc-anh"]
+
+
+_KILLED_AT = """
+import os, signal, sys
+from engine.lists import ListStore, changes
+import engine.lists.store as store_mod
+store = ListStore(sys.argv[1])
+store.audit_by = "cli uid 5"
+where = sys.argv[2]
+def die(*a, **k):
+    os.kill(os.getpid(), signal.SIGKILL)
+if where == "record":               # the snapshot installed, its record not yet appended
+    changes.append_change = die
+elif where == "save":               # before the snapshot is installed
+    store_mod.install_snapshot = die
+elif where == "drop":               # the record appended, its write-ahead not yet removed
+    changes.drop_intent = die
+store.add("dnc", "0912000555", "S")
+"""
+
+
+def _killed(data, where):
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", _KILLED_AT, str(data), where], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == -9, r.stderr
+
+
+def test_a_writer_killed_between_its_save_and_its_record_leaves_the_record_to_the_next_writer(tmp_path):
+    """kill -9 (the OOM killer, a power cut) after the snapshot was installed and before the record was appended:
+    the change is in force with no record. Its record is written ahead, and the next writer appends it."""
+    data = tmp_path / "d"
+    _killed(data, "record")
+    assert 84912000555 in ListStore(data).load(kinds=("dnc",)).dnc_s      # in force
+    assert _records(data) == []
+    r = _lists(data, "add", "blacklist", "spam.example")
+    assert r.returncode == 0, r.stderr
+    assert "recorded a change of the dnc list" in r.stderr and "cli uid 5" in r.stderr
+    got = _records(data)
+    assert [(x["op"], x["list"], x["value"], x["by"]) for x in got] == [
+        ("add", "dnc", "0912000555", "cli uid 5"), ("add", "blacklist", "spam.example", BY)]
+    assert got[0]["number"] == "+84912000555" and got[0]["detail"] == "channel S"
+    assert not (data / "lists" / "changes.pending").exists()
+
+
+def test_a_writer_killed_before_its_save_leaves_no_record(tmp_path):
+    data = tmp_path / "d"
+    assert _lists(data, "add", "dnc", "0912000111").returncode == 0
+    _killed(data, "save")
+    assert 84912000555 not in ListStore(data).load(kinds=("dnc",)).dnc_s
+    r = _lists(data, "add", "blacklist", "spam.example")
+    assert r.returncode == 0, r.stderr
+    assert "was not saved" in r.stderr
+    assert [(x["list"], x["value"]) for x in _records(data)] == [("dnc", "0912000111"), ("blacklist", "spam.example")]
+
+
+def test_a_writer_killed_after_its_record_is_not_recorded_twice(tmp_path):
+    data = tmp_path / "d"
+    _killed(data, "drop")
+    assert _lists(data, "remove", "dnc", "0912000555").returncode == 0
+    assert [(x["op"], x["value"]) for x in _records(data)] == [("add", "0912000555"), ("remove", "0912000555")]
+
+
+def test_serves_journal_compaction_settles_a_dead_writers_record(tmp_path):
+    """Any writer under the lists' write lock settles it: serve's fold of the DNC journal too (it writes no record of
+    its own)."""
+    data = tmp_path / "d"
+    _killed(data, "record")
+    store = ListStore(data)
+    store.append_delta("add", 84912000333, "SV")
+    assert store.compact_journal(min_bytes=0)
+    assert [(x["op"], x["value"], x["by"]) for x in _records(data)] == [("add", "0912000555", "cli uid 5")]
+
+
+def test_an_earlier_record_that_cannot_be_written_refuses_the_next_change(tmp_path):
+    """Its write-ahead would take the earlier one's place: the change is refused, saying why, and nothing is lost."""
+    data = tmp_path / "d"
+    _killed(data, "record")
+    (data / "lists" / "changes.jsonl").mkdir()
+    r = _lists(data, "add", "blacklist", "spam.example")
+    assert r.returncode != 0 and "no change is saved until it is" in r.stderr, r.stderr
+    assert not any(ListStore(data).load().stats()["blacklist"].values())
+    (data / "lists" / "changes.jsonl").rmdir()
+    assert _lists(data, "add", "blacklist", "spam.example").returncode == 0
+    assert [x["value"] for x in _records(data)] == ["0912000555", "spam.example"]

@@ -45,6 +45,13 @@ def list_change(when, op: str, kind: str, value: str, by: str, number: str = "",
             **({} if found else {"found": False})}
 
 
+def record_of(kind: str, op: str, value: str, detail: str, found: bool, by: str) -> dict:
+    """`list_change`'s record of a change made now, its `number` found from its value for an add or remove."""
+    from ..stamps import utc_now
+    return list_change(utc_now(), op, kind, value, by, number_of(kind, value) if op in ("add", "remove") else "",
+                       detail, found)
+
+
 def fields(kind: str, channel, extra) -> str:
     """An audit line's fields of a list change beyond its value: the DNC channel, the senders / consent fields given
     (`remove senders X --category QC` takes that registration only, not every one of X: the line must say which)."""
@@ -98,3 +105,101 @@ def append_change(path: Path, rec: dict) -> None:
         os.close(fd)
     if created:
         fsync_dir(path.parent)
+
+
+# --- a record's write-ahead: a writer killed between its save and its record (kill -9, the OOM killer, a power cut)
+# left the change in force with no record. Before the save, the record and the snapshot it replaces (device and
+# inode: a save renames a new file in, so a new inode; the old one stays linked as .prev meanwhile) are written to
+# lists/changes.pending; the next writer under the write lock (any: `lists`, serve's journal compaction) finds it
+# and appends the record when the snapshot it names was replaced, drops it when it was not (killed before the save).
+PENDING_NAME = "changes.pending"
+
+
+def _inode(path: Path) -> list | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return [st.st_dev, st.st_ino]
+
+
+def write_intent(pending: Path, rec: dict, snapshot: Path) -> None:
+    """Before a change is saved (under the write lock): its record and the snapshot it will replace, durably. Raises
+    OSError: the change is not saved (it could be left unrecorded)."""
+    from ..durable import replace_file
+    data = json.dumps({"record": rec, "snapshot": snapshot.name, "before": _inode(snapshot)}, ensure_ascii=False)
+    replace_file(pending, data.encode("utf-8", "backslashreplace"))
+
+
+def drop_intent(pending: Path) -> None:
+    """The record is written (or the change was not saved): its write-ahead goes."""
+    try:
+        pending.unlink()
+    except FileNotFoundError:
+        return
+    fsync_dir(pending.parent)
+
+
+def settle_intent(pending: Path, changes_path: Path) -> str | None:
+    """A write-ahead a writer killed between its save and its record left (under the write lock, before any write):
+    its record appended when the snapshot it names was replaced since (unless it is the last line already: killed
+    after the record, before the write-ahead went), then the write-ahead removed. Returns what happened, for a
+    warning (None: there was none). A write-ahead that cannot be read is kept aside as `.bad` and said. Raises
+    OSError when the record cannot be appended (the write-ahead stays, for the next writer)."""
+    from ..durable import remove_dead_writers_tmp
+    remove_dead_writers_tmp(pending)
+    try:
+        raw = pending.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        got = json.loads(raw)
+        rec, before = got["record"], got["before"]
+        snapshot = pending.parent / got["snapshot"]
+        if not isinstance(rec, dict) or Path(got["snapshot"]).name != got["snapshot"]:
+            raise ValueError("not a write-ahead record")
+    except (ValueError, KeyError, TypeError) as e:
+        bad = pending.with_name(pending.name + ".bad")
+        os.replace(pending, bad)
+        fsync_dir(pending.parent)
+        return f"{pending}: unreadable ({e}); kept as {bad}: a change saved by a writer killed before its audit " \
+               f"record may have none"
+    if _inode(snapshot) == before:
+        drop_intent(pending)
+        return f"{pending}: a change of the {rec.get('list')} list was not saved (its writer stopped before): no record"
+    line = (json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
+    if not _last_line_is(changes_path, line):
+        append_change(changes_path, rec)
+    drop_intent(pending)
+    return f"{changes_path}: recorded a change of the {rec.get('list')} list saved at {rec.get('ts')} by a writer " \
+           f"stopped before its record ({rec.get('by')})"
+
+
+def settle_before_write(pending: Path, changes_path: Path, audited: bool) -> str | None:
+    """`settle_intent` before a write; a record that cannot be appended is said (a fold, a plain save) or, before an
+    audited change, whose write-ahead would take its place, raised as an OSError: that change is not saved."""
+    try:
+        return settle_intent(pending, changes_path)
+    except OSError as e:
+        if audited:
+            raise OSError(e.errno, f"an earlier change's audit record, kept in {pending}, cannot be written to "
+                                   f"{changes_path} ({e.strerror or e}): no change is saved until it is",
+                          e.filename) from None
+        return f"{pending}: an earlier change's audit record cannot be written yet: {e.strerror or e}"
+
+
+def _last_line_is(path: Path, line: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < len(line):
+                return False
+            f.seek(size - len(line))
+            return f.read(len(line)) == line and (size == len(line) or _byte_before(f, size - len(line)) == b"\n")
+    except FileNotFoundError:
+        return False
+
+
+def _byte_before(f, at: int) -> bytes:
+    f.seek(at - 1)
+    return f.read(1)

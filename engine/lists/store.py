@@ -2,6 +2,7 @@
 operations on it (import, add, remove, export). The locking protocol is in journal.py."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -224,13 +225,24 @@ class ListStore:
         with flocked(self.write_lock):
             self._save(L, kinds)
 
-    def _save(self, L: Lists, kinds) -> None:
+    def _save(self, L: Lists, kinds, intent: dict | None = None) -> None:
+        """`intent`: the audit record of the change saved, written ahead (changes.write_intent) once any earlier
+        writer's has been settled."""
         (self.dir / "lists").mkdir(parents=True, exist_ok=True)
         self._sweep_leftovers()
+        pending = self.dir / "lists" / changes.PENDING_NAME
+        said = changes.settle_before_write(pending, self.changes_path, intent is not None)
+        if said:
+            self.warnings.append(said)
+        if intent is not None:
+            changes.write_intent(pending, intent, self.path(kinds[0]))
         try:
             self._write(L, kinds)
         except BaseException:
             self._sweep_leftovers()         # ours (a full disk): they must not keep it full until the next write
+            if intent is not None and not self._installed:
+                with contextlib.suppress(OSError):
+                    changes.drop_intent(pending)        # (not saved: no record)
             raise
 
     def _write(self, L: Lists, kinds) -> None:
@@ -302,31 +314,34 @@ class ListStore:
                                             f"export {kind}` gives the rows of the previous generation)") from None
             result = change(L)
             self._installed = False
+            rec = self._change_record(kind, *audit(result)) if audit is not None else None
             if result is not False:
                 try:
-                    self._save(L, (kind,))
+                    self._save(L, (kind,), rec)
                 except BaseException:
-                    if audit is not None and self._installed:     # the snapshot is in: a saved change, recorded
-                        self._record_change(kind, *audit(result))
+                    if rec is not None and self._installed:     # the snapshot is in: a saved change, recorded
+                        self._record_change(rec)
                     raise
-            if audit is not None:       # (a remove of what was not listed too, "found": false, as ctl's)
-                self._record_change(kind, *audit(result))
+            if rec is not None:         # (a remove of what was not listed too, "found": false, as ctl's)
+                self._record_change(rec)
             return result
 
-    def _record_change(self, kind: str, op: str, value: str, detail: str, found: bool = True) -> None:
-        """A change's audit line in lists/changes.jsonl when this store's changes are audited (`audit_by`), written
-        under the write lock right after the save; a failure is kept in `audit_error` (the change stands: the caller
-        says it) and never undoes the change."""
+    def _change_record(self, kind: str, op: str, value: str, detail: str, found: bool = True) -> dict | None:
+        """A change's audit record when this store's changes are audited (`audit_by`), else None."""
+        return None if self.audit_by is None else changes.record_of(kind, op, value, detail, found, self.audit_by)
+
+    def _record_change(self, rec: dict | None) -> None:
+        """A change's audit line in lists/changes.jsonl, written under the write lock right after the save (its
+        write-ahead then removed); a failure is kept in `audit_error` (the change stands: the caller says it) and
+        never undoes the change."""
         self.audit_error = None
-        if self.audit_by is None:
+        if rec is None:
             return
-        from ..stamps import utc_now
-        rec = changes.list_change(utc_now(), op, kind, value, self.audit_by,
-                                  changes.number_of(kind, value) if op in ("add", "remove") else "", detail, found)
         try:
             changes.append_change(self.changes_path, rec)
         except OSError as e:
             self.audit_error = e
+        changes.drop_intent(self.dir / "lists" / changes.PENDING_NAME)  # (the operator is told of a failure)
 
     # --- user operations ---
     def import_csv(self, kind: str, data: bytes, name: str = "<csv>", replace: bool = False,
