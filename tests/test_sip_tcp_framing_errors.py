@@ -173,3 +173,49 @@ def test_a_body_with_neither_content_type_nor_content_length_loses_the_stream():
         p = StreamParser()
         p.feed(_options("bare", cl=b"X-Pad: 1") + after)
         assert [p.next().get("call-id"), p.next().get("call-id")] == ["bare", "next"]
+
+
+def test_a_refused_head_without_content_length_followed_by_a_body_loses_the_stream():
+    """A head the parser refuses (here a header line without a colon) is skipped by its Content-Length lines; with
+    none it was taken as bodyless whatever followed: a body behind it (a UA that leaves out Content-Length) was read
+    with the next message's head as one message, refused 400 in that message's name (its Via, Call-ID, CSeq) -- the
+    good request behind it answered 400 'malformed header line', never judged. As for a head that parses, bytes that
+    begin no message after it lose the stream (the refused head answered, the connection closed); a message, a CRLF
+    or nothing yet after it still skip it alone."""
+    sdp = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"
+    p = StreamParser()
+    p.feed(_options("bad", bad=b"No colon here\r\n", cl=b"X-Pad: 1") + sdp + _options("good"))
+    with pytest.raises(SipParseError) as e:
+        p.next()
+    assert e.value.status == 400 and e.value.msg.get("call-id") == "bad"
+    assert not getattr(e.value, "resynced", False)
+    p = StreamParser()                  # its body in a later read: the stream lost at it
+    p.feed(_options("bad", bad=b"No colon here\r\n", cl=b"X-Pad: 1"))
+    with pytest.raises(SipParseError) as e:
+        p.next()
+    assert e.value.resynced and e.value.msg.get("call-id") == "bad"
+    p.feed(sdp + _options("good"))
+    with pytest.raises(SipParseError) as e:
+        p.next()
+    assert e.value.status is None and not getattr(e.value, "resynced", False) and "Content-Length" in e.value.reason
+    for after in (_options("next"), b"\r\n\r\n" + _options("next")):
+        p = StreamParser()
+        p.feed(_options("bad", bad=b"No colon here\r\n", cl=b"X-Pad: 1") + after)
+        with pytest.raises(SipParseError) as e:
+            p.next()
+        assert e.value.resynced
+        assert p.next().get("call-id") == "next"
+
+
+def test_a_request_behind_a_refused_bodied_head_without_content_length_is_not_answered_400(loopback_screen):
+    t = socket.create_connection(("127.0.0.1", loopback_screen.port), timeout=5)
+    try:
+        port = t.getsockname()[1]
+        t.sendall(_options("bad", port, bad=b"No colon here\r\n", cl=b"X-Pad: 1")
+                  + b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n" + _options("good", port))
+        got = b""
+        while chunk := t.recv(65535):
+            got += chunk
+        assert got.startswith(b"SIP/2.0 400 ") and got.count(b"SIP/2.0 ") == 1 and b"Call-ID: bad" in got, got
+    finally:
+        t.close()

@@ -84,6 +84,13 @@ class StreamParser:
                 cl = _raw_content_length(head)
                 if cl is None or i + 4 + cl > self.max:
                     raise
+                if _CL_LINE.search(head) is None:
+                    # no length at all: a body, or none, as for a head that parses (below); a body skipped as the
+                    # next message's head had that message refused in its name (its Via, Call-ID: answered 400)
+                    begins = _begins_message(self.buf[i + 4:i + 4 + _LOOK])
+                    if begins is False:
+                        raise
+                    self._unmeasured = begins is None
                 e.resynced = True
                 msg = e
             else:
