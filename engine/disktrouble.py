@@ -47,8 +47,10 @@ class DiskTrouble(Trouble):
         yet. Not a write that worked (no "writes work again" line): /healthz still holds 503 for HOLD_S after the
         last failure, and the new file's first write decides. Else a reopen's failure, kept by the writer reopened
         away from (whose own failures it does not count), held 503 until the new writer wrote a line: for ever on a
-        node a load balancer had drained for that 503."""
-        self.failing = False
+        node a load balancer had drained for that 503. After failures, the next write that works says that writes
+        work again (`ok` finds `failing` cleared here: the end of the trouble went unsaid)."""
+        if self.failing:
+            self.failing, self._ok_unsaid = False, True
 
     def failed(self, err, what: str) -> None:
         """A write failed: `what` it means (e.g. "a receipt not held: the SMSC delivers it again")."""

@@ -197,3 +197,25 @@ def test_a_reopen_away_from_a_failing_log_leaves_healthz_to_the_new_file(pipe, t
     assert m.health() == (True, "ok")
     t.failed(OSError(errno.ENOSPC, "No space left on device"), "a line held")   # the new file's own failure counts
     assert m.health() == (False, "disk writes failing: verdict_log")
+
+
+def test_writes_that_work_on_the_file_reopened_away_from_a_failing_one_are_said(tmp_path, caplog):
+    """The disk trouble's end is said (`disk trouble over, verdict_log: writes work again`) once a write works after
+    failures. A reopen at SIGUSR2 cleared `failing` (DiskTrouble.fresh), and `ok` says the end only when it finds
+    `failing` set: the new file's writes, which work, said nothing -- the log said the disk trouble and never its end
+    (an operator's alert on that line open for ever, after a rotation that freed the disk)."""
+    from types import SimpleNamespace as NS
+    from engine.servicelog import reopen_verdict_log
+    t = trouble("verdict_log")
+    t.failed(OSError(errno.ENOSPC, "No space left on device"), "a line held")
+    vlog = NS(f=NS(flush=lambda: None, close=lambda: None), closed=False, retired=[], lost_retired=0)
+    assert reopen_verdict_log(vlog, tmp_path / "v.jsonl", opened=NS(name="the new file"))
+    with caplog.at_level(logging.WARNING, logger="telfilter"):
+        t.ok()                                          # the new file's first write
+    assert [r.getMessage() for r in caplog.records if "disk trouble over, verdict_log" in r.getMessage()], \
+        [r.getMessage() for r in caplog.records]
+    caplog.clear()
+    t.fresh()                                           # a reopen with nothing failing says nothing at its writes
+    with caplog.at_level(logging.WARNING, logger="telfilter"):
+        t.ok()
+    assert not [r for r in caplog.records if "disk trouble over" in r.getMessage()]
