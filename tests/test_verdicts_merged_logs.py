@@ -128,3 +128,22 @@ def test_a_held_log_that_fails_its_first_pass_is_said_unreadable_not_a_traceback
     got = [r["n"] for _, r in read_verdicts([str(good), str(bad_log)], bad, progress=False, merged=True)]
     assert got == [1] and bad.count == 1 and "unreadable from here on" in bad.shown[0], bad.shown
     assert len(os.listdir("/proc/self/fd")) == fds
+
+
+def test_logs_read_one_after_another_across_a_rotation_are_read_as_they_were_named(tmp_path):
+    """`report --log verdicts.log*` reads the logs one after another, the live one first (the glob's order); each was
+    opened by name when reached, so a rotation meanwhile (logrotate: the live log renamed .1, the .1 renamed .2 ...)
+    made `verdicts.log.1` the live log just read: its lines counted twice in the regulator's report, and the old .1's
+    not at all. Each regular log is read from the file it named when the reading began, as `verdicts` does."""
+    import os
+    live, one = tmp_path / "verdicts.log", tmp_path / "verdicts.log.1"
+    live.write_text("".join(_rec(T0 + timedelta(days=1, seconds=s), n=100 + s) for s in range(3)))
+    one.write_text("".join(_rec(T0 + timedelta(seconds=s), n=s) for s in range(3)))
+    got = []
+    for ts, rec in read_verdicts([str(live), str(one)], Malformed(), progress=False):
+        got.append(rec["n"])
+        if len(got) == 1:           # (logrotate runs now)
+            os.rename(one, tmp_path / "verdicts.log.2")
+            os.rename(live, one)
+            live.write_text("")
+    assert got == [100, 101, 102, 0, 1, 2], got

@@ -7,11 +7,10 @@ import heapq
 import itertools
 import lzma
 import os
-import resource
 import zlib
 from collections import deque
 
-from .reader import _BAD_LINE, Malformed, _lines, _read_log, _record, _regular, open_text
+from .reader import _BAD_LINE, Malformed, _lines, _read_log, _record, _regular, held_most, open_text
 
 
 def merged(paths, bad: Malformed, bar):
@@ -20,14 +19,11 @@ def merged(paths, bad: Malformed, bar):
     of its first line (read ahead, then closed): rotated logs, one after another in time, are read one or two at a
     time, not all at once (an open .xz holds its ~9 MB dictionary, a .bz2 ~3 MB: 90 days of them were ~800 MB).
     Stdin, and a log whose first time cannot be read, are opened at once. Each regular log stays open from that first
-    look (a descriptor, no buffer or decompressor; at most _HELD of them): the live log, read last, was opened by
+    look (a descriptor, no buffer or decompressor; at most reader.held_most() of them): the live log, read last, was opened by
     name after minutes of older ones, and a rotation meanwhile (logrotate's `create`) had given its name to a new
     empty file: its lines were lost, unsaid."""
     held: dict = {}         # log -> its descriptor from the first look, until it is read
-    try:
-        keep = min(_HELD, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2)
-    except (ValueError, OSError):
-        keep = 64
+    keep = held_most()
     firsts = []
     try:
         for i, p in enumerate(paths):
@@ -63,7 +59,6 @@ def merged(paths, bad: Malformed, bar):
 
 
 _FIRST_LOOK = 1000      # lines read ahead for a log's first time
-_HELD = 512             # logs held open from their first look at most (the rest opened by name when reached)
 
 
 def _first_time(p, hold: bool = False):

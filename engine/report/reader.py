@@ -16,6 +16,7 @@ import json
 import lzma
 import os
 import re
+import resource
 import stat
 import sys
 import zlib
@@ -260,11 +261,45 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True, merged: bool = F
             from .logmerge import merged as merged_logs
             yield from merged_logs(paths, bad, bar)
         else:
-            for p in paths:
-                yield from _read_log(p, bad, bar)
+            # each regular log from the file it named when the reading began: opened by name when reached, a
+            # rotation meanwhile (`report --log verdicts.log*`, the live log first) gave .1's name to the live log
+            # just read -- its lines counted twice, the old .1's not at all
+            held = _held(paths)
+            try:
+                for i, p in enumerate(paths):
+                    yield from _read_log(p, bad, bar, held.pop(i, None))
+            finally:
+                for fd in held.values():        # (logs not reached: the reader stopped early)
+                    os.close(fd)
     finally:
         if bar is not None:
             bar.close()
+
+
+_HELD = 512             # logs held open from the start of a reading at most (the rest opened by name when reached)
+
+
+def held_most() -> int:
+    """How many logs a reading holds open from its start at most: _HELD, within half the descriptor limit."""
+    try:
+        return min(_HELD, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2)
+    except (ValueError, OSError):
+        return 64
+
+
+def _held(paths) -> dict:
+    """Index -> a descriptor of each regular log among `paths`, opened now (at most held_most(); one that cannot be
+    opened is left to be opened by name when reached, which says why)."""
+    held, keep = {}, held_most()
+    for i, p in enumerate(paths):
+        if len(held) >= keep:
+            break
+        if _regular(p):
+            try:
+                held[i] = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                pass
+    return held
 
 
 def _regular(p) -> bool:
