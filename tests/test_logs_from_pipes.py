@@ -61,3 +61,14 @@ def test_verdicts_message_id_refuses_a_pipe(tmp_path):
                 f.read()
         w.join(10)
     assert r.returncode == 2 and f"{fifo}" in r.stderr and "--message-id" in r.stderr, (r.returncode, r.stderr)
+
+
+def test_verdicts_message_id_says_a_directory_is_a_directory_not_a_pipe(tmp_path):
+    """The pipe refusal took every log that was no regular file for a pipe: a directory given by mistake was said to
+    be 'a pipe, read once' (the user looks for a FIFO that is not there); it is said as without --message-id."""
+    d = tmp_path / "logs"
+    d.mkdir()
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "verdicts", "--data-dir", str(tmp_path / "data"), "--log",
+                        str(d), "--message-id", "X", "--no-progress"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and "Is a directory" in r.stderr and "pipe" not in r.stderr, (r.returncode, r.stderr)

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 
 from ..cli_types import date_order_error, day
 from ..jsontext import surrogates_escaped
 from ..numbers import normalise_number, sender_key
 from .msgid_join import IdJoin, forwarded, id_key, line_key
-from .reader import ACTIONS, Malformed, _regular, distinct_logs, read_verdicts
+from .reader import ACTIONS, Malformed, distinct_logs, read_verdicts
 
 # the members of a verdict line that hold an address (sms, cancel, sms_id: sender, recipient; call, call_unsent:
 # caller, callee; list: a DNC change's number)
@@ -139,6 +140,15 @@ def _by_message_id(records, ids: set, keys: set, shown):
             yield ts, rec
 
 
+def _pipe(p) -> bool:
+    """A FIFO, `<(…)` or another stream read once (a directory, a missing file: said when read, not 'a pipe')."""
+    try:
+        mode = os.stat(p).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
+
+
 def cmd_verdicts(args) -> int:
     from ..config import load_settings
     if why := date_order_error(args.date_from, args.date_to):
@@ -154,7 +164,7 @@ def cmd_verdicts(args) -> int:
         return 2
     tz = load_settings(getattr(args, "config", None)).tz
     read, repeated = distinct_logs(args.log)
-    if args.message_id and (piped := [p for p in read if os.path.exists(p) and not _regular(p)]):
+    if args.message_id and (piped := [p for p in read if _pipe(p)]):
         # (a FIFO or `<(xzcat …)`: the first pass empties it, and the second's open waits for a writer for ever)
         print(f"telfilter verdicts: error: --message-id reads the logs twice: {piped[0]} is a pipe, read once; name "
               f"the files", file=sys.stderr)
