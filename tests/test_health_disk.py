@@ -53,6 +53,8 @@ def test_healthz_is_503_naming_the_writer_while_the_verdict_log_disk_is_full(tmp
         assert _get(mport, "/healthz")[0] == 503                       # until no write failed for 10 s
         assert wait_for(lambda: _get(mport, "/healthz") == (200, "ok\n"), timeout=25), _get(mport, "/healthz")
         assert log.read_text().count("\n") == 1                        # the line written once there was room
+        # (the end of the trouble said: the reopened file's write that worked)
+        assert "disk trouble over, verdict_log" in (tmp_path / "stderr.log").read_text()
         log.unlink()                                                    # full again, and the SMSC away: both said
         os.symlink("/dev/full", log)
         p.send_signal(signal.SIGUSR2)                                   # (a line before the reopen: written)
