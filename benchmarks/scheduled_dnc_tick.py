@@ -29,7 +29,7 @@ from types import SimpleNamespace as NS
 from engine.app import build
 from engine.lists import ListStore
 from engine.smpp_proxy.dnc_cancel import DncCancel
-from engine.smpp_proxy.scheduled import PendingAd, ScheduledAds
+from engine.smpp_proxy.scheduled import BOUND, PendingAd, ScheduledAds
 
 SENDERS = b"sender,owner,category,valid_from,valid_to,accounts\nSHOPABC,Shop ABC,QC,2020-01-01,2099-12-31,\n"
 FIRST = 84_912_000_000
@@ -99,6 +99,9 @@ def _sizes(v: str) -> list:
         out = []
     if not out or min(out) < 1:
         raise argparse.ArgumentTypeError(f"{v!r}: ads per run, whole numbers of at least 1, by commas")
+    if max(out) >= BOUND:           # (N ads and one more, the run's new ad, all indexed)
+        raise argparse.ArgumentTypeError(f"{v!r}: at most {BOUND - 1:,} ads per run (the scheduled ads' index holds "
+                                         f"{BOUND:,}: engine/smpp_proxy/scheduled.py BOUND)")
     return out
 
 

@@ -58,6 +58,9 @@ BAD = [
     ("benchmarks.lists_bench",), ("benchmarks.lists_bench", "bogus"), ("benchmarks.lists_bench", "build"),
     ("benchmarks.lists_bench", "pyset", "abc"), ("benchmarks.lists_bench", "counters", "0"),
     ("benchmarks.lists_bench", "load", "/nonexistent"),
+    # scheduled_dnc_tick: a size past the scheduled ads' index bound (200,000) ended in a traceback once the index
+    # refused an ad (its stand-in proxy has no stats), after minutes of set-up at larger sizes
+    ("benchmarks.scheduled_dnc_tick", "--sizes", "1000,200001"),
 ]
 
 
