@@ -147,3 +147,27 @@ def test_logs_read_one_after_another_across_a_rotation_are_read_as_they_were_nam
             os.rename(live, one)
             live.write_text("")
     assert got == [100, 101, 102, 0, 1, 2], got
+
+
+def test_no_descriptor_left_for_a_first_look_is_no_traceback_and_leaks_none(tmp_path, monkeypatch):
+    """The open-files limit reached at a held log's first look (os.dup: EMFILE): it raised out of `verdicts` with the
+    log's descriptor left open; now that log is read when reached, as one that could not be opened."""
+    import errno
+    import os
+    logs = []
+    for day in range(3):
+        p = tmp_path / f"verdicts.log.{3 - day}"
+        p.write_text(_rec(T0 + timedelta(days=day), n=day))
+        logs.append(str(p))
+    real, calls = os.dup, [0]
+
+    def dup(fd):
+        calls[0] += 1
+        if calls[0] == 2:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real(fd)
+    monkeypatch.setattr(logmerge.os, "dup", dup)
+    fds = len(os.listdir("/proc/self/fd"))
+    got = [r["n"] for _, r in read_verdicts(logs, Malformed(), progress=False, merged=True)]
+    assert sorted(got) == [0, 1, 2] and calls[0] >= 2
+    assert len(os.listdir("/proc/self/fd")) == fds

@@ -71,7 +71,12 @@ def _first_time(p, hold: bool = False):
     except OSError:
         return None, None           # (read when reached, it is said why)
     try:
-        return _look(os.dup(fd)), (fd if hold else None)
+        dup = os.dup(fd)
+    except OSError:                 # (no descriptor left: read when reached, as one that could not be opened)
+        os.close(fd)
+        return None, None
+    try:
+        return _look(dup), (fd if hold else None)
     finally:
         if hold:
             os.lseek(fd, 0, os.SEEK_SET)
