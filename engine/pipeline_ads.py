@@ -5,8 +5,10 @@ scheduled ahead is barred now that its recipient is on the DNC list (smpp_proxy/
 `Pipeline` (engine/pipeline.py), read from its rules, lists and state; the rules decide, as in `judge`."""
 from __future__ import annotations
 
-from .context import MessageContext
-from .numbers import format_number
+from datetime import datetime, timezone
+
+from .context import MessageContext, utc_offset
+from .numbers import format_number, normalise_number
 from .verdict import Action, Message, Verdict
 
 
@@ -84,6 +86,40 @@ class AdCounts:
                 return f"{symbol}: {format_number(n)} on list:dnc S" + (
                     f", no consent for {ctx.owner}" if consent is False and ctx.owner else "")
         return None
+
+    def dnc_judge(self):
+        """`judge(sender, sender_ton, account, recipient, due)`: what dnc_barred says of the ad from `sender` (its
+        TON) under `account` to `recipient` (E.164) delivered at `due` (Unix seconds), for a turn of the event loop
+        that judges many (smpp_proxy/dnc_cancel.py): the registry read once per sender, account and local day of
+        delivery (the owner whose consent counts: its entries' dates are local days), not once an ad; the rest as
+        dnc_barred (~1.5 µs an ad, was ~6). The rules and lists are those in force when it was made: one turn's,
+        not kept."""
+        rules, lists, tz = self._dnc_rules(), self.lists, self.tz
+        dnc, has_consent, owners = lists.dnc_s, lists.has_consent, {}
+
+        def judge(sender: str, sender_ton: int, account: str, recipient: int, due: int) -> str | None:
+            if not rules:
+                return None
+            # the recipient as dnc_barred's context reads it (its 11 digits read as themselves, the commonest)
+            n = recipient if 10 ** 10 <= recipient < 10 ** 11 else normalise_number(format_number(recipient))
+            if n is None or n not in dnc:
+                return None
+            off = utc_offset(tz, due)
+            k = (sender, sender_ton, account, (due + off) // 86400) if off is not None else None
+            owner = owners.get(k, owners)
+            if owner is owners:             # (not known yet, or a day a transition of its zone falls in: exactly)
+                ctx = MessageContext(Message(sender, format_number(recipient), "",
+                                             datetime.fromtimestamp(due, timezone.utc), account, "mt", sender_ton),
+                                     lists, tz, self.shortcode)
+                owner = ctx.owner
+                if k is not None:
+                    owners[k] = owner
+            for symbol, consent in rules:
+                if consent is None or bool(has_consent(owner, n)) is consent:
+                    return f"{symbol}: {format_number(n)} on list:dnc S" + (
+                        f", no consent for {owner}" if consent is False and owner else "")
+            return None
+        return judge
 
     def _dnc_rules(self) -> list:
         """[(symbol, the consent it requires: True, False or None)] of the rules for sms-mt that drop by themselves

@@ -10,6 +10,7 @@ import pytest
 
 from engine.app import build
 from engine.lists import ListStore
+from engine.numbers import format_number
 from engine.smpp_proxy.accounts import SmppSettings, load_smpp_settings
 from engine.smpp_proxy.codec import constants as C
 from engine.smpp_proxy.codec import encode
@@ -64,6 +65,19 @@ def _cancels(h):
 
 def _wait(cond, timeout=5.0):
     return wait_for(cond, timeout)
+
+
+def counting(make, into: list):
+    """Pipeline.dnc_judge that notes each recipient judged in `into` (as lists export it: "+84912..."); `make`: the
+    pipeline's own."""
+    def judges():
+        judge = make()
+
+        def noted(sender, sender_ton, account, recipient, due):
+            into.append(format_number(recipient))
+            return judge(sender, sender_ton, account, recipient, due)
+        return noted
+    return judges
 
 
 def _lines(buf, kind):

@@ -17,7 +17,7 @@ from engine.smpp_proxy.harness import ProxyHarness
 from engine.smpp_proxy.scheduled import ScheduledAds
 from engine.smpp_proxy.simulator import SmscSimulator
 from engine.verdictlog import VerdictLog
-from tests.test_smpp_dnc_cancel import with_senders, NOW, SENDERS, _ad, _cancels, _lines, _submit, _wait
+from tests.test_smpp_dnc_cancel import with_senders, counting, NOW, SENDERS, _ad, _cancels, _lines, _submit, _wait
 from tests.test_smpp_proxy import raw_session, read_raw
 
 
@@ -139,8 +139,7 @@ def test_a_retry_asks_again_about_its_own_ad_only(tmp_path):
     store.import_csv("consent", b"owner,number\nShop ABC,84912777541\nShop ABC,84912777542\n", "consent.csv")
     pipe = build(data_dir=d, with_model=False)
     judged = []
-    barred = pipe.dnc_barred
-    pipe.dnc_barred = lambda msg: judged.append(msg.recipient) or barred(msg)
+    pipe.dnc_judge = counting(pipe.dnc_judge, judged)
     with ProxyHarness(pipe, clock=lambda: NOW, simulator=Throttling) as h:
         s, _ = raw_session(h)
         for i, n in enumerate(("84912777541", "84912777542", "84912777543")):

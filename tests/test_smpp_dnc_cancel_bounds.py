@@ -13,7 +13,7 @@ from engine.smpp_proxy.dnc_cancel import IN_FLIGHT
 from engine.smpp_proxy.harness import ProxyHarness
 from engine.smpp_proxy.scheduled import PendingAd
 from engine.verdict import Message
-from tests.test_smpp_dnc_cancel import with_senders, NOW, SENDERS, _cancels, _submit, _wait
+from tests.test_smpp_dnc_cancel import with_senders, counting, NOW, SENDERS, _cancels, _submit, _wait
 from tests.test_smpp_dnc_cancel_answers import _Sim
 from tests.test_smpp_proxy import raw_session
 
@@ -193,7 +193,7 @@ def test_ads_waiting_for_a_cancel_slot_are_not_judged_again_each_tick(pipe):
     n = IN_FLIGHT + 8
     with ProxyHarness(pipe, clock=lambda: NOW, simulator=_Silent) as h:
         _many_barred(h, pipe, 84912777800, n)
-        asked, judge = [], pipe.dnc_barred
-        pipe.dnc_barred = lambda msg: asked.append(msg) or judge(msg)
+        asked = []
+        pipe.dnc_judge = counting(pipe.dnc_judge, asked)
         time.sleep(2.3)                                 # two ticks at least, the 32 still unanswered
-        assert asked == [] and len(h.proxy._scheduled_retry) == 8
+        assert asked == [] and len(h.proxy._look) == 8         # (they wait in the look, unjudged)

@@ -13,7 +13,9 @@ from engine.lists import ListStore
 from engine.lists.edits import remove as remove_row
 from engine.lists.sets import DNC_RING, Lists
 from engine.smpp_proxy.dnc_cancel import MORE, DncCancel
+from engine.smpp_proxy.dnc_look import DncLook
 from engine.smpp_proxy.scheduled import PendingAd, ScheduledAds, member_key
+from tests.test_smpp_dnc_cancel import counting
 
 SENDERS = b"sender,owner,category,valid_from,valid_to,accounts\nSHOPABC,Shop ABC,QC,2020-01-01,2099-12-31,\n"
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=timezone(timedelta(hours=7)))
@@ -32,23 +34,32 @@ class _Proxy(DncCancel):
         self._scheduled_lists = self._scheduled_seen = self._scheduled_rules = None
         self._scheduled_more = set()
         self._scheduled_retry, self._cancel_tries, self._cancelling = {}, {}, set()
-        self.cancelled, self.asked, self.now = [], [], 1000.0
-        judge = pipeline.dnc_barred
-        pipeline.dnc_barred = lambda msg: self.asked.append(msg.recipient) or judge(msg)
+        self._look, self._look_soon = DncLook(), False
+        self.soon = []                              # the loop's next turn: the look's next slice
+        self.loop = NS(call_soon=self.soon.append)
+        self.cancelled, self.asked, self.now, self.steps = [], [], 1000.0, []
+        pipeline.dnc_judge = counting(pipeline.dnc_judge, self.asked)
 
     def _cancel_scheduled(self, ad, why):
         self.cancelled.append(ad.recipient)
         self.scheduled.discard(ad.key)
 
-    def tick(self):
+    def tick(self, turns=None):
+        """The next tick, then the loop's turns until the look is done (at most `turns`): the recipients judged.
+        `steps`: how many were judged in each turn, the tick's first."""
         self.asked.clear()
         self.now += 1.0
         self._scheduled_tick(self.now)
+        self.steps = [len(self.asked)]
+        while self.soon and (turns is None or len(self.steps) <= turns):
+            before = len(self.asked)
+            self.soon.pop(0)()
+            self.steps.append(len(self.asked) - before)
         return sorted(int(r) for r in self.asked)
 
 
-def _ad(p, n, key=None):
-    p._index_ad(PendingAd(key or f"smsc\x1fM{n}", "smsc", f"M{n}", "esme1", DUE, n, "", 5, 0, "SHOPABC", 1, 1,
+def _ad(p, n, key=None, due=DUE):
+    p._index_ad(PendingAd(key or f"smsc\x1fM{n}", "smsc", f"M{n}", "esme1", due, n, "", 5, 0, "SHOPABC", 1, 1,
                           str(n)))
 
 

@@ -11,9 +11,15 @@ other rules in force, numbers added in bulk by an import, a consent withdrawn or
 more changes than the ring holds) it intersects the index's recipients with the SMS DNC list: every ad to a number
 on it. (Else it takes only the ads whose cancel is to be tried again, those indexed since to a number on it -- its
 DK DNC may have come between the ad's submission and the SMSC's answer -- and the ads left for later once MORE
-wait.) A removal from the list bars no ad. Each ad found is asked again whether it may still go
-(Pipeline.dnc_barred: on the list, no consent to its advertiser as the registry says at its delivery); one that
-may not is cancelled: a cancel_sm of ours (message_id, service_type, source and destination as submitted; NULL
+wait.) A removal from the list bars no ad. The ads found are queued (dnc_look.py: each once, soonest due first) and
+judged STEP per turn of the event loop, the first STEP in the tick's turn and the rest a slice per later turn
+(loop.call_soon), so that no look, however many ads it takes, holds the loop for more than ~1-2 ms at a time: a full
+look first walks its recipients into the queue GATHER a turn. A look still running at the next tick goes on with what
+that tick queued (a full one starts its walk again; what was queued stays, each ad judged once, with the lists and
+rules in force at its turn: a change made meanwhile is the next tick's). An ad gone, or due (delivered), before its
+turn, or no longer to a number on the list, is let go unjudged. Each ad is asked again whether it may still go
+(Pipeline.dnc_judge, as Pipeline.dnc_barred: on the list, no consent to its advertiser as the registry says at its
+delivery); one that may not is cancelled: a cancel_sm of ours (message_id, service_type, source and destination as submitted; NULL
 destination and service_type for an ad a replace_sm made one, SMPP 3.4 §4.9.1) to a link of the id space that
 issued its id. The SMSC's answer:
 - 0: cancelled. Its count toward the advertiser's cap is given back (as an ESME's cancel_sm of it would), its entry
@@ -23,19 +29,21 @@ issued its id. The SMSC's answer:
   retry on another link) is no news: no line.
 - none (a timeout, a lost link) or "not now" (ESME_RTHROTTLED, ESME_RMSGQFUL, ESME_RX_T_APPN): the entry stays,
   tried again after a back-off of its own (1, 2, 4 ... s, at most BACKOFF_MAX; forgotten when the ad goes or is let
-  go); no link of its id space free, or IN_FLIGHT of ours waiting: tried again at the next tick.
+  go); no link of its id space free: tried again at the next tick. While IN_FLIGHT of ours wait, the look pauses
+  (the rest stay queued, unjudged) until the next tick finds a slot.
 Whatever registered the number counts: a 5656 command, `ctl lists`, another process's change through the shared
 journal or stream, an import or a reload of the DNC list. Off with smpp.toml [cancel_sm] scheduled_on_dnc = false.
 
 Cost: nothing per message that is not a scheduled ad; per scheduled ad, one index entry (and, to a DNC number,
 one judgement at the next tick: its recipient's DK DNC may have come between its submission and the SMSC's
 answer). Per DNC change made one by one (a 5656 command, `ctl lists`, a change from the journal or stream), within a
-second, its number's ads judged again: ~7 µs each, a registry lookup among them.
+second, its number's ads judged again: a few µs each, the registry read once per sender, account and day a turn.
 Was every ad to a DNC number at each change, consented ones too, judged again at every later change: 100,000 of
 them ~1 s of the event loop each second a 5656 command came (benchmarks/scheduled_dnc_tick.py). Per lists or rules
 reload or bulk change, one bitmap intersection (the index's recipients with the list: ~1 ms for 200,000 ads against
-2,000,000 numbers, this host) and each ad found judged again; per cancel to try again, that ad's lookup at its
-retry.
+2,000,000 numbers, this host) and each ad found judged again, a slice per loop turn: was all in one turn (~0.6 s for
+100,000 ads with consent, no submit_sm or INVITE served meanwhile); per cancel to try again, that ad's judgement at
+its retry.
 """
 from __future__ import annotations
 
@@ -44,8 +52,7 @@ import time
 import weakref
 from datetime import datetime, timezone
 
-from ..numbers import format_number, normalise_number
-from ..verdict import Message
+from ..numbers import normalise_number
 from .codec import constants as C
 from .codec import pdu as P
 from .msgids import MID_MAX
@@ -59,6 +66,8 @@ _TEMPORARY = (C.ESME_RTHROTTLED, C.ESME_RMSGQFUL, C.ESME_RX_T_APPN)
 TICK = 1.0          # seconds between two looks at the index (from the housekeeping tick)
 IN_FLIGHT = 32      # cancel_sm of ours waiting for their answers at once, at most (the rest wait, unjudged, for
                     # a slot): a DNC import that bars thousands of ads takes a few window slots, not the submits'
+STEP = 256          # a look's ads judged, or a full look's recipients walked, per turn of the event loop (dnc_look.py)
+GATHER = 4 * STEP   # ... recipients walked (a quarter of a judgement each, or less)
 BACKOFF_MAX = 300.0 # an ad's cancel tried again after 1, 2, 4 ... s (no answer, "not now"), at most this long after
 SAY_EVERY = 3600.0  # the index full: said at most this often
 MORE = 4096         # ads to judge at the next DNC change besides its numbers' (those a look's judgement failed
@@ -142,16 +151,19 @@ class DncCancel:
                 s.discard(member_key(key, n))
 
     def _scheduled_tick(self, now: float) -> None:
-        """From the housekeeping tick (every 0.25 s): at most every TICK seconds, the index looked at."""
-        s = self.scheduled
+        """From the housekeeping tick (every 0.25 s): at most every TICK seconds, the index looked at: what changed
+        queued for the look (dnc_look.py), whose first slice is judged now, the rest a slice per loop turn."""
+        s, look = self.scheduled, self._look
         if not s.entries or now - self._scheduled_at < TICK:
-            if not s.entries and self._scheduled_retry:         # (their ads gone: nothing to try again)
+            if not s.entries and (self._scheduled_retry or look):       # (their ads gone: nothing to try again)
                 self._scheduled_retry.clear()
                 self._cancel_tries.clear()
+                look.clear()
             return
         self._scheduled_at = now
         s.expire(int(self.clock().timestamp()))
         if not self.settings.cancel_scheduled_on_dnc:
+            look.clear()
             return          # off: none indexed now, and those the last run's journal gave back are not cancelled
         lists = self.pipeline.lists
         seen = lists.dnc_changes
@@ -161,60 +173,102 @@ class DncCancel:
             or self._scheduled_rules is not self.pipeline.rules
         due = [k for k, t in retry.items() if t <= now] if retry else ()
         many = len(self._scheduled_more) >= MORE
-        if not changed and not due and not many:
-            return
-        for k in due:
-            del retry[k]
-        # the list changed (or MORE ads wait for a change): the ads to the numbers it took (else every ad to a number
-        # on it); else only the ads whose cancel is to be tried again now (not every ad on the list, those with
-        # consent too, judged again each second while one cancel waits)
-        for ad in self._changed_ads(lists, seen, due) if changed or many else \
-                [a for a in map(s.entries.get, due) if a is not None]:
-            if any(k in self._cancelling or k in retry for k in s.siblings(ad.key)):
-                if ad.key not in self._cancelling and ad.key not in retry:
-                    # a submit_multi's other copy's: that one may be let go at its retry, or go with no answer (its
-                    # receipt), not this one: looked at again each tick (its siblings only) until that one settles
-                    retry[ad.key] = now
-                continue            # (in flight, or waiting for its back-off: its own, or its submit_multi's)
-            if len(self._cancelling) >= IN_FLIGHT:
-                retry[ad.key] = now         # judged when a slot is free (not each tick while IN_FLIGHT wait)
-                continue
-            msg = Message(ad.source, format_number(ad.recipient), "", datetime.fromtimestamp(ad.due, timezone.utc),
-                          ad.account, "mt", sender_ton=ad.source_ton)
-            try:
-                why = self.pipeline.dnc_barred(msg)
-            except Exception:           # a bug here must not stop the housekeeping
-                log.exception("scheduled ads: judging %s to %s again", ad.message_id, ad.to)
-                self._scheduled_more.add(ad.key)      # judged at the next DNC change (at the next tick once MORE wait)
-                continue
-            if why is not None:
-                self._cancel_scheduled(ad, why)
-        tries = self._cancel_tries
-        for k in due:           # not tried again (gone meanwhile, or let go now: consent): its back-off forgotten
-            if k not in retry and k not in self._cancelling:
-                tries.pop(k, None)
+        if changed or due or many:
+            for k in due:
+                del retry[k]
+            # the list changed (or MORE ads wait for a change): the ads to the numbers it took (else every ad to a
+            # number on it); else only the ads whose cancel is to be tried again now (not every ad on the list,
+            # those with consent too, judged again each second while one cancel waits)
+            if changed or many:
+                self._look_changed(lists, seen, due)
+            else:
+                for a in map(s.entries.get, due):
+                    if a is not None:
+                        look.add(a.due, a.key)
+            tries = self._cancel_tries
+            for k in due:       # gone meanwhile: its back-off forgotten (one let go is, at its judgement)
+                if k not in s.entries:
+                    tries.pop(k, None)
+        # a look still running from an earlier tick goes on with what this one queued (each ad once, due soonest
+        # first); one that waited for a cancel slot (IN_FLIGHT) goes on now
+        if look and not self._look_soon:
+            self._look_step()
 
-    def _changed_ads(self, lists, seen: int, due) -> list:
-        """The ads to judge again now the DNC list changed (`lists`, its `seen`-th change), oldest due first: those
-        to the numbers added to DNC S since the last look, and those left for this look (`_scheduled_more`) or whose
-        cancel is to be tried again now (`due`) still to a number on it; every ad to a number on it when what changed
-        is not known so (see the module's docstring)."""
-        s, rules = self.scheduled, self.pipeline.rules
+    def _look_changed(self, lists, seen: int, due) -> None:
+        """The ads to judge again now the DNC list changed (`lists`, its `seen`-th change) queued: those to the
+        numbers added to DNC S since the last look, and those left for this look (`_scheduled_more`) or whose cancel
+        is to be tried again now (`due`); every ad to a number on it when what changed is not known so (see the
+        module's docstring): a full look, walked a slice at a time (one running starts again)."""
+        s, rules, look = self.scheduled, self.pipeline.rules, self._look
         ref, more = self._scheduled_lists, self._scheduled_more
         added = None
         if ref is not None and ref() is lists and self._scheduled_rules is rules:
             added = lists.dnc_s_added_since(self._scheduled_seen)
         self._scheduled_lists, self._scheduled_seen, self._scheduled_rules = weakref.ref(lists), seen, rules
         self._scheduled_more = set()
-        if added is None:
-            return s.to(lists.dnc_s)
         keys = more.union(due)
-        for n in added:
-            keys.update(s.keys_to(n))
-        dnc = lists.dnc_s
-        out = [a for a in map(s.entries.get, keys) if a is not None and a.recipient in dnc]
-        out.sort(key=lambda a: a.due)
-        return out
+        if added is None:
+            look.every(s.dests & lists.dnc_s if s.dests else ())
+        else:
+            for n in added:
+                keys.update(s.keys_to(n))
+        for a in map(s.entries.get, keys):
+            if a is not None:
+                look.add(a.due, a.key)
+
+    def _look_step(self) -> None:
+        """One slice of the look (a loop turn's): up to GATHER recipients of a full look walked into its queue, or up
+        to STEP queued ads taken, soonest due first, and judged; the next slice at the loop's next turn (call_soon).
+        Judging pauses while IN_FLIGHT cancels of ours wait: the next tick goes on."""
+        self._look_soon = False
+        look, s = self._look, self.scheduled
+        if not s.entries or not self.settings.cancel_scheduled_on_dnc:
+            look.clear()
+            return
+        if look.gathering:
+            look.gather_some(s, GATHER)
+        else:
+            self._judge_some(STEP)
+        if look.gathering or look and len(self._cancelling) < IN_FLIGHT:
+            self._look_soon = True
+            self.loop.call_soon(self._look_step)
+
+    def _judge_some(self, n: int) -> None:
+        """Up to `n` queued ads taken and each asked again whether it may still go; one that may not, cancelled.
+        One due meanwhile (delivered by the SMSC) or gone, or no longer to a number on the list, is let go."""
+        s, look, retry, tries = self.scheduled, self._look, self._scheduled_retry, self._cancel_tries
+        cancelling, now = self._cancelling, self._scheduled_at
+        entries, siblings, dnc = s.entries, s.siblings, self.pipeline.lists.dnc_s
+        ts, judge = self.clock().timestamp(), self.pipeline.dnc_judge()    # (the registry read once per sender)
+        for _ in range(n):
+            if len(cancelling) >= IN_FLIGHT:
+                return              # the rest wait in the queue, unjudged, for a slot (not judged again each tick)
+            key = look.pop()
+            if key is None:
+                return
+            ad = entries.get(key)
+            if ad is None or ad.due <= ts or ad.recipient not in dnc:
+                if key not in retry and key not in cancelling:
+                    tries.pop(key, None)        # not tried again: its back-off forgotten
+                continue
+            sib = siblings(key)
+            if (key in cancelling or key in retry) if len(sib) == 1 else \
+                    any(k in cancelling or k in retry for k in sib):
+                if key not in cancelling and key not in retry:
+                    # a submit_multi's other copy's: that one may be let go at its retry, or go with no answer (its
+                    # receipt), not this one: looked at again each tick (its siblings only) until that one settles
+                    retry[key] = now
+                continue            # (in flight, or waiting for its back-off: its own, or its submit_multi's)
+            try:
+                why = judge(ad.source, ad.source_ton, ad.account, ad.recipient, ad.due)
+            except Exception:           # a bug here must not stop the housekeeping
+                log.exception("scheduled ads: judging %s to %s again", ad.message_id, ad.to)
+                self._scheduled_more.add(key)       # judged at the next DNC change (at the next tick once MORE wait)
+                continue
+            if why is not None:
+                self._cancel_scheduled(ad, why)
+            if key not in retry and key not in cancelling:
+                tries.pop(key, None)    # let go (consent), or settled: its back-off forgotten
 
     def _cancel_scheduled(self, ad: PendingAd, why: str) -> None:
         """A cancel_sm of ours for `ad`, to a link of the id space that issued its id (for its account, within

@@ -60,6 +60,7 @@ from .binds import BindHandling
 from .concat import Handsets, Reassembly
 from .dispatch import EsmeDispatch
 from .dnc_cancel import DncCancel
+from .dnc_look import DncLook
 from .esme import WRITE_STALL, EsmeSession
 from .held import HeldReceipts
 from .multi import MultiSubmit
@@ -119,6 +120,7 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
         self._scheduled_retry: dict = {}                        # their keys -> when to judge again (a cancel to retry)
         self._cancel_tries: dict = {}                           # their keys -> cancels that went unanswered
         self._cancelling: set = set()                           # their keys, our cancel_sm in flight
+        self._look, self._look_soon = DncLook(), False           # the ads a look is still to judge
         self.receipts_after_resp: deque = deque()              # (due, account, pdu, on_done): waiting on their resp
         self._after_resp_timer = None
         # id space -> [receipts matched by their id as sent, by its twin, of those by a twin of the same base]
