@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from .context import MessageContext, utc_offset
+from .lists.csvio import owner_fold
 from .numbers import format_number, normalise_number
 from .verdict import Action, Message, Verdict
 
@@ -95,7 +96,7 @@ class AdCounts:
         dnc_barred (~1.5 µs an ad, was ~6). The rules and lists are those in force when it was made: one turn's,
         not kept."""
         rules, lists, tz = self._dnc_rules(), self.lists, self.tz
-        dnc, has_consent, owners = lists.dnc_s, lists.has_consent, {}
+        dnc, consents, owners = lists.dnc_s, lists.consent, {}
 
         def judge(sender: str, sender_ton: int, account: str, recipient: int, due: int) -> str | None:
             if not rules:
@@ -106,16 +107,18 @@ class AdCounts:
                 return None
             off = utc_offset(tz, due)
             k = (sender, sender_ton, account, (due + off) // 86400) if off is not None else None
-            owner = owners.get(k, owners)
-            if owner is owners:             # (not known yet, or a day a transition of its zone falls in: exactly)
-                ctx = MessageContext(Message(sender, format_number(recipient), "",
-                                             datetime.fromtimestamp(due, timezone.utc), account, "mt", sender_ton),
-                                     lists, tz, self.shortcode)
-                owner = ctx.owner
+            known = owners.get(k)
+            if known is None:               # (not known yet, or a day a transition of its zone falls in: exactly)
+                owner = MessageContext(Message(sender, format_number(recipient), "",
+                                               datetime.fromtimestamp(due, timezone.utc), account, "mt", sender_ton),
+                                       lists, tz, self.shortcode).owner
+                # (Lists.has_consent's bitmap, looked up once)
+                known = (owner, consents.get(owner_fold(owner)) if owner is not None else None)
                 if k is not None:
-                    owners[k] = owner
+                    owners[k] = known
+            owner, bm = known
             for symbol, consent in rules:
-                if consent is None or bool(has_consent(owner, n)) is consent:
+                if consent is None or (bm is not None and n in bm) is consent:
                     return f"{symbol}: {format_number(n)} on list:dnc S" + (
                         f", no consent for {owner}" if consent is False and owner else "")
             return None

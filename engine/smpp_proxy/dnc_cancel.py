@@ -56,7 +56,7 @@ from ..numbers import normalise_number
 from .codec import constants as C
 from .codec import pdu as P
 from .msgids import MID_MAX
-from .scheduled import PendingAd, member_key
+from .scheduled import MEMBER, PendingAd, member_key
 
 log = logging.getLogger("telfilter.smpp")
 
@@ -239,7 +239,7 @@ class DncCancel:
         s, look, retry, tries = self.scheduled, self._look, self._scheduled_retry, self._cancel_tries
         cancelling, now = self._cancelling, self._scheduled_at
         entries, siblings, dnc = s.entries, s.siblings, self.pipeline.lists.dnc_s
-        ts, judge = self.clock().timestamp(), self.pipeline.dnc_judge()    # (the registry read once per sender)
+        ts, judge = self.clock().timestamp(), None
         for _ in range(n):
             if len(cancelling) >= IN_FLIGHT:
                 return              # the rest wait in the queue, unjudged, for a slot (not judged again each tick)
@@ -251,15 +251,16 @@ class DncCancel:
                 if key not in retry and key not in cancelling:
                     tries.pop(key, None)        # not tried again: its back-off forgotten
                 continue
-            sib = siblings(key)
-            if (key in cancelling or key in retry) if len(sib) == 1 else \
-                    any(k in cancelling or k in retry for k in sib):
+            if key in cancelling or key in retry or MEMBER in key and \
+                    any(k in cancelling or k in retry for k in siblings(key)):
                 if key not in cancelling and key not in retry:
                     # a submit_multi's other copy's: that one may be let go at its retry, or go with no answer (its
                     # receipt), not this one: looked at again each tick (its siblings only) until that one settles
                     retry[key] = now
                 continue            # (in flight, or waiting for its back-off: its own, or its submit_multi's)
             try:
+                if judge is None:
+                    judge = self.pipeline.dnc_judge()       # (this turn's: the registry read once per sender)
                 why = judge(ad.source, ad.source_ton, ad.account, ad.recipient, ad.due)
             except Exception:           # a bug here must not stop the housekeeping
                 log.exception("scheduled ads: judging %s to %s again", ad.message_id, ad.to)

@@ -43,17 +43,17 @@ from pyroaring import BitMap64
 log = logging.getLogger("telfilter.smpp")
 
 BOUND = 200_000
-_MEMBER = "\x1e"       # a submit_multi recipient's entry: its id's key, this, the recipient (E.164)
+MEMBER = "\x1e"       # a submit_multi recipient's entry: its id's key, this, the recipient (E.164)
 
 
 def member_key(key: str, recipient: int) -> str:
     """The entry key of `recipient`'s copy of the submit_multi whose id's key is `key`."""
-    return f"{key}{_MEMBER}{recipient}"
+    return f"{key}{MEMBER}{recipient}"
 
 
 def group_of(key: str) -> str | None:
     """The id's key of the submit_multi an entry key is a recipient's copy of; None for a message of its own."""
-    base, sep, tail = key.rpartition(_MEMBER)
+    base, sep, tail = key.rpartition(MEMBER)
     return base if sep and tail.isdigit() else None
 
 
