@@ -175,3 +175,26 @@ def test_a_turns_judge_says_what_dnc_barred_says(tmp_path):
                     barred += want is not None
     assert [s for s in said if s[4] != s[5]] == []
     assert 0 < barred < len(said)
+
+
+def test_on_a_real_loop_other_callbacks_run_between_the_looks_slices(many):
+    # what the slices are for: a submit_sm or INVITE ready meanwhile is served before the look ends
+    import asyncio
+    loop = asyncio.new_event_loop()
+    many.loop, served = loop, []
+    _reloaded(many)
+    many.asked.clear()
+
+    async def go():
+        many.now += 1.0
+        many._scheduled_tick(many.now)
+        for _ in range(3):                  # (another protocol's work, ready at the next turns)
+            await asyncio.sleep(0)
+            served.append(len(many.asked))
+        while many._look_soon:
+            await asyncio.sleep(0)
+    try:
+        loop.run_until_complete(go())
+    finally:
+        loop.close()
+    assert len(many.asked) == MANY and served[-1] < MANY and not many._look, served
