@@ -197,4 +197,54 @@ def test_on_a_real_loop_other_callbacks_run_between_the_looks_slices(many):
         loop.run_until_complete(go())
     finally:
         loop.close()
-    assert len(many.asked) == MANY and served[-1] < MANY and not many._look, served
+    assert len(many.asked) == MANY and served[0] < MANY and not many._look, served
+
+
+def test_a_reload_at_every_tick_does_not_start_the_walk_again(tmp_path):
+    # a full look walks its recipients a few turns; a reload each second (rules, lists, a consent changed in place)
+    # goes on with that walk, or walks again behind the ads still to judge: with the loop busy (one turn of the look
+    # between two ticks) each ad is judged (was, in the first version of the sliced look: the walk started again at
+    # each tick and judging waited for its end, so no ad was judged, the barred one never cancelled)
+    d = tmp_path / "data"
+    ListStore(d).import_csv("senders", SENDERS, "senders.csv")
+    p = _Proxy(build(data_dir=d, with_model=False))
+    L, n = p.pipeline.lists, 2 * GATHER + 100
+    for i in range(n):
+        L.add_dnc(FIRST + i, "S")
+        if i != n - 1:
+            L.add_consent("Shop ABC", FIRST + i)        # (the last: none, barred)
+        _ad(p, FIRST + i, due=DUE + i)
+    p.tick()
+    assert p.cancelled == [FIRST + n - 1]
+    p.cancelled.clear()
+    remove_row(p.pipeline.lists, "consent", str(FIRST + n - 7), None, ["Shop ABC"])     # (due late)
+    judged = []
+    for _ in range(2 + n // STEP):
+        _reloaded(p)
+        judged += p.tick(turns=1)           # (one turn of the look between two ticks: the loop busy)
+    assert p.cancelled == [FIRST + n - 7] and set(judged) == set(range(FIRST, FIRST + n - 1))
+
+
+def test_the_looks_queue_judges_a_round_before_the_next_and_a_key_once():
+    from pyroaring import BitMap64
+
+    from engine.smpp_proxy.dnc_look import DncLook
+    from engine.smpp_proxy.scheduled import PendingAd, ScheduledAds
+    index, look = ScheduledAds(), DncLook()
+    for n, due in ((84900000201, 30), (84900000202, 20), (84900000203, 10)):
+        index.add(PendingAd(f"k{n}", "smsc", f"M{n}", "esme1", due, n, "", 5, 0, "SHOPABC", 1, 1, str(n)))
+    a, b, c = "k84900000201", "k84900000202", "k84900000203"
+    look.every(BitMap64(index.dests))
+    look.every(BitMap64(index.dests))           # (walking: goes on, nothing new)
+    assert look.gather_some(index, 10) == 3 and not look.gathering and len(look) == 3
+    assert look.pop() == c                      # soonest due first
+    look.every(BitMap64(index.dests))           # a full change: c (judged) walked again, behind a and b
+    look.gather_some(index, 10)
+    assert len(look) == 3 and [look.pop() for _ in range(3)] == [b, a, c]
+    look.every(BitMap64(index.dests))
+    look.gather_some(index, 10)
+    assert look.pop() == c
+    look.every(BitMap64(index.dests))
+    look.gather_some(index, 10)                 # (c queued for the next round)
+    look.add(10, c)                             # its number added to the list: moves up to this round
+    assert [look.pop() for _ in range(3)] == [c, b, a] and look.pop() is None and not look

@@ -14,14 +14,15 @@ DK DNC may have come between the ad's submission and the SMSC's answer -- and th
 wait.) A removal from the list bars no ad. The ads found are queued (dnc_look.py: each once, soonest due first) and
 judged STEP per turn of the event loop, the first STEP in the tick's turn and the rest a slice per later turn
 (loop.call_soon), so that no look, however many ads it takes, holds the loop for more than ~1-2 ms at a time: a full
-look first walks its recipients into the queue GATHER a turn. A look still running at the next tick goes on with what
-that tick queued (a full one starts its walk again; what was queued stays, each ad judged once, with the lists and
-rules in force at its turn: a change made meanwhile is the next tick's). An ad gone, or due (delivered), before its
-turn, or no longer to a number on the list, is let go unjudged. Each ad is asked again whether it may still go
+look walks its recipients into the queue GATHER a turn besides. A look still running at the next tick goes on with
+what that tick queued, each ad judged once, with the lists and rules in force at its turn (a change made meanwhile
+is the next tick's): a full one walks on, or walks again behind the ads still to judge (dnc_look.py: rounds, so that
+a full change each second never starves the later ads). An ad gone, or due (delivered), before its turn, or no
+longer to a number on the list, is let go unjudged. Each ad is asked again whether it may still go
 (Pipeline.dnc_judge, as Pipeline.dnc_barred: on the list, no consent to its advertiser as the registry says at its
-delivery); one that may not is cancelled: a cancel_sm of ours (message_id, service_type, source and destination as submitted; NULL
-destination and service_type for an ad a replace_sm made one, SMPP 3.4 §4.9.1) to a link of the id space that
-issued its id. The SMSC's answer:
+delivery); one that may not is cancelled: a cancel_sm of ours (message_id, service_type, source and destination as
+submitted; NULL destination and service_type for an ad a replace_sm made one, SMPP 3.4 §4.9.1) to a link of the id
+space that issued its id. The SMSC's answer:
 - 0: cancelled. Its count toward the advertiser's cap is given back (as an ESME's cancel_sm of it would), its entry
   goes, and the verdict log has a line `"kind": "cancel"` naming the message, its delivery and why.
 - an error (ESME_RCANCELFAIL: already delivered, or unknown to it): the entry goes, the line says the status; an
@@ -66,8 +67,8 @@ _TEMPORARY = (C.ESME_RTHROTTLED, C.ESME_RMSGQFUL, C.ESME_RX_T_APPN)
 TICK = 1.0          # seconds between two looks at the index (from the housekeeping tick)
 IN_FLIGHT = 32      # cancel_sm of ours waiting for their answers at once, at most (the rest wait, unjudged, for
                     # a slot): a DNC import that bars thousands of ads takes a few window slots, not the submits'
-STEP = 256          # a look's ads judged, or a full look's recipients walked, per turn of the event loop (dnc_look.py)
-GATHER = 4 * STEP   # ... recipients walked (a quarter of a judgement each, or less)
+STEP = 256          # a look's ads judged per turn of the event loop (dnc_look.py)
+GATHER = 4 * STEP   # ... and a full look's recipients walked (a quarter of a judgement each, or less)
 BACKOFF_MAX = 300.0 # an ad's cancel tried again after 1, 2, 4 ... s (no answer, "not now"), at most this long after
 SAY_EVERY = 3600.0  # the index full: said at most this often
 MORE = 4096         # ads to judge at the next DNC change besides its numbers' (those a look's judgement failed
@@ -198,7 +199,7 @@ class DncCancel:
         """The ads to judge again now the DNC list changed (`lists`, its `seen`-th change) queued: those to the
         numbers added to DNC S since the last look, and those left for this look (`_scheduled_more`) or whose cancel
         is to be tried again now (`due`); every ad to a number on it when what changed is not known so (see the
-        module's docstring): a full look, walked a slice at a time (one running starts again)."""
+        module's docstring): a full look, walked a slice at a time (dnc_look.DncLook.every)."""
         s, rules, look = self.scheduled, self.pipeline.rules, self._look
         ref, more = self._scheduled_lists, self._scheduled_more
         added = None
@@ -208,7 +209,7 @@ class DncCancel:
         self._scheduled_more = set()
         keys = more.union(due)
         if added is None:
-            look.every(s.dests & lists.dnc_s if s.dests else ())
+            look.every(s.dests & lists.dnc_s)
         else:
             for n in added:
                 keys.update(s.keys_to(n))
@@ -217,9 +218,9 @@ class DncCancel:
                 look.add(a.due, a.key)
 
     def _look_step(self) -> None:
-        """One slice of the look (a loop turn's): up to GATHER recipients of a full look walked into its queue, or up
-        to STEP queued ads taken, soonest due first, and judged; the next slice at the loop's next turn (call_soon).
-        Judging pauses while IN_FLIGHT cancels of ours wait: the next tick goes on."""
+        """One slice of the look (a loop turn's): up to GATHER recipients of a full look walked into its queue, and
+        up to STEP queued ads taken, soonest due first, and judged; the next slice at the loop's next turn
+        (call_soon). Judging pauses while IN_FLIGHT cancels of ours wait: the next tick goes on."""
         self._look_soon = False
         look, s = self._look, self.scheduled
         if not s.entries or not self.settings.cancel_scheduled_on_dnc:
@@ -227,8 +228,7 @@ class DncCancel:
             return
         if look.gathering:
             look.gather_some(s, GATHER)
-        else:
-            self._judge_some(STEP)
+        self._judge_some(STEP)
         if look.gathering or look and len(self._cancelling) < IN_FLIGHT:
             self._look_soon = True
             self.loop.call_soon(self._look_step)

@@ -3,37 +3,49 @@
 Theory of operation. A look judges its ads a few hundred per turn of the event loop (dnc_cancel.STEP), not all in
 one go: judging the ads of a full look (every ad to a DNC number, after a lists or rules reload or a bulk change) took
 ~0.6 s of the loop for 100,000 ads with consent, and no submit_sm or INVITE was served meanwhile. The queue holds
-entry keys, each once (`queued`), in a heap by delivery (soonest first): an ad queued again before its judgement is
-judged once, with the lists and rules in force when its turn comes. A full look first walks the index's recipients
-on the list (one bitmap intersection, taken when the look starts) a slice at a time into the heap (`gathering`), and
-only then judges: the soonest due of all first. A full look that starts while another runs takes its place (the new
-intersection: the same ads and those since); what was queued stays, judged once. Ads queued by a later change (the
-numbers it added, cancels to try again) join the heap wherever their delivery puts them.
+entry keys, each once (`queued`), in a heap by round, then delivery (soonest first): an ad queued again before its
+judgement is judged once, with the lists and rules in force when its turn comes.
+
+A full look walks the index's recipients on the list (one bitmap intersection, taken when it starts) into the queue
+a slice per turn (`gather_some`), each turn judging a slice too (what is queued so far, soonest due first: the walk
+of 200,000 recipients takes ~200 turns). Rounds: a full look that starts while another still walks goes on with that
+walk (its ads not judged yet will be, with the lists in force at their turn), the numbers new in its intersection
+walked after it; one that starts once the walk is done walks again in the next round (its ads already queued stay
+where they are, the others -- judged before the change -- queued behind every ad of the round being judged). So a
+full change at every tick (consents withdrawn one by one, a second apart) never starts the walk again from its first
+number nor judges the soonest ads again and again: every ad is judged, in the round it was queued in. Ads queued by a
+change known by number (the numbers it added, cancels to try again) join the round being judged by their delivery
+(one queued behind, for the next round, moves up).
 
 Keys only, no entries: the entry is read at its judgement (gone or due by then: not judged). The heap holds ints,
-`due << 32 | slot` (`slot`: the key's place in `keys`, emptied as it is taken, the list reset when the heap is
-empty): a pop compares ints, a third of what (due, key) tuples cost.
+`round << 64 | due << 32 | slot` (`slot`: the key's place in `keys`, None once taken or moved up; the list reset
+when nothing is queued): a pop compares ints, a third of what (due, key) tuples cost.
 """
 from __future__ import annotations
 
 import heapq
 from itertools import islice
 
+_SLOT = 0xFFFFFFFF
+
 
 class DncLook:
-    __slots__ = ("heap", "keys", "queued", "gather")
+    __slots__ = ("heap", "keys", "queued", "gather", "walking", "round", "judging")
 
     def __init__(self):
-        self.heap: list = []            # due << 32 | slot of each key in `queued`
-        self.keys: list = []            # slot -> its key (None once taken)
-        self.queued: set = set()        # entry keys to judge
-        self.gather = None              # a full look's recipients still to walk (an iterator), or None
+        self.heap: list = []            # round << 64 | due << 32 | slot, for each queued key (and some moved up)
+        self.keys: list = []            # slot -> its key (None once taken or moved up)
+        self.queued: dict = {}          # entry key -> round << 32 | its slot
+        self.gather = None              # a full look's recipients still to walk: [iterators], or None
+        self.walking = None             # ... the numbers its walk takes, walked or not (a bitmap)
+        self.round = 0                  # the round the walk queues into
+        self.judging = 0                # the round of the last key taken
 
     def __bool__(self) -> bool:
-        return bool(self.heap) or self.gather is not None
+        return bool(self.queued) or self.gather is not None
 
     def __len__(self) -> int:
-        return len(self.heap)
+        return len(self.queued)
 
     @property
     def gathering(self) -> bool:
@@ -41,43 +53,68 @@ class DncLook:
 
     def every(self, numbers) -> None:
         """A full look: every ad to one of `numbers` (a bitmap of the index's recipients on the list, this look's
-        own) queued, a slice at a time (`gather_some`), before any is judged."""
-        self.gather = iter(numbers)
+        own) queued, a slice at a time (`gather_some`)."""
+        if self.gather is not None:     # (a walk running: it goes on, the numbers new since after it)
+            fresh = numbers - self.walking
+            if fresh:
+                self.gather.append(iter(fresh))
+                self.walking = self.walking | fresh
+            return
+        if not self.queued:
+            self.judging = 0
+        self.gather, self.walking, self.round = [iter(numbers)], numbers, self.judging + 1
 
-    def add(self, due: int, key: str) -> None:
-        if key not in self.queued:
-            self.queued.add(key)
-            heapq.heappush(self.heap, due << 32 | len(self.keys))
-            self.keys.append(key)
+    def add(self, due: int, key: str, walk: bool = False) -> None:
+        """`key` (delivered at `due`) queued: in the round being judged, or for a full look's walk (`walk`) in its
+        own; one queued already stays (one queued for a later round moves up to this one)."""
+        r = self.round if walk else self.judging
+        had = self.queued.get(key)
+        if had is not None:
+            if had >> 32 <= r:
+                return
+            self.keys[had & _SLOT] = None
+        slot = len(self.keys)
+        self.queued[key] = r << 32 | slot
+        self.keys.append(key)
+        heapq.heappush(self.heap, r << 64 | due << 32 | slot)
 
     def gather_some(self, index, n: int) -> int:
         """Up to `n` of the full look's recipients walked: their ads in `index` (scheduled.ScheduledAds) queued.
         How many recipients (fewer than `n`: the walk is done)."""
-        entries, add, took = index.entries, self.add, 0
-        for num in islice(self.gather, n):
-            took += 1
-            for k in index.keys_to(num):
-                ad = entries.get(k)
-                if ad is not None:
-                    add(ad.due, k)
-        if took < n:
-            self.gather = None
+        entries, add, took, walks = index.entries, self.add, 0, self.gather
+        while walks and took < n:
+            for num in islice(walks[0], n - took):
+                took += 1
+                for k in index.keys_to(num):
+                    ad = entries.get(k)
+                    if ad is not None:
+                        add(ad.due, k, True)
+            if took < n:                # (that walk is done)
+                walks.pop(0)
+        if not walks:
+            self.gather = self.walking = None
         return took
 
     def pop(self) -> str | None:
-        """The key due soonest, no longer queued; None when none is."""
-        if not self.heap:
-            return None
-        slot = heapq.heappop(self.heap) & 0xFFFFFFFF
-        keys = self.keys
-        key, keys[slot] = keys[slot], None
-        if not self.heap:
-            keys.clear()
-        self.queued.discard(key)
-        return key
+        """The key of the round being judged (else the next) due soonest, no longer queued; None when none is."""
+        heap, keys = self.heap, self.keys
+        while heap:
+            item = heapq.heappop(heap)
+            key = keys[item & _SLOT]
+            if key is None:             # (moved up)
+                continue
+            keys[item & _SLOT] = None
+            del self.queued[key]
+            self.judging = item >> 64
+            if not self.queued:
+                heap.clear()
+                keys.clear()
+            return key
+        return None
 
     def clear(self) -> None:
         self.heap.clear()
         self.keys.clear()
         self.queued.clear()
-        self.gather = None
+        self.gather = self.walking = None
+        self.round = self.judging = 0
