@@ -67,7 +67,7 @@ _TEMPORARY = (C.ESME_RTHROTTLED, C.ESME_RMSGQFUL, C.ESME_RX_T_APPN)
 TICK = 1.0          # seconds between two looks at the index (from the housekeeping tick)
 IN_FLIGHT = 32      # cancel_sm of ours waiting for their answers at once, at most (the rest wait, unjudged, for
                     # a slot): a DNC import that bars thousands of ads takes a few window slots, not the submits'
-STEP = 256          # a look's ads judged per turn of the event loop (dnc_look.py)
+STEP = 128          # a look's ads judged per turn of the event loop (dnc_look.py)
 GATHER = 4 * STEP   # ... and a full look's recipients walked (a quarter of a judgement each, or less)
 BACKOFF_MAX = 300.0 # an ad's cancel tried again after 1, 2, 4 ... s (no answer, "not now"), at most this long after
 SAY_EVERY = 3600.0  # the index full: said at most this often
