@@ -32,22 +32,23 @@ SHARDS = 8
 
 
 class DncLook:
-    __slots__ = ("heap", "keys", "queued", "gather", "walking", "round", "judging")
+    __slots__ = ("heap", "keys", "queued", "live", "gather", "walking", "round", "judging")
 
     def __init__(self):
         self.heap: list = []            # round << 64 | due << 32 | slot, for each queued key (and some moved up)
         self.keys: list = []            # slot -> its key (None once taken or moved up)
         self.queued = [{} for _ in range(SHARDS)]       # by hash(key) % SHARDS: entry key -> round << 32 | slot
+        self.live = 0                   # keys in `queued`
         self.gather = None              # a full look's recipients still to walk: [iterators], or None
         self.walking = None             # ... the numbers its walk takes, walked or not (a bitmap)
         self.round = 0                  # the round the walk queues into
         self.judging = 0                # the round of the last key taken
 
     def __bool__(self) -> bool:
-        return any(self.queued) or self.gather is not None
+        return self.live > 0 or self.gather is not None
 
     def __len__(self) -> int:
-        return sum(map(len, self.queued))
+        return self.live
 
     @property
     def gathering(self) -> bool:
@@ -62,7 +63,7 @@ class DncLook:
                 self.gather.append(iter(fresh))
                 self.walking = self.walking | fresh
             return
-        if not any(self.queued):
+        if not self.live:
             self.judging = 0
         self.gather, self.walking, self.round = [iter(numbers)], numbers, self.judging + 1
 
@@ -76,6 +77,8 @@ class DncLook:
             if had >> 32 <= r:
                 return
             self.keys[had & _SLOT] = None
+        else:
+            self.live += 1
         slot = len(self.keys)
         queued[key] = r << 32 | slot
         self.keys.append(key)
@@ -109,7 +112,8 @@ class DncLook:
             keys[item & _SLOT] = None
             del self.queued[hash(key) % SHARDS][key]
             self.judging = item >> 64
-            if not any(self.queued):
+            self.live -= 1
+            if not self.live:
                 heap.clear()
                 keys.clear()
             return key
@@ -120,5 +124,6 @@ class DncLook:
         self.keys.clear()
         for q in self.queued:
             q.clear()
+        self.live = 0
         self.gather = self.walking = None
         self.round = self.judging = 0
