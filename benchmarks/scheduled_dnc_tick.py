@@ -19,10 +19,11 @@ Measured (this host, 2 shared cores, 2026-12-07): before the incremental look, a
 6.8 ms / 1,000 dnc_barred calls, 10k 66 ms / 10,000, 100k 1,075 ms / 100,000. After it, in one run beside the full
 look (`after_reload`, what every change cost before): 1k 0.025 ms / 0 calls (full 6.3 ms), 10k 0.045 ms / 0 (full
 61 ms), 100k 0.049 ms / 0 (full 632 ms); after a DK DNC of an ad's recipient, that ad only: 1 call, 0.02-0.06 ms.
-The full look before the sliced look, alternated with after it in one session (load ~3.5 on the 2 cores): 100k ads
-one turn of 707-856 ms CPU (1.3-1.4 s wall), 200k 1,311-1,451 ms CPU (2.0-2.3 s wall); after, 100k 366-383 ms CPU
-in 489 turns, the longest 1.3-1.6 ms CPU (~9 ms wall, the other jobs' preemption), 200k 764-799 ms CPU in 978 turns,
-the longest 1.4-2.1 ms CPU (6.7-8.9 ms wall); --days 30: 100k 480 ms, 200k 1,060 ms CPU, longest turn <2 ms CPU.
+The full look before the sliced look, alternated with after it in one session (2 runs each, load ~3.5 on the 2
+cores; CPU of this thread): 100k ads one turn of 687-720 ms -> 420-481 ms in 782 turns, the longest 1.6-2.7 ms (wall
+2.4-2.7 ms); 200k one turn of 1,685-1,767 ms -> 984-1,113 ms in 1,563 turns, the longest 2.5 ms (wall 6.1-6.7 ms: the
+other jobs' preemption). --days 30: 100k 721-934 ms -> 481-525 ms, the longest turn 1.5-1.8 ms; 200k 1,642-1,663 ms
+-> 1,221-1,439 ms, the longest 2.3-2.7 ms.
 """
 from __future__ import annotations
 
