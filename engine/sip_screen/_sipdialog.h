@@ -72,7 +72,8 @@ static PyObject *dialog_plain(const char *d, Py_ssize_t len, const char *ip, Py_
     /* a source port is 0-65535 (rp below holds its text); any other value: the Python path writes it */
     if (len > MAX_FAST_REQUEST || len < 16 || ipl > 64 || !all_ascii(ip, ipl) || sport < 0 || sport > 65535)
         goto undecided;
-    if (memcmp(d, "INVITE ", 7) == 0 || memcmp(d, "CANCEL ", 7) == 0) goto undecided;
+    /* (a MESSAGE is judged in a dialog too: messaging.py; fastpath.NOT_IN_DIALOG) */
+    if (memcmp(d, "INVITE ", 7) == 0 || memcmp(d, "CANCEL ", 7) == 0 || memcmp(d, "MESSAGE", 7) == 0) goto undecided;
     /* request line: ([A-Z]+) (sip:[^ \r\n?"<>]+) SIP/2.0\r\n (a method written in any other case -- "invite",
      * "Bye" -- takes the full parse, which refuses a known method's case variant: checks.check_request) */
     i = 0;

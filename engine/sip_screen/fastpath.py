@@ -220,7 +220,8 @@ except ImportError:
     _c_in_dialog = _c_to_values = _c_to_tag = None
 
 
-NOT_IN_DIALOG = (b"INVITE ", b"CANCEL ")           # never in_dialog(): the screen parses these in full
+# never in_dialog(): the screen parses these in full (a MESSAGE is judged in a dialog too: messaging.py)
+NOT_IN_DIALOG = (b"INVITE ", b"CANCEL ", b"MESSAGE")
 
 
 def in_dialog(data: bytes, src_ip: str, src_port: int, ours: tuple = (), hop=None):
@@ -272,7 +273,7 @@ def py_in_dialog(data: bytes, src_ip: str, src_port: int, ours: tuple = (), hop=
     Request-URI's, or `hop` (the configured next hop) when that URI names the screen itself (routing._in_dialog_dest).
     FULL_PARSE for anything else, including any Via that could be ours (loop check)."""
     if len(data) > MAX_FAST or data[:7] in NOT_IN_DIALOG:
-        return FULL_PARSE                                     # initial INVITEs are judged; CANCELs carry no To tag
+        return FULL_PARSE                       # initial INVITEs and MESSAGEs are judged; CANCELs carry no To tag
     rl = _REQ_LINE.match(data)
     if rl is None:
         return FULL_PARSE

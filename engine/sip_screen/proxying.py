@@ -139,6 +139,8 @@ class Proxying:
         # restart, more than ANSWERED calls up at once -- is judged like a new call. A call is in the tier
         # forgotten first, oldest first, from its INVITE until a 200 answers it (Recent.put_low): calls that fail
         # or get no final at all never push an answered one out.)
+        if msg.method == "MESSAGE" and self.s.judge_messages:     # an SMS, in a dialog or not (messaging.py)
+            return self._screen_message(msg, dest, branch, transport, src, conn)
         if msg.method == "INVITE" and (not to_tag or not self._dialog_answered(msg, call_id, first, src)):
             if to_tag:
                 self.stats["reinvite_unknown_dialog"] += 1

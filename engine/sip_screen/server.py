@@ -46,6 +46,7 @@ from ..listen import bind_error_text, host_ref, listen_args
 from ..servicelog import LogThrottle
 from .codec import SipParseError, make_response, parse_datagram
 from .message import SipMessage
+from .messaging import Messaging
 from .fastpath import FULL_PARSE, NOT_IN_DIALOG, in_dialog, relay_response
 from .forwarding import Forwarding
 from .proxying import Proxying
@@ -80,8 +81,8 @@ DIALOG_KEY = os.urandom(16)     # the answered-call memory's digest key of a scr
 INVITES = 65_536                # forwarded INVITEs whose branch and destination their CANCEL and non-2xx ACK reuse
 
 
-class SipScreen(Proxying, Forwarding, Responses, Screening, WaitingInvites, Routing, TransportBounds, Dialogs,
-                Overload, Unreachable, Draining, CallLog):
+class SipScreen(Proxying, Forwarding, Responses, Screening, Messaging, WaitingInvites, Routing, TransportBounds,
+                Dialogs, Overload, Unreachable, Draining, CallLog):
     def __init__(self, pipeline, settings: SipSettings, verdict_log=None, clock=None, ticks=None):
         self.pipeline, self.s = pipeline, settings
         self.vlog = verdict_log
@@ -168,7 +169,11 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, WaitingInvites, Rout
                       "call_id_reused": 0, "cancelled_while_judged": 0, "waited_for_judging": 0,
                       "waiting_refused": 0, "overload_source_dropped": 0,
                       "identity_untrusted": 0, "source_refused": 0, "tcp_source_refused": 0,
-                      "options_answered": 0, "refused_draining": 0}
+                      "options_answered": 0, "refused_draining": 0,
+                      # MESSAGE requests (messaging.py): judged, of which rejected / tagged; relayed unjudged (no
+                      # text); answered unjudged (400, 503); retransmissions answered from `transactions`
+                      "messages_judged": 0, "messages_rejected": 0, "messages_tagged": 0, "messages_unjudged": 0,
+                      "messages_refused": 0, "messages_replayed": 0}
         # final responses to INVITE transactions relayed or generated, by status code; each
         # transaction (Call-ID, CSeq number) counted once however often the UAS retransmits,
         # remembered for the last FINALS_SEEN transactions (bounded)

@@ -68,6 +68,9 @@ class SipSettings:
     # for it, as for the state snapshot's once a minute): 30 s, two a minute; an RFC 4028 refresh comes 45 s or more
     # after the answer (Min-SE 90 s, refreshed at half)
     dialog_save_interval: float = 30.0
+    # SIP MESSAGE requests (RFC 3428; SMS over IMS, 3GPP TS 24.341) judged as SMS (messaging.py); false relays them
+    # as any other request, unjudged
+    judge_messages: bool = True
 
 
 def hostport(s: str, default_port=5060):

@@ -1,0 +1,128 @@
+"""Screening a SIP MESSAGE (RFC 3428 page-mode instant message; SMS over IMS, 3GPP TS 24.341) as the SMS it is: the one
+pipeline judges it (kind sms, direction mt, as an SMPP submit_sm from an ESME), the verdict log's one SMS line records
+it, and the verdict acts as an INVITE's does.
+
+Theory of operation: every MESSAGE request is judged when sip.toml's `judge_messages` is on (the default), in a dialog
+or not -- a To tag proves no dialog, as for an INVITE (a made-up one carried a message past the screen); the fast paths
+leave MESSAGE to the full parse (fastpath.NOT_IN_DIALOG, _sipdialog.h). The sender is the caller an INVITE from that
+peer would be judged as (identity._caller_number: P-Asserted-Identity from a trusted peer, else From), the recipient
+the Request-URI's user (as the INVITE's callee); an SMS-SUBMIT's TP-DA is the real recipient and an SMS-DELIVER's
+TP-OA the real sender (an alphanumeric one with its type of number 5, as an SMPP source_addr_ton). The text is what
+msgbody.message_content reads. Direction mt: the screen stands at the interconnect, where a MESSAGE toward the network
+is the traffic the advertiser rules (sms-mt) are written for, and an unauthenticated peer must not send a 5656
+command (an ESME's MT to 5656 is no command either: pipeline.judge).
+
+The decision is kept per transaction (its top Via branch, Call-ID and CSeq number) in the INVITEs' bounded
+`transactions` memory (RETRANSMISSIONS): a retransmission gets the same answer -- forwarded again, or our final again
+-- without a second judging or line. Allow: forwarded; tag: the INVITE's tag header (and From display prefix), then
+forwarded; drop: answered with the INVITE's rejection (the hit's sip_code or default_drop_code, Reason and Call-Info),
+not forwarded. A body that carries no text (RP-ACK, is-composing ...) is relayed unjudged, counted
+(`messages_unjudged`); one that does not parse is answered 400 with the reason, and a refusal line is logged.
+"""
+from __future__ import annotations
+
+import time
+
+from ..numbers import normalise_number
+from ..verdict import Action, Message
+from .calllog import _loggable
+from .codec import make_response
+from .identity import _callee, _caller_number
+from .msgbody import BodyError, NoText, message_content
+from .recent import digest
+from .screening import Decision
+
+PDU = "SIP MESSAGE"                 # the verdict line's "pdu" (then the body's kind: text, SMS-SUBMIT, SMS-DELIVER)
+UNJUDGED = Decision(Action.ALLOW, 0, (), (), 0.0)       # no text: relayed as it came
+PENDING = Decision(Action.ALLOW, 0, ("pending",), (), 0.0)      # a shared state store settling its verdict
+_DROP, _TAG = Action.DROP, Action.TAG
+
+
+class Refused(tuple):
+    """(status, reason) a MESSAGE was answered with unjudged, kept for its retransmissions."""
+
+
+class Messaging:
+    """Mixed into SipScreen: the judging of MESSAGE requests (proxying._request sends them here)."""
+
+    def _screen_message(self, msg, dest, branch, transport, src, conn):
+        first = msg.first or msg.first_values()
+        top, cseq = msg.vias[0], (first.get("cseq") or "").split(None, 1)
+        tx = msg.tx = digest("MESSAGE", top.params.get("branch") or top.raw, first.get("call-id") or "",
+                             cseq[0] if cseq else "")
+        now = time.monotonic()
+        done = self.transactions.get(tx, now)
+        args = (msg, dest, branch, transport, src, conn)
+        if done is not None:                            # a retransmission: the transaction's answer again
+            self.stats["messages_replayed"] += 1
+            if done is PENDING:                         # the first copy's answer is on its way
+                return
+            return self._message_decided(*args, done, True)
+        sender, recipient, s_ton, r_ton = "", "", 0, 0
+        try:
+            trusted = self._identity_trusted(src[0])
+            sender, _, s_n = _caller_number(msg, first, trusted)
+            ruri = msg.ruri
+            recipient = (ruri.user if ruri is not None else "") or _callee(msg, first)
+            got = message_content(first.get("content-type"), msg.body)
+        except BodyError as e:
+            return self._message_refused(msg, tx, transport, src, conn, 400, f"Bad Request ({e})"[:200],
+                                         sender, recipient)
+        if isinstance(got, NoText):
+            self.stats["messages_unjudged"] += 1
+            self.transactions.put(tx, UNJUDGED, now)
+            return self._message_decided(*args, UNJUDGED)
+        if self.draining:                               # (draining.py: a new request to judge gets 503)
+            return self._message_refused(msg, tx, transport, src, conn, 503, "Service Unavailable (draining)",
+                                         sender, recipient, self._drain_headers())
+        if got.sender is not None:
+            sender, s_ton = got.sender.digits, got.sender.ton
+        if got.recipient is not None:
+            recipient, r_ton = got.recipient.digits, got.recipient.ton
+        sender, recipient = _loggable(sender), _loggable(recipient)
+        m = Message(sender, recipient, got.text, self.clock(), "", "mt", s_ton, r_ton,
+                    (normalise_number(sender, s_ton), normalise_number(recipient, r_ton)))
+        what = f"{PDU} {got.what}"
+        t0 = time.perf_counter()
+        shared = self.pipeline.state.shared
+        if shared is not None:
+            shared.begin()
+        v = self.pipeline.judge(m)
+        us = (time.perf_counter() - t0) * 1e6
+        if shared is not None:                          # its counts confirmed by the shared store first
+            self.transactions.put(tx, PENDING, now)
+            return shared.settle(self.pipeline, v, lambda v: self._message_judged(m, what, got, us, tx, args, v))
+        self._message_judged(m, what, got, us, tx, args, v)
+
+    def _message_judged(self, m, what, got, us, tx, args, v):
+        self.stats["messages_judged"] += 1
+        if self.vlog is not None:
+            try:                                        # the log never decides a message's fate
+                self.vlog.write_sms(m, what, v, us, got.binary)
+            except Exception as e:
+                self._log_failed(e)
+        d = self._decision(v)
+        self.transactions.put(tx, d, time.monotonic())
+        self._message_decided(*args, d)
+
+    def _message_decided(self, msg, dest, branch, transport, src, conn, d, replay=False):
+        if type(d) is Refused:
+            return self._reply(msg, make_response(msg, d[0], d[1], self._tag(msg), d[2]), transport, src, conn)
+        if d.action is _DROP:
+            if not replay:
+                self.stats["messages_rejected"] += 1
+            return self._reject(msg, d, transport, src, conn, True)    # (True: not counted as a rejected call)
+        if d.action is _TAG:
+            if not replay:
+                self.stats["messages_tagged"] += 1
+            self._tag_request(msg, d, True)
+        self._forward(msg, dest, branch, (transport, src, conn))
+
+    def _message_refused(self, msg, tx, transport, src, conn, status, reason, sender, recipient, extra=()):
+        """Answered `status` unjudged (a body that does not parse, a drain): a refusal line, kept for retransmissions."""
+        self.stats["messages_refused"] += 1
+        d = Refused((status, reason, list(extra)))
+        self.transactions.put(tx, d, time.monotonic())
+        if self.vlog is not None:
+            self.vlog.write_refusal(self.clock(), PDU, "", _loggable(sender), _loggable(recipient), status, reason)
+        self._reply(msg, make_response(msg, status, reason, self._tag(msg), extra), transport, src, conn)

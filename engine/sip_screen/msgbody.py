@@ -1,0 +1,142 @@
+"""What a SIP MESSAGE's body (RFC 3428 §9: any MIME type) says that the pipeline can judge as an SMS. No I/O.
+
+`message_content(content_type, body)` returns a `Content` (the text to judge, and for SMS over IMS the TPDU's own
+originator or destination: the real sender of an SMS-DELIVER, the real recipient of an SMS-SUBMIT), `NO_TEXT` with
+what it is (a body that carries no message: an RP-ACK, an is-composing indication, an SMS status report), or raises
+BodyError whose text is the reason of the 400 it is answered with. What a carrier's SMS filter does with each type:
+
+  - text/* (text/plain the common one; RFC 3428 §11 requires UAs to take it): the body, in the Content-Type's
+    charset (UTF-8 when none, RFC 3428 §9). text/html and the like are judged as written, markup and all: a link in
+    them is a link the user sees.
+  - application/vnd.3gpp.sms (3GPP TS 24.341): the RP-DATA's TPDU, decoded (sms3gpp.py); RP-ACK / RP-ERROR / RP-SMMA,
+    an SMS-COMMAND or an SMS-STATUS-REPORT carry no text. A part of a concatenated SMS is judged on its own text, as
+    received: parts are not put together across MESSAGEs (each part's MESSAGE is answered before the next is sent).
+  - message/cpim (RFC 3862, the wrapper of IMS messaging): the wrapped content, read as above.
+  - multipart/* (RFC 2046): every part read as above, the texts judged together; one 3GPP SMS part at most.
+  - anything else (application/im-iscomposing+xml, RFC 3994; an XML notice; an image): no text, relayed unjudged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.parser import BytesParser
+from email.policy import compat32
+
+from .sms3gpp import CONTENT_TYPE as SMS_TYPE, Address, RpData, Sms3gppError, decode_rp, decode_tpdu
+
+MAX_PARTS = 16                  # multipart parts read; more is refused (a body of many tiny parts is no SMS)
+
+
+class BodyError(ValueError):
+    """The body cannot be read as its Content-Type says: the peer sent something wrong (answered 400, logged)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    text: str
+    binary: bool = False
+    what: str = "text"                          # the verdict line's pdu suffix: text, SMS-SUBMIT, SMS-DELIVER
+    sender: Address | None = None               # an SMS-DELIVER's TP-OA (else the SIP identity is the sender)
+    recipient: Address | None = None            # an SMS-SUBMIT's TP-DA (else the Request-URI is the recipient)
+
+
+@dataclass(frozen=True, slots=True)
+class NoText:
+    what: str                                   # why it is relayed unjudged: its type, or the RP/TP message it is
+
+
+def _type_params(value: str) -> tuple[str, dict]:
+    """(media type in lower case, parameters with lower-case names) of a Content-Type value."""
+    kind, *params = value.split(";")
+    out = {}
+    for p in params:
+        k, _, v = p.partition("=")
+        out[k.strip().lower()] = v.strip().strip('"')
+    return kind.strip().lower(), out
+
+
+def _text(body: bytes, charset: str) -> str:
+    try:                        # (bytes.decode takes text encodings only: no "zlib" or "base64" "charset")
+        return body.decode(charset or "utf-8", "replace")
+    except LookupError:
+        raise BodyError(f"unknown charset {charset[:40]!r}") from None
+
+
+def _sms(body: bytes) -> Content | NoText:
+    try:
+        rp = decode_rp(body)
+        if not isinstance(rp, RpData):
+            return NoText(rp.name)
+        tp = decode_tpdu(rp.rp_ud, rp.to_network)
+    except Sms3gppError as e:
+        raise BodyError(str(e)) from None
+    if tp.tp_mti is None:
+        return NoText(tp.name)
+    return Content(tp.text, tp.binary, tp.name, tp.tp_oa, tp.tp_da)
+
+
+def _cpim(body: bytes, depth: int) -> Content | NoText:
+    """RFC 3862 §2: message headers, a blank line, the content's MIME headers, a blank line, the content."""
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        parts = body.split(sep, 2)
+        if len(parts) == 3:
+            break
+    else:
+        raise BodyError("message/cpim without its two header blocks")
+    ctype = ""
+    for line in parts[1].splitlines():
+        name, _, value = line.decode("utf-8", "replace").partition(":")
+        if name.strip().lower() == "content-type":
+            ctype = value.strip()
+    return _content(ctype, parts[2], depth + 1)
+
+
+def _multipart(ctype: str, body: bytes, depth: int) -> Content | NoText:
+    msg = BytesParser(policy=compat32).parsebytes(b"Content-Type: " + ctype.encode("utf-8", "replace") + b"\r\n\r\n"
+                                                  + body)
+    if not msg.is_multipart():
+        raise BodyError("multipart body without its boundary")
+    parts = msg.get_payload()
+    if len(parts) > MAX_PARTS:
+        raise BodyError(f"multipart body of {len(parts)} parts (at most {MAX_PARTS})")
+    texts, binary, sms = [], False, None
+    for p in parts:
+        raw = p.get_payload(decode=True)
+        if raw is None:                             # a nested multipart: read as its own body
+            raw = p.as_bytes().split(b"\n\n", 1)[-1]
+        got = _content(p.get("Content-Type", "text/plain"), raw, depth + 1)
+        if isinstance(got, Content):
+            if got.sender is not None or got.recipient is not None:
+                if sms is not None:
+                    raise BodyError("two SMS parts in one multipart body")
+                sms = got
+            texts.append(got.text)
+            binary = binary or got.binary
+    if not texts:
+        return NoText("multipart without text")
+    if sms is not None:
+        return Content("\n".join(texts), binary, sms.what, sms.sender, sms.recipient)
+    return Content("\n".join(texts), binary)
+
+
+def _content(ctype: str, body: bytes, depth: int) -> Content | NoText:
+    if depth > 3:
+        raise BodyError("bodies nested more than 3 deep")
+    kind, params = _type_params(ctype)
+    if kind.startswith("text/"):
+        return Content(_text(body, params.get("charset", "")))
+    if kind == SMS_TYPE:
+        return _sms(body)
+    if kind == "message/cpim":
+        return _cpim(body, depth)
+    if kind.startswith("multipart/"):
+        return _multipart(ctype, body, depth)
+    return NoText(kind or "no Content-Type")
+
+
+def message_content(content_type: str | None, body: bytes) -> Content | NoText:
+    """What of a MESSAGE body is judged (module text). No body: nothing to judge (RFC 3428 §9 lets a MESSAGE carry
+    none); a body without a Content-Type is text/plain (RFC 3428 §9 says it has one; a carrier does not let a text
+    through for leaving it out)."""
+    if not body:
+        return NoText("empty body")
+    return _content(content_type or "text/plain", body, 0)

@@ -1,0 +1,180 @@
+"""A SIP MESSAGE through the screen is judged as an SMS (engine/sip_screen/messaging.py): the one pipeline, one verdict
+line (the verdict log's SMS line), drop answered as an INVITE's rejection and not forwarded, tag forwarded with the tag
+header, a retransmission answered from the transaction memory without a second judging, a 3GPP body judged on its
+decoded text and TP-DA, a malformed one answered 400 with its reason and a refusal line, MESSAGE in a made-up dialog
+judged all the same, and sip.toml's judge_messages = false relaying them as before. In process (offline_screen)."""
+import io
+import json
+import shutil
+
+import pytest
+
+from engine.app import build
+from engine.sip_screen.codec import parse_datagram
+from engine.sip_screen.fastpath import FULL_PARSE, in_dialog, py_in_dialog
+from engine.verdictlog import VerdictLog
+
+from .conftest import CONFIG
+from .sip_helpers import UAC, offline_screen, sent
+from .test_sip_sms3gpp import SUBMIT_UCS2, rp_mo
+
+TEXT_RULES = '''# Test-only rules: drop one text, tag another.
+[[rule]]
+symbol = "TEST_SPAM_TEXT"
+description = "test fixture"
+applies_to = ["sms-mt"]
+action = "drop"
+score = 15.0
+sip_code = 608
+[rule.when]
+text_regex = '(?i)win big'
+[[rule.examples.hit]]
+text = "WIN BIG now"
+[[rule.examples.miss]]
+text = "see you at noon"
+
+[[rule]]
+symbol = "TEST_PROMO_TEXT"
+description = "test fixture"
+applies_to = ["sms-mt"]
+action = "tag"
+score = 3.0
+[rule.when]
+text_regex = '(?i)promo'
+[[rule.examples.hit]]
+text = "promo today"
+[[rule.examples.miss]]
+text = "see you at noon"
+'''
+
+
+def message(body=b"see you at noon", ctype="text/plain;charset=UTF-8", frm="0901234567", to="0912345678",
+            call_id="m1@127.0.0.1", branch="z9hG4bK-m1", extra=(), to_tag="") -> bytes:
+    lines = [f"MESSAGE sip:{to}@127.0.0.1 SIP/2.0", f"Via: SIP/2.0/UDP 127.0.0.1:5080;branch={branch};rport",
+             "Max-Forwards: 70", f"From: <sip:{frm}@127.0.0.1>;tag=a1",
+             f"To: <sip:{to}@127.0.0.1>" + (f";tag={to_tag}" if to_tag else ""), f"Call-ID: {call_id}",
+             "CSeq: 1 MESSAGE", *extra]
+    if ctype:
+        lines.append(f"Content-Type: {ctype}")
+    lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("msg")
+    cfg = tmp / "config"
+    shutil.copytree(CONFIG, cfg)
+    (cfg / "rules" / "90-test.toml").write_text(TEXT_RULES)
+    return build(cfg, tmp / "data", with_model=False, persist=False)
+
+
+@pytest.fixture
+def screen(pipe):
+    def make(**settings):
+        out = io.StringIO()
+        scr = offline_screen(pipe, VerdictLog(out), **settings)
+        scr.lines = lambda: [json.loads(x) for x in out.getvalue().splitlines()]
+        return scr
+    return make
+
+
+def test_spam_message_is_dropped_with_one_line_and_its_retransmission_answered_again(screen):
+    scr = screen()
+    m = message(b"WIN BIG now, reply YES")
+    scr.on_datagram(m, UAC)
+    out = sent(scr)
+    assert [(r.status, a) for r, a in out] == [(608, UAC)]            # answered, nothing forwarded
+    assert "TEST_SPAM_TEXT" in out[0][0].get("reason")
+    scr.on_datagram(m, UAC)                                            # a retransmission: the same branch
+    assert [r.status for r, _ in sent(scr)] == [608]
+    lines = scr.lines()
+    assert len(lines) == 1, lines
+    ln = lines[0]
+    assert (ln["kind"], ln["pdu"], ln["action"], ln["sender"], ln["recipient"]) == \
+        ("sms", "SIP MESSAGE text", "drop", "0901234567", "0912345678")
+    assert [h["symbol"] for h in ln["hits"]] == ["TEST_SPAM_TEXT"]
+    assert scr.stats["messages_judged"] == 1 and scr.stats["messages_rejected"] == 1
+    assert scr.stats["messages_replayed"] == 1 and scr.stats["rejected"] == 0      # (no call counted)
+
+
+def test_clean_message_is_forwarded_and_a_tagged_one_carries_the_tag_header(screen):
+    scr = screen()
+    scr.on_datagram(message(), UAC)
+    scr.on_datagram(message(b"promo today only", call_id="m2@x", branch="z9hG4bK-m2"), UAC)
+    out = sent(scr)
+    assert [(r.method, a) for r, a in out] == [("MESSAGE", ("127.0.0.1", 5070))] * 2
+    assert out[0][0].get("x-spam-score") is None
+    assert "TEST_PROMO_TEXT" in out[1][0].get("x-spam-score")
+    assert [ln["action"] for ln in scr.lines()] == ["allow", "tag"]
+    assert out[0][0].body == b"see you at noon"
+
+
+def test_3gpp_body_is_judged_on_its_tpdu_text_and_destination(screen):
+    scr = screen()
+    body = rp_mo(SUBMIT_UCS2)
+    scr.on_datagram(message(body, "application/vnd.3gpp.sms", to="+84980000001"), UAC)
+    out = sent(scr)
+    assert [r.method for r, _ in out] == ["MESSAGE"] and out[0][0].body == body     # relayed byte for byte
+    (ln,) = scr.lines()
+    assert (ln["pdu"], ln["recipient"], ln["action"]) == ("SIP MESSAGE SMS-SUBMIT", "0912345678", "allow")
+    # GSM 7-bit "WIN BIG now" is 11 septets: packed with the SMPP codec's packer
+    from engine.smpp_proxy.codec.text import gsm_encode, gsm_pack
+    tpdu = bytes.fromhex("0100" "0aa19021436587" "0000") + bytes([11]) + gsm_pack(gsm_encode("WIN BIG now"))
+    scr.on_datagram(message(rp_mo(tpdu), "application/vnd.3gpp.sms", call_id="m3@x", branch="z9hG4bK-m3"), UAC)
+    assert [r.status for r, _ in sent(scr)] == [608]
+    assert scr.lines()[-1]["action"] == "drop"
+
+
+def test_malformed_3gpp_body_is_answered_400_with_its_reason_and_logged_once(screen):
+    scr = screen()
+    m = message(bytes.fromhex("002a00"), "application/vnd.3gpp.sms")
+    scr.on_datagram(m, UAC)
+    scr.on_datagram(m, UAC)
+    out = sent(scr)
+    assert [r.status for r, _ in out] == [400, 400]
+    assert "RP-Destination Address cut short" in out[0][0].reason
+    (ln,) = scr.lines()
+    assert (ln["action"], ln["status"], ln["pdu"]) == ("refuse", 400, "SIP MESSAGE")
+    assert "cut short" in ln["reason"]
+
+
+def test_no_text_bodies_are_relayed_unjudged_and_counted(screen):
+    scr = screen()
+    scr.on_datagram(message(b"<isComposing/>", "application/im-iscomposing+xml"), UAC)
+    scr.on_datagram(message(bytes.fromhex("022a"), "application/vnd.3gpp.sms", call_id="m4@x"), UAC)   # RP-ACK
+    assert [r.method for r, _ in sent(scr)] == ["MESSAGE", "MESSAGE"]
+    assert scr.stats["messages_unjudged"] == 2 and scr.stats["messages_judged"] == 0
+    assert scr.lines() == []
+
+
+def test_sender_is_the_asserted_identity_from_a_trusted_peer_only(screen):
+    pai = ["P-Asserted-Identity: <tel:+84987000123>"]
+    scr = screen()
+    scr.on_datagram(message(extra=pai), UAC)
+    scr2 = screen(trusted_identity_networks=["10.0.0.0/8"])
+    scr2.on_datagram(message(extra=pai, call_id="m5@x"), UAC)
+    assert [ln["sender"] for ln in scr.lines() + scr2.lines()] == ["+84987000123", "0901234567"]
+
+
+def test_a_made_up_to_tag_does_not_carry_a_message_past_the_screen(screen):
+    m = message(b"WIN BIG", to_tag="made-up")
+    assert py_in_dialog(m, *UAC) is FULL_PARSE and in_dialog(m, *UAC) is FULL_PARSE
+    scr = screen()
+    scr.on_datagram(m, UAC)
+    assert [r.status for r, _ in sent(scr)] == [608]
+
+
+def test_judge_messages_off_relays_as_before(screen):
+    scr = screen(judge_messages=False)
+    scr.on_datagram(message(b"WIN BIG"), UAC)
+    assert [r.method for r, _ in sent(scr)] == ["MESSAGE"]
+    assert scr.stats["messages_judged"] == 0
+
+
+def test_sip_toml_switch(tmp_path):
+    from engine.sip_screen.settings import load_sip_settings
+    assert load_sip_settings(CONFIG).judge_messages is True
+    (tmp_path / "sip.toml").write_text("[sip]\njudge_messages = false\n")
+    assert load_sip_settings(tmp_path).judge_messages is False
+    assert parse_datagram(message()).method == "MESSAGE"
