@@ -61,6 +61,7 @@ BAD = [
     # scheduled_dnc_tick: a size past the scheduled ads' index bound (200,000) ended in a traceback once the index
     # refused an ad (its stand-in proxy has no stats), after minutes of set-up at larger sizes
     ("benchmarks.scheduled_dnc_tick", "--sizes", "1000,200001"),
+    ("benchmarks.sip_message_cost", "--n", "0"), ("benchmarks.sip_message_cost", "--rounds", "0"),
 ]
 
 
@@ -78,7 +79,7 @@ def test_a_bad_argument_is_refused_with_a_clear_error(args):
                                  "benchmarks.rules_scale", "benchmarks.traffic", "benchmarks.capacity", "benchmarks.lists_reload_bench",
                                  "benchmarks.sip_flood", "benchmarks.smpp_flood", "engine.ml.bench", "engine.sip_screen.cpubench",
                                  "benchmarks.soak", "benchmarks.state_bench", "benchmarks.smpp_instr",
-                                 "engine.sip_screen.instrbench", "benchmarks.lists_bench"])
+                                 "engine.sip_screen.instrbench", "benchmarks.lists_bench", "benchmarks.sip_message_cost"])
 def test_help_answers(mod):
     p = _run(mod, "--help")
     assert p.returncode == 0 and "usage:" in p.stdout and "Traceback" not in p.stderr, p.stderr
@@ -109,7 +110,7 @@ def test_cpubench_via_flood_and_per_type_remove_their_files(own_tempdir):
 
 
 @pytest.mark.parametrize("mod", ["benchmarks.sip_flood", "engine.sip_screen.cpubench", "engine.sip_screen.instrbench",
-                                 "engine.ml.bench", "benchmarks.smpp_codec_bench"])
+                                 "engine.ml.bench", "benchmarks.smpp_codec_bench", "benchmarks.sip_message_cost"])
 def test_help_names_the_command_to_run_and_ends_its_sentence(mod):
     # sip_flood's description stopped mid-sentence ("... through a flood from another address, with the"), and the
     # engine's benchmarks named themselves `cpubench.py`, `instrbench.py`, `bench.py`: run so, they fail to import;

@@ -11,7 +11,7 @@ import pytest
 
 from engine.app import build
 from engine.sip_screen.codec import parse_datagram
-from engine.sip_screen.fastpath import FULL_PARSE, in_dialog, py_in_dialog
+from engine.sip_screen.fastpath import _c_in_dialog, FULL_PARSE, in_dialog, py_in_dialog
 from engine.verdictlog import VerdictLog
 
 from .conftest import CONFIG
@@ -160,6 +160,9 @@ def test_sender_is_the_asserted_identity_from_a_trusted_peer_only(screen):
 def test_a_made_up_to_tag_does_not_carry_a_message_past_the_screen(screen):
     m = message(b"WIN BIG", to_tag="made-up")
     assert py_in_dialog(m, *UAC) is FULL_PARSE and in_dialog(m, *UAC) is FULL_PARSE
+    if _c_in_dialog is not None:                                        # the C fast path (and the pump) undecided
+        assert _c_in_dialog(m, *UAC, (), None) is None
+        assert _c_in_dialog(m.replace(b"MESSAGE", b"INFO"), *UAC, (), None) is not None    # (the same, an INFO: taken)
     scr = screen()
     scr.on_datagram(m, UAC)
     assert [r.status for r, _ in sent(scr)] == [608]
@@ -178,3 +181,25 @@ def test_sip_toml_switch(tmp_path):
     (tmp_path / "sip.toml").write_text("[sip]\njudge_messages = false\n")
     assert load_sip_settings(tmp_path).judge_messages is False
     assert parse_datagram(message()).method == "MESSAGE"
+
+
+def test_a_message_refused_before_judging_leaves_one_refusal_line(screen):
+    """A MESSAGE the §16.3 checks answer (Max-Forwards 0: 483) is an SMS answered unjudged: one refusal line, none
+    for its retransmission (it wrote none: only INVITEs' refusals were logged)."""
+    scr = screen()
+    m = message(b"WIN BIG").replace(b"Max-Forwards: 70", b"Max-Forwards: 0")
+    scr.on_datagram(m, UAC)
+    scr.on_datagram(m, UAC)
+    assert [r.status for r, _ in sent(scr)] == [483, 483]
+    (ln,) = scr.lines()
+    assert (ln["kind"], ln["action"], ln["status"], ln["sender"], ln["recipient"]) == \
+        ("sms", "refuse", 483, "0901234567", "0912345678")
+
+
+def test_the_cost_benchmark_judges_what_it_says():
+    """benchmarks.sip_message_cost measures what its figures name: each MESSAGE judged once, the copies replayed."""
+    from benchmarks.sip_message_cost import measure
+    out = measure(300, 1)
+    assert (out["judged"], out["replayed"], out["invites_screened"]) == (1000, 100, 500)
+    assert set(out["cpu_us"]) == {"invite", "message_text", "message_3gpp", "message_unjudged",
+                                  "message_retransmission"}

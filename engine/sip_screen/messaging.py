@@ -25,8 +25,9 @@ import time
 
 from ..numbers import normalise_number
 from ..verdict import Action, Message
-from .calllog import _loggable
+from .calllog import _loggable, cseq_of, refused_key
 from .codec import make_response
+from .grammar import SipParseError
 from .identity import _callee, _caller_number
 from .msgbody import BodyError, NoText, message_content
 from .recent import digest
@@ -39,7 +40,7 @@ _DROP, _TAG = Action.DROP, Action.TAG
 
 
 class Refused(tuple):
-    """(status, reason) a MESSAGE was answered with unjudged, kept for its retransmissions."""
+    """(status, reason, extra headers) a MESSAGE was answered with unjudged, kept for its retransmissions."""
 
 
 class Messaging:
@@ -119,10 +120,34 @@ class Messaging:
         self._forward(msg, dest, branch, (transport, src, conn))
 
     def _message_refused(self, msg, tx, transport, src, conn, status, reason, sender, recipient, extra=()):
-        """Answered `status` unjudged (a body that does not parse, a drain): a refusal line, kept for retransmissions."""
+        """Answered `status` unjudged (a body that does not parse, a drain): its refusal line, kept for copies."""
         self.stats["messages_refused"] += 1
         d = Refused((status, reason, list(extra)))
         self.transactions.put(tx, d, time.monotonic())
         if self.vlog is not None:
             self.vlog.write_refusal(self.clock(), PDU, "", _loggable(sender), _loggable(recipient), status, reason)
         self._reply(msg, make_response(msg, status, reason, self._tag(msg), extra), transport, src, conn)
+
+    def _message_refusal_logged(self, msg, src, status, reason):
+        """The refusal line of a MESSAGE the screen answered `status` before judging it (a §16.3 check, a loop, the
+        parser, no usable destination, an internal error: proxying._refused_itself), once a transaction (its
+        refused_key and CSeq number, in `transactions`: a retransmission refused again writes none)."""
+        if not self.s.judge_messages or self.vlog is None:
+            return
+        try:
+            key = refused_key(msg)
+            tx = digest("MESSAGE refused", key if key is not None else "", cseq_of(msg))
+            now = time.monotonic()
+            if self.transactions.get(tx, now) is not None:
+                return
+            self.transactions.put(tx, True, now)
+            first = msg.first_values()
+            try:
+                sender = _caller_number(msg, first, self._identity_trusted(src[0]))[0]
+            except SipParseError:                   # an identity header that does not parse: From's user then
+                sender = ""
+            self.stats["messages_refused"] += 1
+            self.vlog.write_refusal(self.clock(), PDU, "", _loggable(sender), _loggable(_callee(msg, first)), status,
+                                    _loggable(reason or ""))
+        except Exception as e:                      # the log never decides a request's fate
+            self._log_failed(e)

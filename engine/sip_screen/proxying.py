@@ -237,6 +237,8 @@ class Proxying:
         verdict log first (once a transaction: calllog.py). A copy after a restart is refused the same by the checks:
         nothing to carry. One whose top Via does not parse has no branch its CANCEL could name."""
         if msg.method != "INVITE":
+            if msg.method == "MESSAGE":                 # an SMS answered unjudged: its refusal line (messaging.py)
+                self._message_refusal_logged(msg, src, code, reason)
             return
         key = refused_key(msg)
         self._refusal_logged(msg, src, code, reason, key)
