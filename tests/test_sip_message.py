@@ -203,3 +203,37 @@ def test_the_cost_benchmark_judges_what_it_says():
     assert (out["judged"], out["replayed"], out["invites_screened"]) == (1000, 100, 500)
     assert set(out["cpu_us"]) == {"invite", "message_text", "message_3gpp", "message_unjudged",
                                   "message_retransmission"}
+
+
+class _HeldVerdicts:
+    """A shared state store whose verdicts settle only when the test says (as Redis confirming a commit)."""
+
+    def __init__(self):
+        self.waiting = []
+
+    def begin(self):
+        pass
+
+    def settle(self, pipeline, v, done):
+        self.waiting.append((v, done))
+
+
+def test_with_a_shared_store_the_answer_waits_for_the_settled_verdict(screen, pipe):
+    """A MESSAGE judged under a shared state store (Redis) is answered once its counts are settled; a copy that comes
+    meanwhile is not judged again (its first answer is on its way), and the transaction has one line."""
+    held = _HeldVerdicts()
+    pipe.state.shared = held
+    try:
+        scr = screen()
+        m = message(b"WIN BIG")
+        scr.on_datagram(m, UAC)
+        scr.on_datagram(m, UAC)
+        assert sent(scr) == [] and len(held.waiting) == 1 and scr.lines() == []
+        v, done = held.waiting.pop()
+        done(v)
+        assert [r.status for r, _ in sent(scr)] == [608]
+        scr.on_datagram(m, UAC)                                        # settled: copies get its answer again
+        assert [r.status for r, _ in sent(scr)] == [608]
+        assert [ln["action"] for ln in scr.lines()] == ["drop"] and held.waiting == []
+    finally:
+        pipe.state.shared = None

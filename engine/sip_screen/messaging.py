@@ -17,7 +17,11 @@ The decision is kept per transaction (its top Via branch, Call-ID and CSeq numbe
 -- without a second judging or line. Allow: forwarded; tag: the INVITE's tag header (and From display prefix), then
 forwarded; drop: answered with the INVITE's rejection (the hit's sip_code or default_drop_code, Reason and Call-Info),
 not forwarded. A body that carries no text (RP-ACK, is-composing ...) is relayed unjudged, counted
-(`messages_unjudged`); one that does not parse is answered 400 with the reason, and a refusal line is logged.
+(`messages_unjudged`); one that does not parse is answered 400 with the reason, and a refusal line is logged, as is a
+MESSAGE the screen answers before judging it (a §16.3 check, the parser: `_message_refusal_logged`). One let through
+whose forward fails is answered 503 (forwarding._fail) and keeps its line and its counts: its retransmission is
+forwarded again on the decision kept, not judged again. Under a shared state store (Redis) the answer waits for the
+settled verdict; a copy meanwhile is dropped (the first copy's answer is on its way).
 """
 from __future__ import annotations
 
