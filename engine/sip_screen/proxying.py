@@ -133,14 +133,14 @@ class Proxying:
         if dest is None:
             self._refused_itself(msg, 503, src, NO_DESTINATION)    # an INVITE's: logged, its CANCEL answered here
             return self._fail(msg, transport, src, conn, NO_DESTINATION)
+        if msg.method == "MESSAGE" and self.s.judge_messages:     # an SMS, in a dialog or not (messaging.py)
+            return self._screen_message(msg, dest, branch, transport, src, conn)
         # An INVITE is judged unless it is a re-INVITE of a call this screen let through and saw
         # answered (its Call-ID in `answered` until the BYE): a To tag alone proves no dialog, and a
         # made-up one must not carry a call past the screen. (A re-INVITE of a call forgotten -- a
         # restart, more than ANSWERED calls up at once -- is judged like a new call. A call is in the tier
         # forgotten first, oldest first, from its INVITE until a 200 answers it (Recent.put_low): calls that fail
         # or get no final at all never push an answered one out.)
-        if msg.method == "MESSAGE" and self.s.judge_messages:     # an SMS, in a dialog or not (messaging.py)
-            return self._screen_message(msg, dest, branch, transport, src, conn)
         if msg.method == "INVITE" and (not to_tag or not self._dialog_answered(msg, call_id, first, src)):
             if to_tag:
                 self.stats["reinvite_unknown_dialog"] += 1
