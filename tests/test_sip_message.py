@@ -237,3 +237,21 @@ def test_with_a_shared_store_the_answer_waits_for_the_settled_verdict(screen, pi
         assert [ln["action"] for ln in scr.lines()] == ["drop"] and held.waiting == []
     finally:
         pipe.state.shared = None
+
+
+def test_an_unregistered_brandname_is_judged_as_the_smpp_side_judges_it(screen):
+    """An alphanumeric sender -- an SMS-DELIVER's TP-OA (type of number 5, as an SMPP source_addr_ton), or a From
+    user -- is a sender ID: unregistered, it is dropped as a submit_sm from it is (SENDER_ID_UNREGISTERED)."""
+    from engine.smpp_proxy.codec.text import gsm_encode, gsm_pack
+    from .test_sip_sms3gpp import rp_mt
+    name, text = gsm_pack(gsm_encode("FAKEBANK")), gsm_encode("Tai khoan bi khoa")
+    tpdu = bytes([0x04, 2 * len(name), 0xD0]) + name + bytes.fromhex("0000" "62102221000000") + bytes([len(text)]) \
+        + gsm_pack(text)
+    scr = screen()
+    scr.on_datagram(message(rp_mt(tpdu), "application/vnd.3gpp.sms"), UAC)
+    scr.on_datagram(message(b"Tai khoan bi khoa", frm="FAKEBANK", call_id="m6@x", branch="z9hG4bK-m6"), UAC)
+    out = sent(scr)
+    assert [r.status for r, _ in out] == [603, 603] and all("SENDER_ID_UNREGISTERED" in r.get("reason")
+                                                              for r, _ in out)
+    assert [(ln["pdu"], ln["sender"], ln["action"]) for ln in scr.lines()] == \
+        [("SIP MESSAGE SMS-DELIVER", "FAKEBANK", "drop"), ("SIP MESSAGE text", "FAKEBANK", "drop")]

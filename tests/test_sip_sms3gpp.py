@@ -124,3 +124,14 @@ def test_random_bytes_give_an_event_or_an_sms3gpp_error(data, to_network):
             f(data)
         except Sms3gppError:
             pass
+
+
+@pytest.mark.parametrize("body", [rp_mo(SUBMIT_GSM7), rp_mo(SUBMIT_GSM7_UDH), rp_mo(SUBMIT_UCS2), rp_mo(SUBMIT_8BIT)])
+def test_every_cut_of_a_body_is_an_error_that_says_so(body):
+    """Fed short by any number of octets, a body is refused with an Sms3gppError (a 400 and its reason), never read as
+    something else; whole, with trailing octets, it reads as it does whole."""
+    for n in range(len(body)):
+        with pytest.raises(BodyError):
+            message_content("application/vnd.3gpp.sms", body[:n] or b"\x00")
+    assert message_content("application/vnd.3gpp.sms", body + b"\x00\x00") == \
+        message_content("application/vnd.3gpp.sms", body)
