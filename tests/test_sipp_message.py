@@ -2,7 +2,8 @@
 127.0.0.1: a spam text is answered 608 naming the rule and not relayed, one verdict line, and its retransmission (the
 same branch) gets the same answer without a second line; a clean one reaches the sipp UAS and its 200 comes back end
 to end; a 3GPP SMS-SUBMIT body (sent from a socket here: sipp's scenarios are text, an RP-DATA is binary) is judged
-on its decoded text, relayed to the sipp UAS when clean, and its 200 comes back. Each test starts and stops its own
+on its decoded text, relayed to the sipp UAS when clean, and its 200 comes back; a tagged one reaches the UAS
+with the tag header (the UAS scenario fails without it). Each test starts and stops its own
 screen and sipp."""
 import io
 import json
@@ -45,10 +46,10 @@ def screen(tmp_path):
     h.stop()
 
 
-def uas(port, tmp, n=1):
-    return subprocess.Popen([SIPP, "-sf", str(SC / "uas_message.xml"), "-i", "127.0.0.1", "-p", str(port),
+def uas(port, tmp, n=1, scenario="uas_message.xml", *keys):
+    return subprocess.Popen([SIPP, "-sf", str(SC / scenario), "-i", "127.0.0.1", "-p", str(port),
                              "-m", str(n), "-timeout", "20s", "-timeout_error", "-nostdin", "-trace_err",
-                             "-error_file", str(tmp / "uas_err.log")],
+                             "-error_file", str(tmp / "uas_err.log"), *keys],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp)
 
 
@@ -91,6 +92,17 @@ def test_clean_message_reaches_the_uas_and_is_answered_200_end_to_end(screen):
     assert rc == 0 and code == 0, err
     assert [(ln["action"], ln["sender"], ln["recipient"]) for ln in h.lines()] == \
         [("allow", "0901234567", "0912345678")] * 3
+
+
+def test_tagged_message_reaches_the_uas_with_the_tag_header(screen):
+    h, uas_port, tmp = screen
+    p = uas(uas_port, tmp, 2, "uas_message_tagged.xml", "-key", "tag_regexp", "symbols=TEST_PROMO_TEXT")
+    try:
+        rc, err = uac(h, uas_port, tmp, "uac_message.xml", "promo today only", n=2)
+    finally:
+        code = finish(p)
+    assert rc == 0 and code == 0, err
+    assert [ln["action"] for ln in h.lines()] == ["tag", "tag"] and h.screen.stats["messages_tagged"] == 2
 
 
 def test_3gpp_body_judged_on_its_decoded_text(screen):
