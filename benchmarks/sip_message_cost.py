@@ -89,6 +89,8 @@ def measure(n: int = 3000, rounds: int = 3) -> dict:
                 base += 200
                 if k == "message_text":          # the same requests again: answered from `transactions`
                     out["message_retransmission"].append(_per_request(scr, reqs[200:]))
+        for scr in (on, off):
+            scr.vlog.close()                    # (its writer thread and crash spool, before the directory goes)
         stats = on.stats
         return {"n": n, "rounds": rounds, "cpu_us": {k: round(statistics.median(v), 1) for k, v in out.items()},
                 "judged": stats["messages_judged"], "replayed": stats["messages_replayed"],
