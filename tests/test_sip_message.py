@@ -255,3 +255,20 @@ def test_an_unregistered_brandname_is_judged_as_the_smpp_side_judges_it(screen):
                                                               for r, _ in out)
     assert [(ln["pdu"], ln["sender"], ln["action"]) for ln in scr.lines()] == \
         [("SIP MESSAGE SMS-DELIVER", "FAKEBANK", "drop"), ("SIP MESSAGE text", "FAKEBANK", "drop")]
+
+
+def test_another_message_on_a_transaction_seen_is_judged_not_taken_for_its_retransmission(screen):
+    """A retransmission is the same request again; one that reuses a transaction's top Via branch, Call-ID and CSeq
+    number with another text, recipient or sender is another message and is judged (it was forwarded unjudged on the
+    first one's decision: a clean MESSAGE opened the way for spam to any recipient for 32 s)."""
+    scr = screen()
+    scr.on_datagram(message(b"see you at noon"), UAC)
+    scr.on_datagram(message(b"see you at noon"), UAC)                   # a real retransmission: forwarded again
+    assert [r.method for r, _ in sent(scr)] == ["MESSAGE"] * 2
+    scr.on_datagram(message(b"WIN BIG now"), UAC)                       # same transaction names, another text
+    scr.on_datagram(message(b"WIN BIG now", to="0912999999"), UAC)     # ... and another recipient
+    scr.on_datagram(message(b"Tai khoan bi khoa", frm="FAKEBANK"), UAC)    # ... and another sender
+    assert [r.status for r, _ in sent(scr)] == [608, 608, 603]
+    assert [(ln["action"], ln["recipient"]) for ln in scr.lines()] == \
+        [("allow", "0912345678"), ("drop", "0912345678"), ("drop", "0912999999"), ("drop", "0912345678")]
+    assert scr.stats["messages_judged"] == 4 and scr.stats["messages_replayed"] == 1

@@ -12,7 +12,8 @@ msgbody.message_content reads. Direction mt: the screen stands at the interconne
 is the traffic the advertiser rules (sms-mt) are written for, and an unauthenticated peer must not send a 5656
 command (an ESME's MT to 5656 is no command either: pipeline.judge).
 
-The decision is kept per transaction (its top Via branch, Call-ID and CSeq number) in the INVITEs' bounded
+The decision is kept per transaction (its top Via branch, Call-ID and CSeq number, with what is judged: another
+message under those names is judged, not taken for a copy) in the INVITEs' bounded
 `transactions` memory (RETRANSMISSIONS): a retransmission gets the same answer -- forwarded again, or our final again
 -- without a second judging or line. Allow: forwarded; tag: the INVITE's tag header (and From display prefix), then
 forwarded; drop: answered with the INVITE's rejection (the hit's sip_code or default_drop_code, Reason and Call-Info),
@@ -41,6 +42,8 @@ PDU = "SIP MESSAGE"                 # the verdict line's "pdu" (then the body's 
 UNJUDGED = Decision(Action.ALLOW, 0, (), (), 0.0)       # no text: relayed as it came
 PENDING = Decision(Action.ALLOW, 0, ("pending",), (), 0.0)      # a shared state store settling its verdict
 _DROP, _TAG = Action.DROP, Action.TAG
+# the headers a sender is read from besides From (identity._caller_number), every value: in a transaction's key
+IDENTITIES = ("p-asserted-identity", "remote-party-id", "p-preferred-identity")
 
 
 class Refused(tuple):
@@ -53,8 +56,13 @@ class Messaging:
     def _screen_message(self, msg, dest, branch, transport, src, conn):
         first = msg.first or msg.first_values()
         top, cseq = msg.vias[0], (first.get("cseq") or "").split(None, 1)
+        # a retransmission is the same request again: what is judged (Request-URI, From, To, the identity headers,
+        # Content-Type and -Encoding, the body) is in the key with the transaction's names, so another message on a
+        # branch, Call-ID and CSeq seen is judged, not forwarded on the first one's decision
         tx = msg.tx = digest("MESSAGE", top.params.get("branch") or top.raw, first.get("call-id") or "",
-                             cseq[0] if cseq else "")
+                             cseq[0] if cseq else "", msg.uri, first.get("from"), first.get("to"),
+                             first.get("content-type"), first.get("content-encoding"), msg.body,
+                             *(tuple(msg.values(h)) for h in IDENTITIES if h in first))
         now = time.monotonic()
         done = self.transactions.get(tx, now)
         args = (msg, dest, branch, transport, src, conn)
