@@ -77,10 +77,10 @@ class Messaging:
             sender, _, s_n = _caller_number(msg, first, trusted)
             ruri = msg.ruri
             recipient = (ruri.user if ruri is not None else "") or _callee(msg, first)
-            got = message_content(first.get("content-type"), msg.body)
+            got = message_content(first.get("content-type"), msg.body, first.get("content-encoding"))
         except BodyError as e:
-            return self._message_refused(msg, tx, transport, src, conn, 400, f"Bad Request ({e})"[:200],
-                                         sender, recipient)
+            return self._message_refused(msg, tx, transport, src, conn, e.status, f"{e.phrase} ({e})"[:200],
+                                         sender, recipient, e.headers)
         if isinstance(got, NoText):
             self.stats["messages_unjudged"] += 1
             self.transactions.put(tx, UNJUDGED, now)

@@ -1,9 +1,12 @@
 """What a SIP MESSAGE's body (RFC 3428 §9: any MIME type) says that the pipeline can judge as an SMS. No I/O.
 
-`message_content(content_type, body)` returns a `Content` (the text to judge, and for SMS over IMS the TPDU's own
+`message_content(content_type, body, content_encoding)` returns a `Content` (the text to judge, and for SMS over IMS the TPDU's own
 originator or destination: the real sender of an SMS-DELIVER, the real recipient of an SMS-SUBMIT), `NO_TEXT` with
 what it is (a body that carries no message: an RP-ACK, an is-composing indication, an SMS status report), or raises
-BodyError whose text is the reason of the 400 it is answered with. What a carrier's SMS filter does with each type:
+BodyError whose text is the reason of the 400 (415 for a Content-Encoding not read) it is answered with. A body is
+read as the receiving UA shows it: a Content-Encoding (RFC 3261 §20.12: gzip, deflate) is undone first, bounded
+(MAX_DECODED); a part's or a CPIM content's Content-Transfer-Encoding (base64, quoted-printable) is undone; a content
+with no Content-Type is text/plain (RFC 2045 §5.2). What a carrier's SMS filter does with each type:
 
   - text/* (text/plain the common one; RFC 3428 §11 requires UAs to take it): the body, in the Content-Type's
     charset (UTF-8 when none, RFC 3428 §9). text/html and the like are judged as written, markup and all: a link in
@@ -12,11 +15,16 @@ BodyError whose text is the reason of the 400 it is answered with. What a carrie
     an SMS-COMMAND or an SMS-STATUS-REPORT carry no text. A part of a concatenated SMS is judged on its own text, as
     received: parts are not put together across MESSAGEs (each part's MESSAGE is answered before the next is sent).
   - message/cpim (RFC 3862, the wrapper of IMS messaging): the wrapped content, read as above.
-  - multipart/* (RFC 2046): every part read as above, the texts judged together; one 3GPP SMS part at most.
+  - multipart/* (RFC 2046): every part read as above, the texts judged together; one 3GPP SMS part at most. Its
+    delimiter lines are counted before the MIME parser reads it (MAX_DELIMITERS: a body of thousands of parts or
+    nested levels costs the parser milliseconds to seconds, and its recursion, a RecursionError).
   - anything else (application/im-iscomposing+xml, RFC 3994; an XML notice; an image): no text, relayed unjudged.
 """
 from __future__ import annotations
 
+import binascii
+import quopri
+import zlib
 from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import compat32
@@ -24,10 +32,22 @@ from email.policy import compat32
 from .sms3gpp import CONTENT_TYPE as SMS_TYPE, Address, RpData, Sms3gppError, decode_rp, decode_tpdu
 
 MAX_PARTS = 16                  # multipart parts read; more is refused (a body of many tiny parts is no SMS)
+MAX_DELIMITERS = 2 * MAX_PARTS + 2      # lines opening "--" in a multipart body, counted before it is parsed
+MAX_DECODED = 65_536            # a body inflated (Content-Encoding) past this is refused: no SMS or IM is that long
+CODINGS = ("gzip", "x-gzip", "deflate")                 # RFC 3261 §20.12 (RFC 2616 §3.5's tokens)
+ACCEPT_ENCODING = ("Accept-Encoding", "identity, gzip, deflate")        # a 415's list of what is read (§21.4.13)
 
 
 class BodyError(ValueError):
-    """The body cannot be read as its Content-Type says: the peer sent something wrong (answered 400, logged)."""
+    """The body cannot be read as its Content-Type says: the peer sent something wrong (answered `status` with
+    `headers`, logged)."""
+    status, phrase, headers = 400, "Bad Request", ()
+
+
+class CodingNotRead(BodyError):
+    """A Content-Encoding other than gzip or deflate: 415 with the codings read (RFC 3261 §21.4.13), so the UA may
+    send it again uncompressed."""
+    status, phrase, headers = 415, "Unsupported Media Type", (ACCEPT_ENCODING,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +79,45 @@ def _text(body: bytes, charset: str) -> str:
         return body.decode(charset or "utf-8", "replace")
     except LookupError:
         raise BodyError(f"unknown charset {charset[:40]!r}") from None
+    except ValueError as e:     # a decoder that takes no "replace" (idna) or fails all the same (punycode)
+        raise BodyError(f"charset {charset[:40]!r} does not decode the body ({type(e).__name__})") from None
+
+
+def _inflated(body: bytes, encoding: str) -> bytes:
+    """The body with its Content-Encoding undone (RFC 3261 §20.12: codings in the order applied, undone last first),
+    at most MAX_DECODED octets, nothing after the compressed data (a second gzip member a UA's decoder reads on)."""
+    for c in reversed(encoding.split(",")):
+        c = c.strip().lower()
+        if c in ("", "identity"):
+            continue
+        if c not in CODINGS:
+            raise CodingNotRead(f"Content-Encoding {c[:20]!r} not read")
+        z = zlib.decompressobj(47)              # 32 + 15: a gzip or a zlib header, told apart by zlib
+        try:
+            out = z.decompress(body, MAX_DECODED)
+            if not z.eof and z.decompress(z.unconsumed_tail, 1):
+                raise BodyError(f"Content-Encoding {c} inflates to more than {MAX_DECODED} octets")
+        except zlib.error:
+            raise BodyError(f"Content-Encoding {c} does not inflate") from None
+        if not z.eof or z.unused_data:
+            raise BodyError(f"Content-Encoding {c} {'cut short' if not z.eof else 'followed by more data'}")
+        body = out
+    return body
+
+
+def _transfer_decoded(body: bytes, cte: str) -> bytes:
+    """A CPIM content's Content-Transfer-Encoding undone (RFC 2045 §6; a multipart part's: the email parser's)."""
+    cte = cte.strip().lower()
+    if cte in ("", "7bit", "8bit", "binary"):
+        return body
+    if cte == "quoted-printable":
+        return quopri.decodestring(body)
+    if cte == "base64":
+        try:
+            return binascii.a2b_base64(body)
+        except binascii.Error:
+            raise BodyError("base64 content that does not decode") from None
+    raise BodyError(f"Content-Transfer-Encoding {cte[:20]!r} not read")
 
 
 def _sms(body: bytes) -> Content | NoText:
@@ -82,15 +141,21 @@ def _cpim(body: bytes, depth: int) -> Content | NoText:
             break
     else:
         raise BodyError("message/cpim without its two header blocks")
-    ctype = ""
+    ctype, cte = "", ""
     for line in parts[1].splitlines():
         name, _, value = line.decode("utf-8", "replace").partition(":")
-        if name.strip().lower() == "content-type":
+        name = name.strip().lower()
+        if name == "content-type":
             ctype = value.strip()
-    return _content(ctype, parts[2], depth + 1)
+        elif name == "content-transfer-encoding":
+            cte = value
+    return _content(ctype, _transfer_decoded(parts[2], cte), depth + 1)
 
 
 def _multipart(ctype: str, body: bytes, depth: int) -> Content | NoText:
+    n = body.count(b"\n--") + body.startswith(b"--")
+    if n > MAX_DELIMITERS:
+        raise BodyError(f"multipart body of {n} delimiter lines (at most {MAX_DELIMITERS})")
     msg = BytesParser(policy=compat32).parsebytes(b"Content-Type: " + ctype.encode("utf-8", "replace") + b"\r\n\r\n"
                                                   + body)
     if not msg.is_multipart():
@@ -122,6 +187,8 @@ def _content(ctype: str, body: bytes, depth: int) -> Content | NoText:
     if depth > 3:
         raise BodyError("bodies nested more than 3 deep")
     kind, params = _type_params(ctype)
+    if not kind:                                # RFC 2045 §5.2: a content with no type is text/plain
+        kind = "text/plain"
     if kind.startswith("text/"):
         return Content(_text(body, params.get("charset", "")))
     if kind == SMS_TYPE:
@@ -130,13 +197,15 @@ def _content(ctype: str, body: bytes, depth: int) -> Content | NoText:
         return _cpim(body, depth)
     if kind.startswith("multipart/"):
         return _multipart(ctype, body, depth)
-    return NoText(kind or "no Content-Type")
+    return NoText(kind)
 
 
-def message_content(content_type: str | None, body: bytes) -> Content | NoText:
+def message_content(content_type: str | None, body: bytes, content_encoding: str | None = None) -> Content | NoText:
     """What of a MESSAGE body is judged (module text). No body: nothing to judge (RFC 3428 §9 lets a MESSAGE carry
     none); a body without a Content-Type is text/plain (RFC 3428 §9 says it has one; a carrier does not let a text
-    through for leaving it out)."""
+    through for leaving it out); one in a Content-Encoding is read inflated."""
     if not body:
         return NoText("empty body")
+    if content_encoding:
+        body = _inflated(body, content_encoding)
     return _content(content_type or "text/plain", body, 0)
