@@ -272,3 +272,20 @@ def test_another_message_on_a_transaction_seen_is_judged_not_taken_for_its_retra
     assert [(ln["action"], ln["recipient"]) for ln in scr.lines()] == \
         [("allow", "0912345678"), ("drop", "0912345678"), ("drop", "0912999999"), ("drop", "0912345678")]
     assert scr.stats["messages_judged"] == 4 and scr.stats["messages_replayed"] == 1
+
+
+class _FullDisk(VerdictLog):
+    def _fail(self, *a, **k):
+        raise OSError(28, "No space left on device")
+
+    write_sms = write_refusal = _fail
+
+
+def test_a_verdict_log_that_cannot_be_written_changes_no_message_answer(pipe):
+    """The log never decides a message's fate: a malformed MESSAGE is answered 400 and a spam one 608 with the
+    verdict log failing (the 400's refusal line was written unguarded: the screen answered 500, 'internal error')."""
+    scr = offline_screen(pipe, _FullDisk(io.StringIO()))
+    scr.on_datagram(message(bytes.fromhex("002a00"), "application/vnd.3gpp.sms"), UAC)
+    scr.on_datagram(message(b"WIN BIG", call_id="m7@x", branch="z9hG4bK-m7"), UAC)
+    assert [r.status for r, _ in sent(scr)] == [400, 608]
+    assert scr.stats["log_failed"] == 2 and scr.stats["internal_errors"] == 0

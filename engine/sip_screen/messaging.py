@@ -137,7 +137,11 @@ class Messaging:
         d = Refused((status, reason, list(extra)))
         self.transactions.put(tx, d, time.monotonic())
         if self.vlog is not None:
-            self.vlog.write_refusal(self.clock(), PDU, "", _loggable(sender), _loggable(recipient), status, reason)
+            try:                                        # the log never decides a message's fate
+                self.vlog.write_refusal(self.clock(), PDU, "", _loggable(sender), _loggable(recipient), status,
+                                        reason)
+            except Exception as e:
+                self._log_failed(e)
         self._reply(msg, make_response(msg, status, reason, self._tag(msg), extra), transport, src, conn)
 
     def _message_refusal_logged(self, msg, src, status, reason):
