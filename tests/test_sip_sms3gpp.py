@@ -94,8 +94,20 @@ def test_malformed_bodies_say_what(body, words):
 
 
 def test_alphabets_of_23038():
-    assert [alphabet(d) for d in (0x00, 0x04, 0x08, 0x0C, 0x24, 0x48, 0xC0, 0xE0, 0xF0, 0xF4, 0x80)] == \
-        ["gsm7", "8bit", "ucs2", "8bit", "8bit", "ucs2", "gsm7", "ucs2", "gsm7", "8bit", "gsm7"]
+    assert [alphabet(d) for d in (0x00, 0x04, 0x08, 0x0C, 0x4C, 0x24, 0x48, 0xC0, 0xE0, 0xF0, 0xF4, 0x80)] == \
+        ["gsm7", "8bit", "ucs2", "gsm7", "gsm7", "8bit", "ucs2", "gsm7", "ucs2", "gsm7", "8bit", "gsm7"]
+
+
+def test_the_reserved_alphabet_is_read_as_the_gsm_7_bit_default_alphabet():
+    """TS 23.038 §4: "Any reserved codings shall be assumed to be the GSM 7 bit default alphabet (the same as codepoint
+    00000000) by a receiving entity" -- bits 3-2 = 11 of the general data coding groups too (warthog618/sms decodes
+    DCS 0x0C so, MediaTek's SMS stack maps a reserved alphabet to the default): a handset shows the text. It was read
+    as 8-bit data, judged on its readable links only: any packed text passed."""
+    from engine.smpp_proxy.codec.text import gsm_encode, gsm_pack
+    for dcs in (0x0C, 0x1C, 0x4C):
+        tpdu = H("0100" "0aa19021436587" "00") + bytes([dcs, 11]) + gsm_pack(gsm_encode("WIN BIG now"))
+        got = decode_tpdu(tpdu, True)
+        assert (got.text, got.binary) == ("WIN BIG now", False)
 
 
 def test_plain_text_cpim_and_multipart():

@@ -163,12 +163,14 @@ def _tp_address(data: bytes, i: int, what: str) -> tuple[Address, int]:
 
 def alphabet(dcs: int) -> str:
     """"gsm7", "8bit" or "ucs2": the alphabet TP-DCS `dcs` names (3GPP TS 23.038 §4). Compressed text (§3.9, which no
-    one sends) and the reserved alphabet are read as 8-bit data: judged on what is readable in them."""
+    one sends) is read as 8-bit data: judged on what is readable in it. §4: "Any reserved codings shall be assumed
+    to be the GSM 7 bit default alphabet ... by a receiving entity": the reserved alphabet (bits 3-2 = 11) and the
+    reserved groups are GSM 7-bit, as a handset reads them."""
     group = dcs >> 4
     if group <= 0x07:                           # general data coding (00xx) and automatic deletion (01xx)
         if dcs & 0x20:
             return "8bit"
-        return ("gsm7", "8bit", "ucs2", "8bit")[(dcs >> 2) & 0x03]
+        return ("gsm7", "8bit", "ucs2", "gsm7")[(dcs >> 2) & 0x03]
     if group in (0x0C, 0x0D):                   # message waiting indication, discard / store: GSM 7-bit
         return "gsm7"
     if group == 0x0E:                           # message waiting indication, store: UCS2
