@@ -87,3 +87,12 @@ def test_a_body_of_many_parts_or_deep_nesting_is_refused_before_it_is_parsed():
         with pytest.raises(BodyError, match="delimiter lines"):      # (counted, not parsed: no timing claimed)
             message_content(ctype, body)
     assert message_content("multipart/mixed; boundary=b0", _nested(2)).text == "WIN"
+
+
+@pytest.mark.parametrize("encoded", ["WIN BIG".encode("utf-16"), "WIN BIG".encode("utf-16-be").join([b"\xfe\xff", b""]),
+                                     b"\xef\xbb\xbfWIN BIG"])
+def test_a_byte_order_mark_names_the_encoding_whatever_the_charset_says(encoded):
+    """The WHATWG decode (what a UA that renders text does): a BOM overrides the declared or default charset. A UTF-16
+    text with its BOM and no charset was read as UTF-8 (NULs between the letters): any text passed."""
+    for ctype in ("text/plain", "text/plain; charset=utf-8", "text/plain; charset=iso-8859-1"):
+        assert message_content(ctype, encoded).text == "WIN BIG"

@@ -73,7 +73,13 @@ def _type_params(value: str) -> tuple[str, dict]:
     return kind.strip().lower(), out
 
 
+_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+
+
 def _text(body: bytes, charset: str) -> str:
+    for bom, name in _BOMS:     # a BOM names the encoding whatever the charset says (the WHATWG decode, a UA's)
+        if body.startswith(bom):
+            return body[len(bom):].decode(name, "replace")
     try:                        # (bytes.decode takes text encodings only: no "zlib" or "base64" "charset")
         return body.decode(charset or "utf-8", "replace")
     except LookupError:
