@@ -52,9 +52,11 @@ def test_cpim_content_without_a_content_type_is_text_plain():
 
 
 def test_cpim_content_in_a_transfer_encoding_is_decoded():
-    cpim = b"From: <im:a@b>\r\n\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\nV0lOIEJJRyBub3c="
+    cpim = b"From: <im:a@b>\r\n\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n" \
+        b"V0lOIEJJRyBub3c="
     assert message_content("message/cpim", cpim).text == "WIN BIG now"
-    qp = b"From: <im:a@b>\r\n\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: Quoted-Printable\r\n\r\nWIN=20BIG"
+    qp = b"From: <im:a@b>\r\n\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: Quoted-Printable\r\n\r\n" \
+        b"WIN=20BIG"
     assert message_content("message/cpim", qp).text == "WIN BIG"
 
 
@@ -96,3 +98,17 @@ def test_a_byte_order_mark_names_the_encoding_whatever_the_charset_says(encoded)
     text with its BOM and no charset was read as UTF-8 (NULs between the letters): any text passed."""
     for ctype in ("text/plain", "text/plain; charset=utf-8", "text/plain; charset=iso-8859-1"):
         assert message_content(ctype, encoded).text == "WIN BIG"
+
+
+def test_html_is_judged_as_written_and_as_shown():
+    """A text/html body is judged as written (its links, in href too) and as a UA shows it: tags gone, character
+    references read. 'W&#73;N B<b></b>IG' shows 'WIN BIG' and passed."""
+    got = message_content("text/html", b'<p>W&#73;N B<b></b>IG <a href="http://spam.example/x">here</a>&amp;</p>').text
+    assert "WIN BIG here&" in got and "http://spam.example/x" in got
+    assert message_content("text/plain", b"W&#73;N").text == "W&#73;N"             # plain text is shown as written
+
+
+def test_the_screen_drops_an_html_message_that_shows_the_spam(screen):
+    scr = screen()
+    scr.on_datagram(message(b"<p>W&#73;N B<i></i>IG now</p>", "text/html; charset=utf-8"), UAC)
+    assert [r.status for r, _ in sent(scr)] == [608]

@@ -19,8 +19,8 @@ def text(body: bytes, ctype: str = MP) -> str:
 
 
 def test_parts_as_a_ua_shows_them():
-    assert text(b"--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: text/html\r\n\r\nWIN BIG\r\n--b--\r\n") \
-        == "hello\nWIN BIG"
+    two = b"--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: text/html\r\n\r\nWIN BIG\r\n--b--\r\n"
+    assert text(two) == "hello\nWIN BIG\nWIN BIG"                     # (the html part as written and as shown)
     assert text(b"preamble WIN\r\n--b\r\n\r\nhi\r\n--b--\r\nepilogue WIN") == "hi"            # neither shown
     assert text(b"--b\r\nContent-Type: text/plain\r\n\r\nWIN BIG") == "WIN BIG"                 # no close delimiter
     assert text(b"--b\nContent-Type: text/plain\n\nWIN\n--b--\n") == "WIN"                      # LF line ends
@@ -62,8 +62,9 @@ def test_what_is_refused(body, why):
         message_content("multipart/mixed", b"--b\r\n\r\nWIN\r\n--b--\r\n")
 
 
-_PIECES = st.sampled_from([b"--b", b"--b--", b"\r\n", b"\n", b"\r\n\r\n", b"Content-Type: ", b"multipart/mixed; boundary=b",
-                           b"message/cpim", b"text/plain", b"Content-Transfer-Encoding: base64", b" ", b":", b"WIN",
+_PIECES = st.sampled_from([b"--b", b"--b--", b"\r\n", b"\n", b"\r\n\r\n", b"Content-Type: ",
+                           b"multipart/mixed; boundary=b", b"message/cpim", b"text/plain",
+                           b"Content-Transfer-Encoding: base64", b" ", b":", b"WIN",
                            b"\x00\xff", b"application/vnd.3gpp.sms", b"=", b"charset=utf-16"])
 
 

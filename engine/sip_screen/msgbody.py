@@ -1,16 +1,18 @@
 """What a SIP MESSAGE's body (RFC 3428 §9: any MIME type) says that the pipeline can judge as an SMS. No I/O.
 
-`message_content(content_type, body, content_encoding)` returns a `Content` (the text to judge, and for SMS over IMS the TPDU's own
-originator or destination: the real sender of an SMS-DELIVER, the real recipient of an SMS-SUBMIT), `NO_TEXT` with
-what it is (a body that carries no message: an RP-ACK, an is-composing indication, an SMS status report), or raises
-BodyError whose text is the reason of the 400 (415 for a Content-Encoding not read) it is answered with. A body is
-read as the receiving UA shows it: a Content-Encoding (RFC 3261 §20.12: gzip, deflate) is undone first, bounded
-(MAX_DECODED); a part's or a CPIM content's Content-Transfer-Encoding (base64, quoted-printable) is undone; a content
-with no Content-Type is text/plain (RFC 2045 §5.2). What a carrier's SMS filter does with each type:
+`message_content(content_type, body, content_encoding)` returns a `Content` (the text to judge, and for SMS over IMS
+the TPDU's own originator or destination: the real sender of an SMS-DELIVER, the real recipient of an SMS-SUBMIT),
+`NO_TEXT` with what it is (a body that carries no message: an RP-ACK, an is-composing indication, an SMS status
+report), or raises BodyError whose text is the reason of the 400 (415 for a Content-Encoding not read) it is
+answered with. A body is read as the receiving UA shows it: a Content-Encoding (RFC 3261 §20.12: gzip, deflate) is
+undone first, bounded (MAX_DECODED); a part's or a CPIM content's Content-Transfer-Encoding (base64,
+quoted-printable) is undone; a content with no Content-Type is text/plain (RFC 2045 §5.2). What a carrier's SMS
+filter does with each type:
 
   - text/* (text/plain the common one; RFC 3428 §11 requires UAs to take it): the body, in the Content-Type's
-    charset (UTF-8 when none, RFC 3428 §9). text/html and the like are judged as written, markup and all: a link in
-    them is a link the user sees.
+    charset (UTF-8 when none, RFC 3428 §9; a byte order mark decides). text/html and application/xhtml+xml are judged
+    as written, markup and all (a link in them is a link the user sees), and as shown: tags gone, character
+    references read ('W&#73;N B<b></b>IG' shows 'WIN BIG').
   - application/vnd.3gpp.sms (3GPP TS 24.341): the RP-DATA's TPDU, decoded (sms3gpp.py); RP-ACK / RP-ERROR / RP-SMMA,
     an SMS-COMMAND or an SMS-STATUS-REPORT carry no text. A part of a concatenated SMS is judged on its own text, as
     received: parts are not put together across MESSAGEs (each part's MESSAGE is answered before the next is sent).
@@ -24,7 +26,9 @@ with no Content-Type is text/plain (RFC 2045 §5.2). What a carrier's SMS filter
 from __future__ import annotations
 
 import binascii
+import html
 import quopri
+import re
 import zlib
 from dataclasses import dataclass
 
@@ -73,6 +77,8 @@ def _type_params(value: str) -> tuple[str, dict]:
     return kind.strip().lower(), out
 
 
+_TAG = re.compile(r"<[^<>]*>")                  # a tag (what a UA rendering HTML does not show)
+HTML = ("text/html", "application/xhtml+xml")
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 
 
@@ -243,8 +249,11 @@ def _content(ctype: str, body: bytes, depth: int) -> Content | NoText:
     kind, params = _type_params(ctype)
     if not kind:                                # RFC 2045 §5.2: a content with no type is text/plain
         kind = "text/plain"
-    if kind.startswith("text/"):
-        return Content(_text(body, params.get("charset", "")))
+    if kind.startswith("text/") or kind in HTML:
+        text = _text(body, params.get("charset", ""))
+        if kind in HTML:                        # as written (its links) and as shown
+            text = f"{text}\n{html.unescape(_TAG.sub('', text))}"
+        return Content(text)
     if kind == SMS_TYPE:
         return _sms(body)
     if kind == "message/cpim":
