@@ -112,3 +112,12 @@ def test_the_screen_drops_an_html_message_that_shows_the_spam(screen):
     scr = screen()
     scr.on_datagram(message(b"<p>W&#73;N B<i></i>IG now</p>", "text/html; charset=utf-8"), UAC)
     assert [r.status for r, _ in sent(scr)] == [608]
+
+
+def test_an_inflated_body_is_bounded_near_what_a_message_may_carry():
+    """RFC 3428 §7: a MESSAGE is 1300 bytes unless its UAC knows better. A 10 KB text behind a ~100-byte gzip body (its
+    judging ~0.6 ms for each 8 KB: a small datagram buying 64 KB of judging, 4 ms, was the bound) is refused."""
+    assert len(gzip.compress(b"WIN BIG " * 1250)) < 200
+    with pytest.raises(BodyError, match="more than 8192"):
+        message_content("text/plain", gzip.compress(b"WIN BIG " * 1250), "gzip")
+    assert message_content("text/plain", gzip.compress(b"x" * 8192), "gzip").text == "x" * 8192
