@@ -32,7 +32,7 @@ SHARDS = 8
 
 
 class DncLook:
-    __slots__ = ("heap", "keys", "queued", "live", "gather", "walking", "round", "judging")
+    __slots__ = ("heap", "keys", "queued", "live", "gather", "walking", "again", "round", "judging")
 
     def __init__(self):
         self.heap: list = []            # round << 64 | due << 32 | slot, for each queued key (and some moved up)
@@ -41,6 +41,7 @@ class DncLook:
         self.live = 0                   # keys in `queued`
         self.gather = None              # a full look's recipients still to walk: [iterators], or None
         self.walking = None             # ... the numbers its walk takes, walked or not (a bitmap)
+        self.again = None               # ... a full change's numbers, made while it walked: walked again after it
         self.round = 0                  # the round the walk queues into
         self.judging = 0                # the round of the last key taken
 
@@ -62,6 +63,9 @@ class DncLook:
             if fresh:
                 self.gather.append(iter(fresh))
                 self.walking = self.walking | fresh
+            # ... and then it walks again, in the next round: the ads it queued and that were judged before this
+            # change (the soonest, judged while it walked) are judged again after it, as the others are
+            self.again = numbers
             return
         if not self.live:
             self.judging = 0
@@ -99,6 +103,9 @@ class DncLook:
                 walks.pop(0)
         if not walks:
             self.gather = self.walking = None
+            if self.again is not None:  # (a full change came while it walked)
+                again, self.again = self.again, None
+                self.every(again)
         return took
 
     def pop(self) -> str | None:
@@ -125,5 +132,5 @@ class DncLook:
         for q in self.queued:
             q.clear()
         self.live = 0
-        self.gather = self.walking = None
+        self.gather = self.walking = self.again = None
         self.round = self.judging = 0
