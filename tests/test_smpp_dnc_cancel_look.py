@@ -36,3 +36,32 @@ def test_a_consent_withdrawn_while_the_walk_runs_judges_again_an_ad_judged_befor
     p.tick()
     p.tick()
     assert p.cancelled == [FIRST]
+
+
+def _index(n, first=FIRST):
+    from engine.smpp_proxy.scheduled import PendingAd, ScheduledAds
+    index = ScheduledAds()
+    for i in range(n):
+        index.add(PendingAd(f"k{first + i}", "smsc", f"M{i}", "esme1", DUE + i, first + i, "", 5, 0, "SHOPABC",
+                            1, 1, str(first + i)))
+    return index
+
+
+def test_the_queues_slots_stay_as_many_as_its_keys_when_a_look_never_ends():
+    # a full change every tick on a loop too busy to end the look between two (the case the rounds are for): the
+    # queue is never empty. Was, `keys` (slot -> key) grew by every key queued, never reset: ~100,000 slots a second
+    # at 200,000 ads, memory without bound, and past 2**32 slots `slot` ran into `due` (and `round << 32 | slot`)
+    from pyroaring import BitMap64
+
+    from engine.smpp_proxy.dnc_look import DncLook
+    index, look = _index(500), DncLook()
+    for tick in range(200):
+        look.every(BitMap64(index.dests))
+        while look.gathering:
+            look.gather_some(index, GATHER)
+        for _ in range(150):                # (fewer than the round holds: never empty)
+            assert look.pop() is not None
+        look.add(DUE, f"k{FIRST + tick % 500}")       # (a change known by number: may move a key up)
+        assert look
+    assert len(look) <= 500 and len(look.keys) <= 3 * 500 and len(look.heap) <= 3 * 500, \
+        (len(look), len(look.keys), len(look.heap))

@@ -18,8 +18,11 @@ change known by number (the numbers it added, cancels to try again) join the rou
 (one queued behind, for the next round, moves up).
 
 Keys only, no entries: the entry is read at its judgement (gone or due by then: not judged). The heap holds ints,
-`round << 64 | due << 32 | slot` (`slot`: the key's place in `keys`, None once taken or moved up; the list reset
-when nothing is queued): a pop compares ints, a third of what (due, key) tuples cost. `queued` is SHARDS dicts by
+`round << 64 | due << 32 | slot` (`slot`: the key's place in `keys`, None once taken or moved up): a pop compares
+ints, a third of what (due, key) tuples cost. A slot is given again once the heap's one entry naming it is popped
+(`free`; all reset when nothing is queued): a look that never ends (a full change each second on a busy loop) keeps
+as many slots as heap entries, not one for every key it ever queued (memory without bound, and past 2**32 slots
+`slot` would run into `due`). `queued` is SHARDS dicts by
 the key's hash: a dict of 175,000 keys growing copies them all in one go (~5 ms), a shard's an eighth of that.
 """
 from __future__ import annotations
@@ -32,11 +35,12 @@ SHARDS = 8
 
 
 class DncLook:
-    __slots__ = ("heap", "keys", "queued", "live", "gather", "walking", "again", "round", "judging")
+    __slots__ = ("heap", "keys", "free", "queued", "live", "gather", "walking", "again", "round", "judging")
 
     def __init__(self):
         self.heap: list = []            # round << 64 | due << 32 | slot, for each queued key (and some moved up)
         self.keys: list = []            # slot -> its key (None once taken or moved up)
+        self.free: list = []            # slots whose heap entry was popped: no entry names them, given again
         self.queued = [{} for _ in range(SHARDS)]       # by hash(key) % SHARDS: entry key -> round << 32 | slot
         self.live = 0                   # keys in `queued`
         self.gather = None              # a full look's recipients still to walk: [iterators], or None
@@ -83,9 +87,14 @@ class DncLook:
             self.keys[had & _SLOT] = None
         else:
             self.live += 1
-        slot = len(self.keys)
+        free = self.free
+        if free:
+            slot = free.pop()
+            self.keys[slot] = key
+        else:
+            slot = len(self.keys)
+            self.keys.append(key)
         queued[key] = r << 32 | slot
-        self.keys.append(key)
         heapq.heappush(self.heap, r << 64 | due << 32 | slot)
 
     def gather_some(self, index, n: int) -> int:
@@ -110,25 +119,29 @@ class DncLook:
 
     def pop(self) -> str | None:
         """The key of the round being judged (else the next) due soonest, no longer queued; None when none is."""
-        heap, keys = self.heap, self.keys
+        heap, keys, free = self.heap, self.keys, self.free
         while heap:
             item = heapq.heappop(heap)
-            key = keys[item & _SLOT]
+            slot = item & _SLOT
+            free.append(slot)           # (its only entry popped: no other names it)
+            key = keys[slot]
             if key is None:             # (moved up)
                 continue
-            keys[item & _SLOT] = None
+            keys[slot] = None
             del self.queued[hash(key) % SHARDS][key]
             self.judging = item >> 64
             self.live -= 1
             if not self.live:
                 heap.clear()
                 keys.clear()
+                free.clear()
             return key
         return None
 
     def clear(self) -> None:
         self.heap.clear()
         self.keys.clear()
+        self.free.clear()
         for q in self.queued:
             q.clear()
         self.live = 0
