@@ -62,6 +62,7 @@ class _Proxy(DncCancel):
             setattr(self, k, v)
         self._scheduled_retry, self._cancel_tries, self._cancelling = {}, {}, set()
         self._look, self._look_soon = DncLook(), False          # (after the sliced look)
+        self.stopping = False
         self.soon: list = []
         self.loop = NS(call_soon=self.soon.append)
         self.barred = 0

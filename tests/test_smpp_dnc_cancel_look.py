@@ -65,3 +65,23 @@ def test_the_queues_slots_stay_as_many_as_its_keys_when_a_look_never_ends():
         assert look
     assert len(look) <= 500 and len(look.keys) <= 3 * 500 and len(look.heap) <= 3 * 500, \
         (len(look), len(look.keys), len(look.heap))
+
+
+def test_no_cancel_is_sent_once_the_proxy_is_stopping(tmp_path):
+    # the drain sends its unbinds (stopping: server.py) while a look's slices still come a loop turn apart: was, they
+    # went on sending cancel_sm on links being unbound (bound until their unbind_resp), which an SMSC refuses
+    # (ESME_RINVBNDSTS: the entry dropped as "refused", the barred ad delivered). Now the look waits: its ads stay
+    # indexed (journalled), judged by the next start's full look
+    p = _walked(tmp_path, 3 * STEP, consent=lambda i: i % 2 == 0)     # (every other: barred once looked at)
+    assert p.cancelled == [FIRST + i for i in range(1, 3 * STEP, 2)]    # (all barred, cancelled at the first look)
+    p.cancelled.clear()
+    for i in range(0, 3 * STEP, 2):         # (in place: a full look, every one barred now)
+        remove_row(p.pipeline.lists, "consent", str(FIRST + i), None, ["Shop ABC"])
+    p.stopping = False
+    p.tick(turns=0)
+    assert 0 < len(p.cancelled) < 3 * STEP // 2 and p.soon
+    sent, p.stopping = len(p.cancelled), True
+    while p.soon:
+        p.soon.pop(0)()
+    p.tick()
+    assert len(p.cancelled) == sent and len(p.scheduled) == 3 * STEP // 2 - sent

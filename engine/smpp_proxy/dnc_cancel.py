@@ -14,7 +14,8 @@ DK DNC may have come between the ad's submission and the SMSC's answer -- and th
 wait.) A removal from the list bars no ad. The ads found are queued (dnc_look.py: each once, soonest due first) and
 judged STEP per turn of the event loop, the first STEP in the tick's turn and the rest a slice per later turn
 (loop.call_soon), so that no look, however many ads it takes, holds the loop for more than ~1-2 ms at a time: a full
-look walks its recipients into the queue GATHER a turn besides. A look still running at the next tick goes on with
+look walks its recipients into the queue GATHER a turn besides. Once the proxy is stopping (the drain's unbinds
+sent) it judges and sends nothing more: the ads stay indexed, journalled for the next start's full look. A look still running at the next tick goes on with
 what that tick queued, each ad judged once, with the lists and rules in force at its turn (a change made meanwhile
 is the next tick's): a full one walks on, or walks again behind the ads still to judge (dnc_look.py: rounds, so that
 a full change each second never starves the later ads). An ad gone, or due (delivered), before its turn, or no
@@ -192,7 +193,7 @@ class DncCancel:
                     tries.pop(k, None)
         # a look still running from an earlier tick goes on with what this one queued (each ad once, due soonest
         # first); one that waited for a cancel slot (IN_FLIGHT) goes on now
-        if look and not self._look_soon:
+        if look and not self._look_soon and not self.stopping:
             self._look_step()
 
     def _look_changed(self, lists, seen: int, due) -> None:
@@ -225,6 +226,11 @@ class DncCancel:
         look, s = self._look, self.scheduled
         if not s.entries or not self.settings.cancel_scheduled_on_dnc:
             look.clear()
+            return
+        if self.stopping:
+            # the drain's unbinds sent (or the stop's links closed): a cancel_sm now is refused (ESME_RINVBNDSTS: its
+            # entry dropped as refused, the ad delivered) or lost. Its ads stay indexed, in the journal: the next
+            # start's full look judges them
             return
         if look.gathering:
             look.gather_some(s, GATHER)
