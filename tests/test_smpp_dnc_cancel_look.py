@@ -77,7 +77,6 @@ def test_no_cancel_is_sent_once_the_proxy_is_stopping(tmp_path):
     p.cancelled.clear()
     for i in range(0, 3 * STEP, 2):         # (in place: a full look, every one barred now)
         remove_row(p.pipeline.lists, "consent", str(FIRST + i), None, ["Shop ABC"])
-    p.stopping = False
     p.tick(turns=0)
     assert 0 < len(p.cancelled) < 3 * STEP // 2 and p.soon
     sent, p.stopping = len(p.cancelled), True
