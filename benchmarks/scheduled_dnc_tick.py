@@ -63,6 +63,7 @@ class _Proxy(DncCancel):
         self._scheduled_retry, self._cancel_tries, self._cancelling = {}, {}, set()
         self._look, self._look_soon = DncLook(), False          # (after the sliced look)
         self.stopping = False
+        self._cancel_held = {}
         self.soon: list = []
         self.loop = NS(call_soon=self.soon.append)
         self.barred = 0

@@ -36,6 +36,7 @@ class _Proxy(DncCancel):
         self._scheduled_retry, self._cancel_tries, self._cancelling = {}, {}, set()
         self._look, self._look_soon = DncLook(), False
         self.stopping = False                       # (SmppProxy's: the drain's unbinds sent, or the stop)
+        self._cancel_held = {}
         self.soon = []                              # the loop's next turn: the look's next slice
         self.loop = NS(call_soon=self.soon.append)
         self.cancelled, self.asked, self.now, self.steps = [], [], 1000.0, []

@@ -3,6 +3,7 @@ walks, the queue's slots over a look that never ends, ... Counts, never times.""
 from engine.app import build
 from engine.lists import ListStore
 from engine.lists.edits import remove as remove_row
+from engine.smpp_proxy import dnc_cancel
 from engine.smpp_proxy.dnc_cancel import GATHER, STEP
 from tests.test_smpp_dnc_cancel_incremental import DUE, SENDERS, _ad, _Proxy
 from tests.test_smpp_dnc_cancel_sliced import _reloaded
@@ -84,3 +85,56 @@ def test_no_cancel_is_sent_once_the_proxy_is_stopping(tmp_path):
         p.soon.pop(0)()
     p.tick()
     assert len(p.cancelled) == sent and len(p.scheduled) == 3 * STEP // 2 - sent
+
+
+class _Unbound(_Proxy):
+    """The real cancel path; its SMSC links (of id space "smsc") bound or not as the test says."""
+
+    def __init__(self, pipeline):
+        from collections import Counter
+        from types import SimpleNamespace as NS
+        super().__init__(pipeline)
+        self.stats, self.links, self.sent = Counter(), [], []
+        self.link = NS(bound=True, id_space="smsc", kind="transceiver",
+                       request=lambda pdu, on_resp: self.sent.append(pdu.message_id))
+
+    def id_spaces(self):
+        return {"smsc"}
+
+    def _pick_link(self, space=None, account=None):
+        return self.link if self.link in self.links and len(self._cancelling) < 10 ** 6 else None
+
+    def _cancel_scheduled(self, ad, why):
+        from engine.smpp_proxy.dnc_cancel import DncCancel
+        DncCancel._cancel_scheduled(self, ad, why)
+
+
+def test_barred_ads_wait_for_a_link_of_their_id_space_unjudged_until_one_is_bound(tmp_path, monkeypatch):
+    # no SMSC link bound (a start before its bind, a lost link binding again): was, each barred ad's cancel was put
+    # among the retries for the next tick, and each tick pulled every one into the look and judged it again (~100,000
+    # ads: every second the whole look again, ~0.4 s of CPU). Now they wait by id space until one of its links is
+    # bound: judged again then (with the lists then), and cancelled
+    n = 2 * STEP
+    d = tmp_path / "data"
+    ListStore(d).import_csv("senders", SENDERS, "senders.csv")
+    p = _Unbound(build(data_dir=d, with_model=False))
+    monkeypatch.setattr(dnc_cancel.time, "monotonic", lambda: p.now)      # (the tick's clock)
+    L = p.pipeline.lists
+    for i in range(n):
+        L.add_dnc(FIRST + i, "S")
+        _ad(p, FIRST + i, due=DUE + i)      # (no consent: every one barred)
+    assert len(p.tick()) == n and p.sent == []
+    for _ in range(3):
+        assert p.tick() == []               # no link bound: not judged again
+    remove_row(L, "dnc", str(FIRST), "S", [])       # (meanwhile off the list: let go)
+    p.links.append(p.link)                  # bound
+    judged = []
+    for _ in range(n):
+        judged += p.tick()
+        for k in list(p._cancelling):       # (answered: cancelled)
+            p._cancelling.discard(k)
+            p.scheduled.discard(k)
+        if not p._look and not p._scheduled_retry:
+            break
+    assert sorted(judged) == list(range(FIRST + 1, FIRST + n))
+    assert sorted(p.sent) == sorted(f"M{FIRST + i}" for i in range(1, n)) and p._cancel_held == {}

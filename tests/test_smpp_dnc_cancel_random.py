@@ -120,8 +120,13 @@ class _Answered(_Checked):
         super().__init__(pipeline)
         self.rnd, self.pending, self.stats = rnd, [], Counter()
         self.vlog = NS(write_cancel=lambda *a: None)
-        self.link = NS(request=lambda pdu, on_resp: self.pending.append(on_resp))
+        self.link = NS(bound=True, id_space="smsc", kind="transceiver",
+                       request=lambda pdu, on_resp: self.pending.append(on_resp))
         self.up = True
+
+    @property
+    def links(self):
+        return [self.link] if self.up else []
 
     def id_spaces(self):
         return {"smsc"}
@@ -209,7 +214,7 @@ def test_random_changes_with_cancels_answered_late_against_dnc_barred(tmp_path, 
         p._scheduled_tick(p.now)
         _turns(p, 10 ** 6)
         p.answer(10 ** 6, settle=True)
-        if not p._look and not p._scheduled_retry and not p._cancelling and not p.pending:
+        if not p._look and not p._scheduled_retry and not p._cancelling and not p.pending and not p._cancel_held:
             break
     ts = clock[0].timestamp()
     left = [(a.key, a.recipient) for a in p.scheduled.entries.values() if a.due > ts and p.barred(a) is not None]

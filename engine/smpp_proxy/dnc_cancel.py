@@ -31,8 +31,9 @@ space that issued its id. The SMSC's answer:
   retry on another link) is no news: no line.
 - none (a timeout, a lost link) or "not now" (ESME_RTHROTTLED, ESME_RMSGQFUL, ESME_RX_T_APPN): the entry stays,
   tried again after a back-off of its own (1, 2, 4 ... s, at most BACKOFF_MAX; forgotten when the ad goes or is let
-  go); no link of its id space free: tried again at the next tick. While IN_FLIGHT of ours wait, the look pauses
-  (the rest stay queued, unjudged) until the next tick finds a slot.
+  go); no link of its id space free: tried again at the next tick; none of its id space bound: it waits, unjudged,
+  until one is (judged again then). While IN_FLIGHT of ours wait, the look pauses (the rest stay queued, unjudged)
+  until the next tick finds a slot.
 Whatever registered the number counts: a 5656 command, `ctl lists`, another process's change through the shared
 journal or stream, an import or a reload of the DNC list. Off with smpp.toml [cancel_sm] scheduled_on_dnc = false.
 
@@ -157,16 +158,20 @@ class DncCancel:
         queued for the look (dnc_look.py), whose first slice is judged now, the rest a slice per loop turn."""
         s, look = self.scheduled, self._look
         if not s.entries or now - self._scheduled_at < TICK:
-            if not s.entries and (self._scheduled_retry or look):       # (their ads gone: nothing to try again)
+            if not s.entries and (self._scheduled_retry or look or self._cancel_held):  # (their ads gone)
                 self._scheduled_retry.clear()
                 self._cancel_tries.clear()
+                self._cancel_held.clear()
                 look.clear()
             return
         self._scheduled_at = now
         s.expire(int(self.clock().timestamp()))
         if not self.settings.cancel_scheduled_on_dnc:
             look.clear()
+            self._cancel_held.clear()
             return          # off: none indexed now, and those the last run's journal gave back are not cancelled
+        if self._cancel_held:
+            self._held_to_look()
         lists = self.pipeline.lists
         seen = lists.dnc_changes
         ref, retry = self._scheduled_lists, self._scheduled_retry
@@ -195,6 +200,19 @@ class DncCancel:
         # first); one that waited for a cancel slot (IN_FLIGHT) goes on now
         if look and not self._look_soon and not self.stopping:
             self._look_step()
+
+    def _held_to_look(self) -> None:
+        """The ads whose cancel waits for a link of its id space to be bound (`_cancel_held`): those of a space one
+        of whose links is bound now queued for the look, judged again (with the lists then); the others stay. Keys
+        of ads gone meanwhile dropped once they outnumber the index (no link for hours: bounded)."""
+        held, entries, look = self._cancel_held, self.scheduled.entries, self._look
+        for space in [sp for sp in held if _bound(self.links, sp)]:
+            for a in map(entries.get, held.pop(space)):
+                if a is not None:
+                    look.add(a.due, a.key)
+        for keys in held.values():
+            if len(keys) > 2 * len(entries) + MORE:
+                keys.intersection_update(entries)
 
     def _look_changed(self, lists, seen: int, due) -> None:
         """The ads to judge again now the DNC list changed (`lists`, its `seen`-th change) queued: those to the
@@ -293,7 +311,12 @@ class DncCancel:
             return
         link = self._pick_link(space=ad.space, account=ad.account)          # (IN_FLIGHT: the tick's test)
         if link is None:
-            self._scheduled_retry[ad.key] = time.monotonic()        # no link free: the next tick tries again
+            if _bound(self.links, ad.space):
+                self._scheduled_retry[ad.key] = time.monotonic()    # none free: the next tick tries again
+            else:
+                # none of its id space bound (a start before its bind, a link lost and binding again): it waits,
+                # unjudged, until one is (was: among the retries, all judged again at every tick meanwhile)
+                self._cancel_held.setdefault(ad.space, set()).add(ad.key)
             return
         self._cancelling.add(ad.key)
         self.stats["scheduled_ads_cancel_sent"] += 1
@@ -350,6 +373,11 @@ class DncCancel:
         for o in others:
             self.vlog.write_cancel(when, o.account, o.source, o.to, o.message_id,
                                    datetime.fromtimestamp(o.due, timezone.utc), 0, why)
+
+
+def _bound(links, space: str) -> bool:
+    """A link of id `space` is bound now that may send a cancel_sm (busy or not)."""
+    return any(l.bound and l.id_space == space and l.kind != "receiver" for l in links)
 
 
 def _iso(t: int) -> str:
