@@ -138,3 +138,44 @@ def test_barred_ads_wait_for_a_link_of_their_id_space_unjudged_until_one_is_boun
             break
     assert sorted(judged) == list(range(FIRST + 1, FIRST + n))
     assert sorted(p.sent) == sorted(f"M{FIRST + i}" for i in range(1, n)) and p._cancel_held == {}
+
+
+def test_a_full_look_judges_first_the_ads_due_within_soon_whatever_their_number(tmp_path):
+    # a full look walks the recipients in the order of their numbers (GATHER a turn, ~400 turns at 200,000), and a
+    # change during a look queues the ads judged before it behind the round being judged (~1,560 turns): an ad due in
+    # a few seconds waited for either (let go once due: delivered, barred). Now those due within SOON seconds are
+    # queued first, in the round being judged
+    from engine.smpp_proxy.dnc_cancel import SOON
+    n = 3 * GATHER
+    p = _walked(tmp_path, n)
+    now = int(p.clock().timestamp())
+    last, mid = FIRST + n - 1, FIRST + GATHER
+    for k in (last, mid):                   # (walked last, or in the walk's second turn; due in a few seconds)
+        p.scheduled.discard(f"smsc\x1fM{k}")
+        _ad(p, k, due=now + SOON // 2)
+    p.tick()
+    remove_row(p.pipeline.lists, "consent", str(last), None, ["Shop ABC"])    # (in place: a full look)
+    assert last in p.tick(turns=0) and p.cancelled == [last]     # the tick's first slice
+    p.tick()
+    _reloaded(p)
+    assert mid in p.tick(turns=5)           # (judged with its consent early in a look of n ads, 12 slices: not done)
+    assert p._look and not p._look.gathering and p.cancelled == [last]
+    remove_row(p.pipeline.lists, "consent", str(mid), None, ["Shop ABC"])    # (in place: a full look)
+    assert mid in p.tick(turns=1) and p.cancelled == [last, mid]     # (the next turn)
+
+
+def test_due_before_says_what_a_scan_of_the_index_says():
+    import random
+
+    from engine.smpp_proxy.scheduled import PendingAd, ScheduledAds
+    rnd, index = random.Random(7), ScheduledAds()
+    for i in range(3000):
+        k = f"k{rnd.randrange(1500)}"           # (an id given again: its entry replaced, a stale heap item left)
+        index.add(PendingAd(k, "smsc", k, "esme1", DUE + rnd.randrange(600), FIRST + i, "", 5, 0, "S", 1, 1, ""))
+        if rnd.random() < 0.2:
+            index.discard(f"k{rnd.randrange(1500)}")
+    for t in (DUE, DUE + 1, DUE + 60, DUE + 300, DUE + 601):
+        want = sorted((a.due, k) for k, a in index.entries.items() if a.due < t)
+        assert sorted((index.entries[k].due, k) for k in index.due_before(t, 10 ** 6)) == want
+        got = [index.entries[k].due for k in index.due_before(t, 50)]
+        assert got == sorted(got) == [d for d, _ in want[:50]]      # (the soonest, in order)

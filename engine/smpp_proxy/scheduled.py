@@ -173,6 +173,23 @@ class ScheduledAds:
             heapq.heapify(self.heap)
         return n
 
+    def due_before(self, t: int, most: int) -> list[str]:
+        """The keys of the entries due before `t` (Unix seconds), soonest first, at most `most`: read off the heap
+        by delivery (a walk of its items before `t` in order, the stale ones among them skipped), not the index."""
+        heap, entries, out = self.heap, self.entries, {}
+        todo, n = [(heap[0], 0)] if heap else [], len(heap)
+        while todo and len(out) < most:
+            (due, key), i = heapq.heappop(todo)
+            if due >= t:
+                break
+            ad = entries.get(key)
+            if ad is not None and ad.due == due:
+                out[key] = None         # (an id given again for the same delivery: two items)
+            for j in (2 * i + 1, 2 * i + 2):
+                if j < n:
+                    heapq.heappush(todo, (heap[j], j))
+        return list(out)
+
     def keys_to(self, number: int) -> tuple:
         """The entry keys of the ads to `number` (E.164)."""
         had = self.by_dest.get(number)
