@@ -179,3 +179,35 @@ def test_due_before_says_what_a_scan_of_the_index_says():
         assert sorted((index.entries[k].due, k) for k in index.due_before(t, 10 ** 6)) == want
         got = [index.entries[k].due for k in index.due_before(t, 50)]
         assert got == sorted(got) == [d for d, _ in want[:50]]      # (the soonest, in order)
+
+
+def test_the_queues_bookkeeping_holds_over_random_operations():
+    # live == the keys queued; each queued key named by one heap item of its round and slot; every slot not free
+    # named by exactly one heap item (a slot given again while an item names it would judge another ad)
+    import random
+
+    from pyroaring import BitMap64
+
+    from engine.smpp_proxy.dnc_look import _SLOT, DncLook
+    rnd = random.Random(3)
+    index, look = _index(300), DncLook()
+    everyone = sorted(index.entries)
+    for _ in range(3000):
+        op = rnd.random()
+        if op < 0.05:
+            look.every(BitMap64(rnd.sample(sorted(index.dests), rnd.randrange(1, 300))))
+        elif op < 0.3:
+            look.gather_some(index, rnd.randrange(1, 40))
+        elif op < 0.6:
+            k = rnd.choice(everyone)
+            look.add(index.entries[k].due, k)
+        else:
+            look.pop()
+        queued = {k: v for q in look.queued for k, v in q.items()}
+        assert look.live == len(queued)
+        named = [i & _SLOT for i in look.heap]
+        assert len(named) == len(set(named)) and not set(named) & set(look.free)
+        assert len(named) + len(look.free) == len(look.keys)
+        items = {(i & _SLOT, i >> 64) for i in look.heap}
+        for k, v in queued.items():
+            assert look.keys[v & _SLOT] == k and (v & _SLOT, v >> 32) in items
