@@ -211,3 +211,32 @@ def test_the_queues_bookkeeping_holds_over_random_operations():
         items = {(i & _SLOT, i >> 64) for i in look.heap}
         for k, v in queued.items():
             assert look.keys[v & _SLOT] == k and (v & _SLOT, v >> 32) in items
+
+
+def test_a_cancel_that_raises_leaves_no_slot_taken_and_the_look_going(tmp_path, monkeypatch):
+    # a bug in sending one cancel_sm (the link's request raising): was, the exception left the tick (the rest of
+    # the housekeeping with it: session windows not expired that tick), its key among the cancels in flight for good
+    # (an IN_FLIGHT slot lost each time), never judged again. Now it is the ad's: logged, judged again at the next
+    # DNC change, as a judgement's bug
+    d = tmp_path / "data"
+    ListStore(d).import_csv("senders", SENDERS, "senders.csv")
+    p = _Unbound(build(data_dir=d, with_model=False))
+    monkeypatch.setattr(dnc_cancel.time, "monotonic", lambda: p.now)
+    p.links.append(p.link)
+    send, boom = p.link.request, [FIRST + 3]
+
+    def request(pdu, on_resp):
+        if boom and pdu.message_id == f"M{boom[0]}":
+            boom.clear()
+            raise RuntimeError("a bug")
+        send(pdu, on_resp)
+    p.link.request = request
+    for i in range(10):
+        p.pipeline.lists.add_dnc(FIRST + i, "S")
+        _ad(p, FIRST + i, due=DUE + i)
+    p.tick()                                # (does not raise)
+    assert sorted(p.sent) == [f"M{FIRST + i}" for i in range(10) if i != 3]
+    assert f"smsc\x1fM{FIRST + 3}" not in p._cancelling and len(p._cancelling) == 9
+    p.pipeline.lists.add_dnc(84900000999, "S")      # the next DNC change: judged again, sent
+    p.tick()
+    assert f"M{FIRST + 3}" in p.sent

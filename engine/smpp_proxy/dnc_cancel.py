@@ -293,12 +293,13 @@ class DncCancel:
                 if judge is None:
                     judge = self.pipeline.dnc_judge()       # (this turn's: the registry read once per sender)
                 why = judge(ad.source, ad.source_ton, ad.account, ad.recipient, ad.due)
-            except Exception:           # a bug here must not stop the housekeeping
-                log.exception("scheduled ads: judging %s to %s again", ad.message_id, ad.to)
+                if why is not None:
+                    self._cancel_scheduled(ad, why)
+            except Exception:           # a bug here must not stop the housekeeping, nor the look
+                log.exception("scheduled ads: judging %s to %s again, or cancelling it", ad.message_id, ad.to)
+                cancelling.discard(key)             # (a request that raised holds no IN_FLIGHT slot)
                 self._scheduled_more.add(key)       # judged at the next DNC change (at the next tick once MORE wait)
                 continue
-            if why is not None:
-                self._cancel_scheduled(ad, why)
             if key not in retry and key not in cancelling:
                 tries.pop(key, None)    # let go (consent), or settled: its back-off forgotten
 
