@@ -240,3 +240,27 @@ def test_a_cancel_that_raises_leaves_no_slot_taken_and_the_look_going(tmp_path, 
     p.pipeline.lists.add_dnc(84900000999, "S")      # the next DNC change: judged again, sent
     p.tick()
     assert f"M{FIRST + 3}" in p.sent
+
+
+def test_a_full_change_while_the_walk_runs_and_judges_nothing_walks_once():
+    # judging paused (IN_FLIGHT cancels wait) while a walk runs: a full change each tick has no ad judged before it
+    # to judge again, and walks nothing again (the walk again after a change is for those only)
+    from pyroaring import BitMap64
+
+    from engine.smpp_proxy.dnc_look import DncLook
+    index, look = _index(200), DncLook()
+    look.every(BitMap64(index.dests))
+    walked = look.gather_some(index, 10)
+    for _ in range(10):
+        look.every(BitMap64(index.dests))
+        walked += look.gather_some(index, 10)
+    while look.gathering:
+        walked += look.gather_some(index, 10)
+    assert walked == 200 and len(look) == 200
+    look.every(BitMap64(index.dests))       # (the walk done: walked again, in the next round)
+    walked += look.gather_some(index, 10)
+    look.pop()                              # one judged while it walks, then a full change: walked again after
+    look.every(BitMap64(index.dests))
+    while look.gathering:
+        walked += look.gather_some(index, 10)
+    assert walked == 600 and len(look) == 200

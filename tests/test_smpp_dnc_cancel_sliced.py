@@ -235,10 +235,8 @@ def test_the_looks_queue_judges_a_round_before_the_next_and_a_key_once():
         index.add(PendingAd(f"k{n}", "smsc", f"M{n}", "esme1", due, n, "", 5, 0, "SHOPABC", 1, 1, str(n)))
     a, b, c = "k84900000201", "k84900000202", "k84900000203"
     look.every(BitMap64(index.dests))
-    look.every(BitMap64(index.dests))           # (walking: goes on, nothing new; walked again after it)
-    assert look.gather_some(index, 10) == 3 and look.gathering and len(look) == 3
-    look.gather_some(index, 10)                 # (nothing judged yet: nothing queued twice)
-    assert not look.gathering and len(look) == 3
+    look.every(BitMap64(index.dests))           # (walking: goes on, nothing new)
+    assert look.gather_some(index, 10) == 3 and not look.gathering and len(look) == 3
     assert look.pop() == c                      # soonest due first
     look.every(BitMap64(index.dests))           # a full change: c (judged) walked again, behind a and b
     look.gather_some(index, 10)

@@ -10,7 +10,8 @@ A full look walks the index's recipients on the list (one bitmap intersection, t
 a slice per turn (`gather_some`), each turn judging a slice too (what is queued so far, soonest due first: the walk
 of 200,000 recipients takes ~200 turns). Rounds: a full look that starts while another still walks goes on with that
 walk (its ads not judged yet will be, with the lists in force at their turn), the numbers new in its intersection
-walked after it; one that starts once the walk is done walks again in the next round (its ads already queued stay
+walked after it, and then it walks again (the ads it took and judged before that change judged again after it); one
+that starts once the walk is done walks again in the next round (its ads already queued stay
 where they are, the others -- judged before the change -- queued behind every ad of the round being judged). So a
 full change at every tick (consents withdrawn one by one, a second apart) never starts the walk again from its first
 number nor judges the soonest ads again and again: every ad is judged, in the round it was queued in. Ads queued by a
@@ -35,7 +36,8 @@ SHARDS = 8
 
 
 class DncLook:
-    __slots__ = ("heap", "keys", "free", "queued", "live", "gather", "walking", "again", "round", "judging")
+    __slots__ = ("heap", "keys", "free", "queued", "live", "gather", "walking", "again", "round", "judging", "taken",
+                 "since")
 
     def __init__(self):
         self.heap: list = []            # round << 64 | due << 32 | slot, for each queued key (and some moved up)
@@ -48,6 +50,7 @@ class DncLook:
         self.again = None               # ... a full change's numbers, made while it walked: walked again after it
         self.round = 0                  # the round the walk queues into
         self.judging = 0                # the round of the last key taken
+        self.taken = self.since = 0     # keys taken (pop), and when the walk started
 
     def __bool__(self) -> bool:
         return self.live > 0 or self.gather is not None
@@ -68,12 +71,14 @@ class DncLook:
                 self.gather.append(iter(fresh))
                 self.walking = self.walking | fresh
             # ... and then it walks again, in the next round: the ads it queued and that were judged before this
-            # change (the soonest, judged while it walked) are judged again after it, as the others are
-            self.again = numbers
+            # change (the soonest, judged while it walked) are judged again after it, as the others are. (None
+            # judged since it started, judging paused for a cancel slot: nothing to walk again for)
+            if self.again is not None or self.taken != self.since:
+                self.again = numbers
             return
         if not self.live:
             self.judging = 0
-        self.gather, self.walking, self.round = [iter(numbers)], numbers, self.judging + 1
+        self.gather, self.walking, self.round, self.since = [iter(numbers)], numbers, self.judging + 1, self.taken
 
     def add(self, due: int, key: str, walk: bool = False) -> None:
         """`key` (delivered at `due`) queued: in the round being judged, or for a full look's walk (`walk`) in its
@@ -131,6 +136,7 @@ class DncLook:
             del self.queued[hash(key) % SHARDS][key]
             self.judging = item >> 64
             self.live -= 1
+            self.taken += 1
             if not self.live:
                 heap.clear()
                 keys.clear()
