@@ -29,6 +29,7 @@ the key's hash: a dict of 175,000 keys growing copies them all in one go (~5 ms)
 from __future__ import annotations
 
 import heapq
+from array import array
 from itertools import islice
 
 _SLOT = 0xFFFFFFFF
@@ -42,7 +43,8 @@ class DncLook:
     def __init__(self):
         self.heap: list = []            # round << 64 | due << 32 | slot, for each queued key (and some moved up)
         self.keys: list = []            # slot -> its key (None once taken or moved up)
-        self.free: list = []            # slots whose heap entry was popped: no entry names them, given again
+        self.free = array("L")          # slots whose heap entry was popped: no entry names them, given again (C
+                                        # ints: 200,000 int objects freed at once when the queue empties ~3 ms)
         self.queued = [{} for _ in range(SHARDS)]       # by hash(key) % SHARDS: entry key -> round << 32 | slot
         self.live = 0                   # keys in `queued`
         self.gather = None              # a full look's recipients still to walk: [iterators], or None
@@ -140,14 +142,14 @@ class DncLook:
             if not self.live:
                 heap.clear()
                 keys.clear()
-                free.clear()
+                del free[:]
             return key
         return None
 
     def clear(self) -> None:
         self.heap.clear()
         self.keys.clear()
-        self.free.clear()
+        del self.free[:]
         for q in self.queued:
             q.clear()
         self.live = 0
