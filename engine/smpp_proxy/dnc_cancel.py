@@ -14,12 +14,13 @@ DK DNC may have come between the ad's submission and the SMSC's answer -- and th
 wait.) A removal from the list bars no ad. The ads found are queued (dnc_look.py: each once, soonest due first) and
 judged STEP per turn of the event loop, the first STEP in the tick's turn and the rest a slice per later turn
 (loop.call_soon), so that no look, however many ads it takes, holds the loop for more than ~1-2 ms at a time: a full
-look walks its recipients into the queue GATHER a turn besides, and queues first the ads due within SOON seconds. Once the proxy is stopping (the drain's unbinds
-sent) it judges and sends nothing more: the ads stay indexed, journalled for the next start's full look. A look still running at the next tick goes on with
-what that tick queued, each ad judged once, with the lists and rules in force at its turn (a change made meanwhile
-is the next tick's): a full one walks on, or walks again behind the ads still to judge (dnc_look.py: rounds, so that
-a full change each second never starves the later ads). An ad gone, or due (delivered), before its turn, or no
-longer to a number on the list, is let go unjudged. Each ad is asked again whether it may still go
+look walks its recipients into the queue GATHER a turn besides, and queues first the ads due within SOON seconds.
+Once the proxy is stopping (the drain's unbinds sent) it judges and sends nothing more: the ads stay indexed,
+journalled for the next start's full look. A look still running at the next tick goes on with what that tick queued,
+each ad judged once, with the lists and rules in force at its turn (a change made meanwhile is the next tick's): a
+full one walks on and then walks again if it judged an ad meanwhile, or walks again behind the ads still to judge
+(dnc_look.py: rounds, so that a full change each second never starves the later ads). An ad gone, or due
+(delivered), before its turn, or no longer to a number on the list, is let go unjudged. Each ad is asked again whether it may still go
 (Pipeline.dnc_judge, as Pipeline.dnc_barred: on the list, no consent to its advertiser as the registry says at its
 delivery); one that may not is cancelled: a cancel_sm of ours (message_id, service_type, source and destination as
 submitted; NULL destination and service_type for an ad a replace_sm made one, SMPP 3.4 §4.9.1) to a link of the id
