@@ -169,7 +169,13 @@ class DncCancel:
                 look.clear()
             return
         self._scheduled_at = now
-        s.expire(int(self.clock().timestamp()))
+        if self._cancel_held:
+            gone = []           # (held ads delivered: barred and not cancelled, unless let go since)
+            s.expire(int(self.clock().timestamp()), lambda ad: self._held_due(ad, gone))
+            if gone:
+                self._held_delivered(gone)
+        else:
+            s.expire(int(self.clock().timestamp()))
         if not self.settings.cancel_scheduled_on_dnc:
             look.clear()
             self._cancel_held.clear()
@@ -204,6 +210,28 @@ class DncCancel:
         # first); one that waited for a cancel slot (IN_FLIGHT) goes on now
         if look and not self._look_soon and not self.stopping:
             self._look_step()
+
+    def _held_due(self, ad: PendingAd, gone: list) -> None:
+        """`ad` due (delivered by the SMSC): one held unjudged for a link of its id space out of the held set, into
+        `gone`."""
+        keys = self._cancel_held.get(ad.space)
+        if keys is not None and ad.key in keys:
+            keys.discard(ad.key)
+            gone.append(ad)
+
+    def _held_delivered(self, gone: list) -> None:
+        """The held ads delivered this tick (`gone`) that are still barred (judged again: a consent given, a number
+        off the list meanwhile lets one go): counted as cancels failed, said in one line per id space."""
+        judge, dnc, spaces = self.pipeline.dnc_judge(), self.pipeline.lists.dnc_s, {}
+        for ad in gone:
+            if ad.recipient in dnc and judge(ad.source, ad.source_ton, ad.account, ad.recipient, ad.due) is not None:
+                spaces.setdefault(ad.space, []).append(ad)
+        for space, ads in spaces.items():
+            self.stats["scheduled_ads_cancel_failed"] += len(ads)
+            log.warning("scheduled ads: %d barred ads delivered (the first %s to %s) not cancelled: no SMSC link of "
+                        "id space %r was bound before their delivery", len(ads), ads[0].message_id, ads[0].to, space)
+        for space in [sp for sp, keys in self._cancel_held.items() if not keys]:
+            del self._cancel_held[space]
 
     def _held_to_look(self) -> None:
         """The ads whose cancel waits for a link of its id space to be bound (`_cancel_held`): those of a space one

@@ -159,8 +159,9 @@ class ScheduledAds:
         keys = self.groups.get(key, ()) if key not in self.entries else (key,)
         return [ad for ad in map(self.discard, keys) if ad is not None]
 
-    def expire(self, now: int) -> int:
-        """Entries whose delivery is at or before `now` (Unix seconds) gone: the SMSC has sent them. How many."""
+    def expire(self, now: int, on_due=None) -> int:
+        """Entries whose delivery is at or before `now` (Unix seconds) gone: the SMSC has sent them (each given to
+        `on_due`, when given). How many."""
         heap, entries, n = self.heap, self.entries, 0
         while heap and heap[0][0] <= now:
             due, key = heapq.heappop(heap)
@@ -168,6 +169,8 @@ class ScheduledAds:
             if ad is not None and ad.due == due:
                 self.discard(key)
                 n += 1
+                if on_due is not None:
+                    on_due(ad)
         if len(heap) > 2 * len(entries) + 1024:         # stale items (discarded, replaced): rebuilt
             self.heap = [(a.due, a.key) for a in entries.values()]
             heapq.heapify(self.heap)

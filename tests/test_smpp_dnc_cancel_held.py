@@ -1,0 +1,37 @@
+"""Review of the barred ads held while no SMSC link of their id space is bound (dnc_cancel.DncCancel._cancel_held):
+one delivered while held, the held set's bound. Counts, never times."""
+from datetime import timedelta
+
+from engine.app import build
+from engine.lists import ListStore
+from engine.smpp_proxy import dnc_cancel
+from tests.test_smpp_dnc_cancel_incremental import DUE, SENDERS, _ad
+from tests.test_smpp_dnc_cancel_look import FIRST, _Unbound
+
+
+def _held(tmp_path, monkeypatch, n, due=lambda i: DUE + i):
+    d = tmp_path / "data"
+    ListStore(d).import_csv("senders", SENDERS, "senders.csv")
+    p = _Unbound(build(data_dir=d, with_model=False))
+    monkeypatch.setattr(dnc_cancel.time, "monotonic", lambda: p.now)
+    for i in range(n):
+        p.pipeline.lists.add_dnc(FIRST + i, "S")
+        _ad(p, FIRST + i, due=due(i))       # (no consent: every one barred)
+    assert len(p.tick()) == n and p.sent == [] and len(p._cancel_held["smsc"]) == n
+    return p
+
+
+def test_a_barred_ad_delivered_while_held_for_a_link_is_counted_and_said(tmp_path, monkeypatch, caplog):
+    # no link of its id space bound until its delivery: the SMSC delivers it, barred. Was, its key went from the
+    # held set at the next release or pruning, silently: no count, no line (a refused cancel, or one whose SMSC is no
+    # longer configured, counts `scheduled_ads_cancel_failed` and is said)
+    p = _held(tmp_path, monkeypatch, 4, due=lambda i: DUE + 10 * i)
+    p.pipeline.lists.add_consent("Shop ABC", FIRST + 2)     # (given meanwhile: it may go, not counted)
+    clock = p.clock
+    p.clock = lambda: clock() + timedelta(seconds=DUE + 25 - int(clock().timestamp()))
+    caplog.set_level("WARNING", logger="telfilter.smpp")
+    p.tick()
+    assert len(p.scheduled) == 1 and p.stats["scheduled_ads_cancel_failed"] == 2
+    assert "no SMSC link of id space 'smsc' was bound" in caplog.text
+    assert p._cancel_held["smsc"] == {f"smsc\x1fM{FIRST + 3}"}     # (still ahead: held)
+
