@@ -5,6 +5,7 @@ from datetime import timedelta
 from engine.app import build
 from engine.lists import ListStore
 from engine.smpp_proxy import dnc_cancel
+from engine.smpp_proxy.dnc_cancel import MORE
 from tests.test_smpp_dnc_cancel_incremental import DUE, SENDERS, _ad
 from tests.test_smpp_dnc_cancel_look import FIRST, _Unbound
 
@@ -35,3 +36,14 @@ def test_a_barred_ad_delivered_while_held_for_a_link_is_counted_and_said(tmp_pat
     assert "no SMSC link of id space 'smsc' was bound" in caplog.text
     assert p._cancel_held["smsc"] == {f"smsc\x1fM{FIRST + 3}"}     # (still ahead: held)
 
+
+def test_the_held_keys_of_ads_gone_stay_fewer_than_the_index_and_more(tmp_path, monkeypatch):
+    # the held keys of ads gone meanwhile (their receipts, ESME cancels) are dropped "once they outnumber the index":
+    # was, once they were twice the index and MORE (at the bound, 400,000 keys held for 200,000 ads)
+    n = MORE + 300
+    p = _held(tmp_path, monkeypatch, n)
+    for i in range(n - 200):
+        p.scheduled.discard(f"smsc\x1fM{FIRST + i}")          # (gone: their receipts, ESME cancels)
+    p.tick()
+    assert len(p.scheduled) == 200
+    assert len(p._cancel_held["smsc"]) <= len(p.scheduled) + MORE

@@ -243,7 +243,7 @@ class DncCancel:
                 if a is not None:
                     look.add(a.due, a.key)
         for keys in held.values():
-            if len(keys) > 2 * len(entries) + MORE:
+            if len(keys) > len(entries) + MORE:     # (then as many as the index at most: all live)
                 keys.intersection_update(entries)
 
     def _look_changed(self, lists, seen: int, due) -> None:
