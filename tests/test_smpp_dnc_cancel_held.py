@@ -5,7 +5,7 @@ from datetime import timedelta
 from engine.app import build
 from engine.lists import ListStore
 from engine.smpp_proxy import dnc_cancel
-from engine.smpp_proxy.dnc_cancel import MORE
+from engine.smpp_proxy.dnc_cancel import MORE, STEP
 from tests.test_smpp_dnc_cancel_incremental import DUE, SENDERS, _ad
 from tests.test_smpp_dnc_cancel_look import FIRST, _Unbound
 
@@ -47,3 +47,33 @@ def test_the_held_keys_of_ads_gone_stay_fewer_than_the_index_and_more(tmp_path, 
     p.tick()
     assert len(p.scheduled) == 200
     assert len(p._cancel_held["smsc"]) <= len(p.scheduled) + MORE
+
+
+def test_barred_ads_with_no_window_free_wait_unjudged_until_one_is(tmp_path, monkeypatch):
+    # a link of their id space bound but no window with room for their account (submits filling them, the account
+    # kept out of the reserve): was, each barred ad was put among the retries for the next tick, and each tick pulled
+    # every one into the look and judged it again (1,000 ads: 1,000 judgements a tick, as long as the windows stay
+    # full -- under load). Now they wait by id space and account, unjudged, until a window has room for it
+    n = 2 * STEP
+    d = tmp_path / "data"
+    ListStore(d).import_csv("senders", SENDERS, "senders.csv")
+    p = _Unbound(build(data_dir=d, with_model=False))
+    monkeypatch.setattr(dnc_cancel.time, "monotonic", lambda: p.now)
+    p.links.append(p.link)
+    room = []
+    p._pick_link = lambda space=None, account=None: p.link if room else None
+    for i in range(n):
+        p.pipeline.lists.add_dnc(FIRST + i, "S")
+        _ad(p, FIRST + i, due=DUE + i)      # (no consent: every one barred)
+    assert len(p.tick()) == n and p.sent == []
+    for _ in range(3):
+        assert p.tick() == []               # no room: not judged again
+    room.append(1)
+    for _ in range(n):
+        p.tick()
+        for k in list(p._cancelling):       # (answered: cancelled)
+            p._cancelling.discard(k)
+            p.scheduled.discard(k)
+        if not p._look and not p._scheduled_retry:
+            break
+    assert sorted(p.sent) == sorted(f"M{FIRST + i}" for i in range(n)) and p._cancel_held == {}

@@ -32,8 +32,8 @@ space that issued its id. The SMSC's answer:
   retry on another link) is no news: no line.
 - none (a timeout, a lost link) or "not now" (ESME_RTHROTTLED, ESME_RMSGQFUL, ESME_RX_T_APPN): the entry stays,
   tried again after a back-off of its own (1, 2, 4 ... s, at most BACKOFF_MAX; forgotten when the ad goes or is let
-  go); no link of its id space free: tried again at the next tick; none of its id space bound: it waits, unjudged,
-  until one is (judged again then). While IN_FLIGHT of ours wait, the look pauses (the rest stay queued, unjudged)
+  go); none of its id space bound, or none with room for its account: it waits, unjudged, until one is (judged
+  again then; delivered meanwhile, still barred: counted as failed, said). While IN_FLIGHT of ours wait, the look pauses (the rest stay queued, unjudged)
   until the next tick finds a slot.
 Whatever registered the number counts: a 5656 command, `ctl lists`, another process's change through the shared
 journal or stream, an import or a reload of the DNC list. Off with smpp.toml [cancel_sm] scheduled_on_dnc = false.
@@ -214,9 +214,13 @@ class DncCancel:
     def _held_due(self, ad: PendingAd, gone: list) -> None:
         """`ad` due (delivered by the SMSC): one held unjudged for a link of its id space out of the held set, into
         `gone`."""
-        keys = self._cancel_held.get(ad.space)
-        if keys is not None and ad.key in keys:
-            keys.discard(ad.key)
+        was = False             # (in both at times: held for a bind, then judged again at a change, for room)
+        for held in (ad.space, (ad.space, ad.account)):
+            keys = self._cancel_held.get(held)
+            if keys is not None and ad.key in keys:
+                keys.discard(ad.key)
+                was = True
+        if was:
             gone.append(ad)
 
     def _held_delivered(self, gone: list) -> None:
@@ -229,17 +233,20 @@ class DncCancel:
         for space, ads in spaces.items():
             self.stats["scheduled_ads_cancel_failed"] += len(ads)
             log.warning("scheduled ads: %d barred ads delivered (the first %s to %s) not cancelled: no SMSC link of "
-                        "id space %r was bound before their delivery", len(ads), ads[0].message_id, ads[0].to, space)
+                        "id space %r was bound (or had room) before their delivery", len(ads), ads[0].message_id,
+                        ads[0].to, space)
         for space in [sp for sp, keys in self._cancel_held.items() if not keys]:
             del self._cancel_held[space]
 
     def _held_to_look(self) -> None:
-        """The ads whose cancel waits for a link of its id space to be bound (`_cancel_held`): those of a space one
-        of whose links is bound now queued for the look, judged again (with the lists then); the others stay. Keys
-        of ads gone meanwhile dropped once they outnumber the index (no link for hours: bounded)."""
+        """The ads whose cancel waits for a link of its id space to be bound, or one with room for its account
+        (`_cancel_held`, by id space, or id space and account): those of a space one of whose links is bound now,
+        or has room for the account, queued for the look, judged again (with the lists then); the others stay.
+        Keys of ads gone meanwhile dropped once they outnumber the index (no link for hours: bounded)."""
         held, entries, look = self._cancel_held, self.scheduled.entries, self._look
-        for space in [sp for sp in held if _bound(self.links, sp)]:
-            for a in map(entries.get, held.pop(space)):
+        for h in [h for h in held if (_bound(self.links, h) if type(h) is str
+                                      else self._pick_link(space=h[0], account=h[1]) is not None)]:
+            for a in map(entries.get, held.pop(h)):
                 if a is not None:
                     look.add(a.due, a.key)
         for keys in held.values():
@@ -348,12 +355,11 @@ class DncCancel:
             return
         link = self._pick_link(space=ad.space, account=ad.account)          # (IN_FLIGHT: the tick's test)
         if link is None:
-            if _bound(self.links, ad.space):
-                self._scheduled_retry[ad.key] = time.monotonic()    # none free: the next tick tries again
-            else:
-                # none of its id space bound (a start before its bind, a link lost and binding again): it waits,
-                # unjudged, until one is (was: among the retries, all judged again at every tick meanwhile)
-                self._cancel_held.setdefault(ad.space, set()).add(ad.key)
+            # none of its id space bound (a start before its bind, a link lost and binding again), or none with room
+            # for its account (windows full of submits, its account kept out of the reserve): it waits, unjudged,
+            # until one is (was: among the retries, all judged again at every tick meanwhile)
+            held = ad.space if not _bound(self.links, ad.space) else (ad.space, ad.account)
+            self._cancel_held.setdefault(held, set()).add(ad.key)
             return
         self._cancelling.add(ad.key)
         self.stats["scheduled_ads_cancel_sent"] += 1
