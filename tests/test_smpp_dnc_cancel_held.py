@@ -5,7 +5,8 @@ from datetime import timedelta
 from engine.app import build
 from engine.lists import ListStore
 from engine.smpp_proxy import dnc_cancel
-from engine.smpp_proxy.dnc_cancel import MORE, STEP
+from engine.smpp_proxy.dnc_cancel import STEP
+from engine.smpp_proxy.dnc_held import SLACK
 from tests.test_smpp_dnc_cancel_incremental import DUE, SENDERS, _ad
 from tests.test_smpp_dnc_cancel_look import FIRST, _Unbound
 
@@ -40,13 +41,13 @@ def test_a_barred_ad_delivered_while_held_for_a_link_is_counted_and_said(tmp_pat
 def test_the_held_keys_of_ads_gone_stay_fewer_than_the_index_and_more(tmp_path, monkeypatch):
     # the held keys of ads gone meanwhile (their receipts, ESME cancels) are dropped "once they outnumber the index":
     # was, once they were twice the index and MORE (at the bound, 400,000 keys held for 200,000 ads)
-    n = MORE + 300
+    n = SLACK + 300
     p = _held(tmp_path, monkeypatch, n)
     for i in range(n - 200):
         p.scheduled.discard(f"smsc\x1fM{FIRST + i}")          # (gone: their receipts, ESME cancels)
     p.tick()
     assert len(p.scheduled) == 200
-    assert len(p._cancel_held["smsc"]) <= len(p.scheduled) + MORE
+    assert len(p._cancel_held["smsc"]) <= len(p.scheduled) + SLACK
 
 
 def test_barred_ads_with_no_window_free_wait_unjudged_until_one_is(tmp_path, monkeypatch):

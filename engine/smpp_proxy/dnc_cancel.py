@@ -20,11 +20,11 @@ journalled for the next start's full look. A look still running at the next tick
 each ad judged once, with the lists and rules in force at its turn (a change made meanwhile is the next tick's): a
 full one walks on and then walks again if it judged an ad meanwhile, or walks again behind the ads still to judge
 (dnc_look.py: rounds, so that a full change each second never starves the later ads). An ad gone, or due
-(delivered), before its turn, or no longer to a number on the list, is let go unjudged. Each ad is asked again whether it may still go
-(Pipeline.dnc_judge, as Pipeline.dnc_barred: on the list, no consent to its advertiser as the registry says at its
-delivery); one that may not is cancelled: a cancel_sm of ours (message_id, service_type, source and destination as
-submitted; NULL destination and service_type for an ad a replace_sm made one, SMPP 3.4 §4.9.1) to a link of the id
-space that issued its id. The SMSC's answer:
+(delivered), before its turn, or no longer to a number on the list, is let go unjudged. Each ad is asked again
+whether it may still go (Pipeline.dnc_judge, as Pipeline.dnc_barred: on the list, no consent to its advertiser as
+the registry says at its delivery); one that may not is cancelled: a cancel_sm of ours (message_id, service_type,
+source and destination as submitted; NULL destination and service_type for an ad a replace_sm made one, SMPP 3.4
+§4.9.1) to a link of the id space that issued its id. The SMSC's answer:
 - 0: cancelled. Its count toward the advertiser's cap is given back (as an ESME's cancel_sm of it would), its entry
   goes, and the verdict log has a line `"kind": "cancel"` naming the message, its delivery and why.
 - an error (ESME_RCANCELFAIL: already delivered, or unknown to it): the entry goes, the line says the status; an
@@ -33,8 +33,8 @@ space that issued its id. The SMSC's answer:
 - none (a timeout, a lost link) or "not now" (ESME_RTHROTTLED, ESME_RMSGQFUL, ESME_RX_T_APPN): the entry stays,
   tried again after a back-off of its own (1, 2, 4 ... s, at most BACKOFF_MAX; forgotten when the ad goes or is let
   go); none of its id space bound, or none with room for its account: it waits, unjudged, until one is (judged
-  again then; delivered meanwhile, still barred: counted as failed, said). While IN_FLIGHT of ours wait, the look pauses (the rest stay queued, unjudged)
-  until the next tick finds a slot.
+  again then; delivered meanwhile, still barred: counted as failed, said: dnc_held.py). While IN_FLIGHT of ours
+  wait, the look pauses (the rest stay queued, unjudged) until the next tick finds a slot.
 Whatever registered the number counts: a 5656 command, `ctl lists`, another process's change through the shared
 journal or stream, an import or a reload of the DNC list. Off with smpp.toml [cancel_sm] scheduled_on_dnc = false.
 
@@ -59,6 +59,7 @@ from datetime import datetime, timezone
 from ..numbers import normalise_number
 from .codec import constants as C
 from .codec import pdu as P
+from .dnc_held import DncHeld, bound_for
 from .msgids import MID_MAX
 from .scheduled import MEMBER, PendingAd, member_key
 
@@ -83,7 +84,7 @@ MORE = 4096         # ads to judge at the next DNC change besides its numbers' (
                     # due retries instead: judged at the next tick)
 
 
-class DncCancel:
+class DncCancel(DncHeld):
     """Mixin of `SmppProxy`: its `scheduled` index (scheduled.ScheduledAds) kept and acted on."""
 
     def _index_scheduled(self, key: str, space: str, mid: str, acct: str, pdu, due: int, refund) -> None:
@@ -211,48 +212,6 @@ class DncCancel:
         if look and not self._look_soon and not self.stopping:
             self._look_step()
 
-    def _held_due(self, ad: PendingAd, gone: list) -> None:
-        """`ad` due (delivered by the SMSC): one held unjudged for a link of its id space out of the held set, into
-        `gone`."""
-        was = False             # (in both at times: held for a bind, then judged again at a change, for room)
-        for held in (ad.space, (ad.space, ad.account)):
-            keys = self._cancel_held.get(held)
-            if keys is not None and ad.key in keys:
-                keys.discard(ad.key)
-                was = True
-        if was:
-            gone.append(ad)
-
-    def _held_delivered(self, gone: list) -> None:
-        """The held ads delivered this tick (`gone`) that are still barred (judged again: a consent given, a number
-        off the list meanwhile lets one go): counted as cancels failed, said in one line per id space."""
-        judge, dnc, spaces = self.pipeline.dnc_judge(), self.pipeline.lists.dnc_s, {}
-        for ad in gone:
-            if ad.recipient in dnc and judge(ad.source, ad.source_ton, ad.account, ad.recipient, ad.due) is not None:
-                spaces.setdefault(ad.space, []).append(ad)
-        for space, ads in spaces.items():
-            self.stats["scheduled_ads_cancel_failed"] += len(ads)
-            log.warning("scheduled ads: %d barred ads delivered (the first %s to %s) not cancelled: no SMSC link of "
-                        "id space %r was bound (or had room) before their delivery", len(ads), ads[0].message_id,
-                        ads[0].to, space)
-        for space in [sp for sp, keys in self._cancel_held.items() if not keys]:
-            del self._cancel_held[space]
-
-    def _held_to_look(self) -> None:
-        """The ads whose cancel waits for a link of its id space to be bound, or one with room for its account
-        (`_cancel_held`, by id space, or id space and account): those of a space one of whose links is bound now,
-        or has room for the account, queued for the look, judged again (with the lists then); the others stay.
-        Keys of ads gone meanwhile dropped once they outnumber the index (no link for hours: bounded)."""
-        held, entries, look = self._cancel_held, self.scheduled.entries, self._look
-        for h in [h for h in held if (_bound(self.links, h) if type(h) is str
-                                      else self._pick_link(space=h[0], account=h[1]) is not None)]:
-            for a in map(entries.get, held.pop(h)):
-                if a is not None:
-                    look.add(a.due, a.key)
-        for keys in held.values():
-            if len(keys) > len(entries) + MORE:     # (then as many as the index at most: all live)
-                keys.intersection_update(entries)
-
     def _look_changed(self, lists, seen: int, due) -> None:
         """The ads to judge again now the DNC list changed (`lists`, its `seen`-th change) queued: those to the
         numbers added to DNC S since the last look, and those left for this look (`_scheduled_more`) or whose cancel
@@ -358,7 +317,7 @@ class DncCancel:
             # none of its id space bound (a start before its bind, a link lost and binding again), or none with room
             # for its account (windows full of submits, its account kept out of the reserve): it waits, unjudged,
             # until one is (was: among the retries, all judged again at every tick meanwhile)
-            held = ad.space if not _bound(self.links, ad.space) else (ad.space, ad.account)
+            held = ad.space if not bound_for(self.links, ad.space) else (ad.space, ad.account)
             self._cancel_held.setdefault(held, set()).add(ad.key)
             return
         self._cancelling.add(ad.key)
@@ -416,11 +375,6 @@ class DncCancel:
         for o in others:
             self.vlog.write_cancel(when, o.account, o.source, o.to, o.message_id,
                                    datetime.fromtimestamp(o.due, timezone.utc), 0, why)
-
-
-def _bound(links, space: str) -> bool:
-    """A link of id `space` is bound now that may send a cancel_sm (busy or not)."""
-    return any(l.bound and l.id_space == space and l.kind != "receiver" for l in links)
 
 
 def _iso(t: int) -> str:
