@@ -1,5 +1,5 @@
-"""Review of the barred ads held while no SMSC link of their id space is bound (dnc_cancel.DncCancel._cancel_held):
-one delivered while held, the held set's bound. Counts, never times."""
+"""Review of the barred ads held while no SMSC link of their id space is bound (dnc_held.py, `_cancel_held`):
+one delivered while held, the held set's bound, none with room; a cancel whose sending raises. Counts, never times."""
 from datetime import timedelta
 
 from engine.app import build
@@ -78,3 +78,25 @@ def test_barred_ads_with_no_window_free_wait_unjudged_until_one_is(tmp_path, mon
         if not p._look and not p._scheduled_retry:
             break
     assert sorted(p.sent) == sorted(f"M{FIRST + i}" for i in range(n)) and p._cancel_held == {}
+
+
+def test_a_cancel_whose_sending_raises_is_not_counted_as_sent(tmp_path, monkeypatch):
+    # the link's request raising (a bug): nothing went to the SMSC. Was, counted in scheduled_ads_cancel_sent before
+    # the request, and so counted as sent
+    d = tmp_path / "data"
+    ListStore(d).import_csv("senders", SENDERS, "senders.csv")
+    p = _Unbound(build(data_dir=d, with_model=False))
+    monkeypatch.setattr(dnc_cancel.time, "monotonic", lambda: p.now)
+    p.links.append(p.link)
+    send = p.link.request
+
+    def request(pdu, on_resp):
+        if pdu.message_id == f"M{FIRST + 1}":
+            raise RuntimeError("a bug")
+        send(pdu, on_resp)
+    p.link.request = request
+    for i in range(3):
+        p.pipeline.lists.add_dnc(FIRST + i, "S")
+        _ad(p, FIRST + i, due=DUE + i)
+    p.tick()
+    assert len(p.sent) == 2 and p.stats["scheduled_ads_cancel_sent"] == 2

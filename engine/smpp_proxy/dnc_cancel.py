@@ -321,7 +321,6 @@ class DncCancel(DncHeld):
             self._cancel_held.setdefault(held, set()).add(ad.key)
             return
         self._cancelling.add(ad.key)
-        self.stats["scheduled_ads_cancel_sent"] += 1
 
         def on_resp(resp, status):
             self._cancelling.discard(ad.key)
@@ -364,6 +363,7 @@ class DncCancel(DncHeld):
                                 source_addr_ton=ad.source_ton, source_addr_npi=ad.source_npi, source_addr=ad.source,
                                 dest_addr_ton=ad.dest_ton, dest_addr_npi=ad.dest_npi,
                                 destination_addr=ad.destination), on_resp)
+        self.stats["scheduled_ads_cancel_sent"] += 1       # (after: one whose sending raised is not)
 
     def _multi_cancelled(self, when, ad: PendingAd, others: list) -> None:
         """The SMSC cancelled the submit_multi `ad` is one recipient's copy of: its `others`' copies went with it
