@@ -76,6 +76,7 @@ GATHER = 4 * STEP   # ... and a full look's recipients walked (a quarter of a ju
 SOON = 60           # a full look queues first the ads due within this many seconds (GATHER at most, the soonest):
                     # walked otherwise in the order of their numbers, or behind the round being judged (~1,560 turns
                     # at 200,000 ads)
+SOON_LOOK = 2 * GATHER  # ... among this many ads due soonest, to any number (~3 ms at most, once a full look)
 BACKOFF_MAX = 300.0 # an ad's cancel tried again after 1, 2, 4 ... s (no answer, "not now"), at most this long after
 SAY_EVERY = 3600.0  # the index full: said at most this often
 MORE = 4096         # ads to judge at the next DNC change besides its numbers' (those a look's judgement failed
@@ -227,10 +228,9 @@ class DncCancel(DncHeld):
         keys = more.union(due)
         if added is None:
             look.every(s.dests & lists.dnc_s)
-            # (those due soon, GATHER at most, in the round being judged: judged first, again if judged already in it)
-            dnc = lists.dnc_s
-            keys.update(k for k in s.due_before(int(self.clock().timestamp()) + SOON, GATHER)
-                        if s.entries[k].recipient in dnc)
+            # (those due soon, GATHER at most, in the round being judged: judged first, again if judged already in it;
+            # those to DNC numbers among the SOON_LOOK due soonest, not the GATHER soonest of all then kept if on it)
+            keys.update(s.due_before(int(self.clock().timestamp()) + SOON, GATHER, lists.dnc_s, SOON_LOOK))
         else:
             for n in added:
                 keys.update(s.keys_to(n))

@@ -176,20 +176,24 @@ class ScheduledAds:
             heapq.heapify(self.heap)
         return n
 
-    def due_before(self, t: int, most: int) -> list[str]:
+    def due_before(self, t: int, most: int, among=None, visit: int | None = None) -> list[str]:
         """The keys of the entries due before `t` (Unix seconds), soonest first, at most `most`: read off the heap
-        by delivery (a walk of its items before `t` in order, the stale ones among them skipped), not the index."""
+        by delivery (a walk of its items before `t` in order, the stale ones among them skipped), not the index.
+        With `among` (recipients: a BitMap64, a set), those to one of them only, the walk looking at `visit` items
+        at most (the others due before them skipped as the stale ones are)."""
         heap, entries, out = self.heap, self.entries, {}
         todo, n = [(heap[0], 0)] if heap else [], len(heap)
-        while todo and len(out) < most:
+        left = len(heap) if visit is None else visit
+        while todo and len(out) < most and left > 0:
             (due, key), i = heapq.heappop(todo)
             if due >= t:
                 break
+            left -= 1
             ad = entries.get(key)
-            if ad is not None and ad.due == due:
+            if ad is not None and ad.due == due and (among is None or ad.recipient in among):
                 out[key] = None         # (an id given again for the same delivery: two items)
             for j in (2 * i + 1, 2 * i + 2):
-                if j < n:
+                if j < n and heap[j][0] < t:        # (one due at `t` or after: nor its subtree)
                     heapq.heappush(todo, (heap[j], j))
         return list(out)
 
