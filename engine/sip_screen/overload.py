@@ -1,5 +1,5 @@
-"""The SIP screen behind on UDP (shares.py says when and why): an INVITE from a source over its fair share is dropped
-unread, unless it is a re-INVITE of a call the screen saw answered; whether the screen is behind, with its hold.
+"""The SIP screen behind on UDP (shares.py says when and why): an INVITE or a judged MESSAGE from a source over its fair
+share is dropped unread, unless it is a re-INVITE of a call the screen saw answered; whether the screen is behind, with its hold.
 A mixin of SipScreen (server.py): it reads `s` (overload_after), `udp`, `shares`, `overloaded_until`, `stats`."""
 from __future__ import annotations
 
@@ -60,5 +60,12 @@ class Overload:
         """An INVITE from a source over its fair share while the screen is behind: dropped unparsed (shares.py)."""
         self.stats["overload_source_dropped"] += 1
         self.shares.dropped()
-        self._warn("source_share", "behind on SIP: INVITEs from %s, over its share of the traffic, are dropped "
-                   "unread (overload_source_dropped: %d so far)", addr[0], self.stats["overload_source_dropped"])
+        self._warn("source_share", "behind on SIP: INVITEs and MESSAGEs from %s, over its share of the traffic, are "
+                   "dropped unread (overload_source_dropped: %d so far)", addr[0], self.stats["overload_source_dropped"])
+
+    def _message_dropped(self, addr) -> None:
+        """A MESSAGE from a source over its fair share while the screen is behind: dropped unparsed as an INVITE is
+        (every MESSAGE is judged, in a dialog or not, so none is let through as a re-INVITE is); its sender
+        retransmits it (RFC 3261 §17.1.2.2, Timer E) as after a kernel drop."""
+        self.stats["messages_overload_dropped"] += 1
+        self._source_dropped(addr)
