@@ -2,12 +2,17 @@
 defences (shares.py): while the screen is behind, a MESSAGE from a source over its fair share is dropped unread and
 counted, another source's is judged. Found by the msgflood probe: a UDP MESSAGE flood from one address left a
 sipp caller at 20 calls a second with 9 of 80 calls failed and a median INVITE answer of 3.5 s (the kernel's queue
-dropping everyone's), where the same flood made of INVITEs left it 1 failed, 8 ms. In process (offline_screen)."""
+dropping everyone's), where the same flood made of INVITEs left it 1 failed, 8 ms. And MESSAGE transactions are kept
+apart from the INVITEs' (`transactions`): a flood of unique MESSAGEs pushed a call's INVITE out, and its
+retransmission was judged again, a second verdict line for one call. In process (offline_screen)."""
+import io
+import json
 import time
 
 from engine.app import build
-from engine.sip_screen import shares
+from engine.sip_screen import server, shares
 from engine.sip_screen.codec import parse_datagram
+from engine.verdictlog import VerdictLog
 
 from .sip_helpers import UAC, invite, offline_screen
 from .test_sip_message import message
@@ -37,3 +42,16 @@ def test_behind_a_message_over_its_sources_share_is_dropped_unread_and_counted_a
     scr.on_datagram(message(call_id="f-relay", branch="z9hG4bK-fr"), FLOODER)
     assert len(scr.udp.out) == 1 and scr.stats["overload_source_dropped"] == 2
 
+
+def test_a_flood_of_unique_messages_does_not_push_an_invite_out_of_the_transaction_memory(monkeypatch):
+    monkeypatch.setattr(server, "VERDICTS", 64)              # the INVITEs' memories, small (131,072 in service)
+    buf = io.StringIO()
+    scr = offline_screen(build(with_model=False, persist=False), VerdictLog(buf))
+    call = invite(call_id="kept@127.0.0.1")
+    scr.on_datagram(call, UAC)
+    for i in range(100):                                     # more MESSAGE transactions than the INVITEs' memory
+        scr.on_datagram(message(call_id=f"m{i}", branch=f"z9hG4bK-m{i}"), FLOODER)
+    scr.on_datagram(call, UAC)                               # the INVITE's retransmission: its answer again
+    kinds = [json.loads(x)["kind"] for x in buf.getvalue().splitlines()]
+    assert kinds.count("call") == 1 and kinds.count("sms") == 100, kinds
+    assert scr.stats["call_id_reused"] == 0 and scr.stats["replayed"] == 1

@@ -13,8 +13,9 @@ is the traffic the advertiser rules (sms-mt) are written for, and an unauthentic
 command (an ESME's MT to 5656 is no command either: pipeline.judge).
 
 The decision is kept per transaction (its top Via branch, Call-ID and CSeq number, with what is judged: another
-message under those names is judged, not taken for a copy) in the INVITEs' bounded
-`transactions` memory (RETRANSMISSIONS): a retransmission gets the same answer -- forwarded again, or our final again
+message under those names is judged, not taken for a copy) in a bounded memory of its own, `messages_tx`
+(MESSAGE_TRANSACTIONS entries, RETRANSMISSIONS seconds; in the INVITEs' `transactions` a flood of unique MESSAGEs
+pushed a call's INVITE out, and its retransmission was judged again): a retransmission gets the same answer -- forwarded again, or our final again
 -- without a second judging or line. Allow: forwarded; tag: the INVITE's tag header (and From display prefix), then
 forwarded; drop: answered with the INVITE's rejection (the hit's sip_code or default_drop_code, Reason and Call-Info),
 not forwarded. A body that carries no text (RP-ACK, is-composing ...) is relayed unjudged, counted
@@ -38,6 +39,7 @@ from .msgbody import BodyError, NoText, message_content
 from .recent import digest
 from .screening import Decision
 
+MESSAGE_TRANSACTIONS = 131_072  # MESSAGE transactions whose answer is kept for their retransmissions (as VERDICTS)
 PDU = "SIP MESSAGE"                 # the verdict line's "pdu" (then the body's kind: text, SMS-SUBMIT, SMS-DELIVER)
 UNJUDGED = Decision(Action.ALLOW, 0, (), (), 0.0)       # no text: relayed as it came
 PENDING = Decision(Action.ALLOW, 0, ("pending",), (), 0.0)      # a shared state store settling its verdict
@@ -64,7 +66,7 @@ class Messaging:
                              first.get("content-type"), first.get("content-encoding"), msg.body,
                              *(tuple(msg.values(h)) for h in IDENTITIES if h in first))
         now = time.monotonic()
-        done = self.transactions.get(tx, now)
+        done = self.messages_tx.get(tx, now)
         args = (msg, dest, branch, transport, src, conn)
         if done is not None:                            # a retransmission: the transaction's answer again
             self.stats["messages_replayed"] += 1
@@ -83,7 +85,7 @@ class Messaging:
                                          sender, recipient, e.headers)
         if isinstance(got, NoText):
             self.stats["messages_unjudged"] += 1
-            self.transactions.put(tx, UNJUDGED, now)
+            self.messages_tx.put(tx, UNJUDGED, now)
             return self._message_decided(*args, UNJUDGED)
         if self.draining:                               # (draining.py: a new request to judge gets 503)
             return self._message_refused(msg, tx, transport, src, conn, 503, "Service Unavailable (draining)",
@@ -103,7 +105,7 @@ class Messaging:
         v = self.pipeline.judge(m)
         us = (time.perf_counter() - t0) * 1e6
         if shared is not None:                          # its counts confirmed by the shared store first
-            self.transactions.put(tx, PENDING, now)
+            self.messages_tx.put(tx, PENDING, now)
             return shared.settle(self.pipeline, v, lambda v: self._message_judged(m, what, got, us, tx, args, v))
         self._message_judged(m, what, got, us, tx, args, v)
 
@@ -115,7 +117,7 @@ class Messaging:
             except Exception as e:
                 self._log_failed(e)
         d = self._decision(v)
-        self.transactions.put(tx, d, time.monotonic())
+        self.messages_tx.put(tx, d, time.monotonic())
         self._message_decided(*args, d)
 
     def _message_decided(self, msg, dest, branch, transport, src, conn, d, replay=False):
@@ -135,7 +137,7 @@ class Messaging:
         """Answered `status` unjudged (a body that does not parse, a drain): its refusal line, kept for copies."""
         self.stats["messages_refused"] += 1
         d = Refused((status, reason, list(extra)))
-        self.transactions.put(tx, d, time.monotonic())
+        self.messages_tx.put(tx, d, time.monotonic())
         if self.vlog is not None:
             try:                                        # the log never decides a message's fate
                 self.vlog.write_refusal(self.clock(), PDU, "", _loggable(sender), _loggable(recipient), status,
@@ -147,16 +149,16 @@ class Messaging:
     def _message_refusal_logged(self, msg, src, status, reason):
         """The refusal line of a MESSAGE the screen answered `status` before judging it (a §16.3 check, a loop, the
         parser, no usable destination, an internal error: proxying._refused_itself), once a transaction (its
-        refused_key and CSeq number, in `transactions`: a retransmission refused again writes none)."""
+        refused_key and CSeq number, in `messages_tx`: a retransmission refused again writes none)."""
         if not self.s.judge_messages or self.vlog is None:
             return
         try:
             key = refused_key(msg)
             tx = digest("MESSAGE refused", key if key is not None else "", cseq_of(msg))
             now = time.monotonic()
-            if self.transactions.get(tx, now) is not None:
+            if self.messages_tx.get(tx, now) is not None:
                 return
-            self.transactions.put(tx, True, now)
+            self.messages_tx.put(tx, True, now)
             first = msg.first_values()
             try:
                 sender = _caller_number(msg, first, self._identity_trusted(src[0]))[0]

@@ -46,7 +46,7 @@ from ..listen import bind_error_text, host_ref, listen_args
 from ..servicelog import LogThrottle
 from .codec import SipParseError, make_response, parse_datagram
 from .message import SipMessage
-from .messaging import Messaging
+from .messaging import MESSAGE_TRANSACTIONS, Messaging
 from .fastpath import FULL_PARSE, NOT_IN_DIALOG, in_dialog, relay_response
 from .forwarding import Forwarding
 from .proxying import Proxying
@@ -146,6 +146,10 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Messaging, WaitingIn
         # each of two INVITE transactions of one call at once keeps its answer (screening._screen_once); for Timer B:
         # later, the same branch is no retransmission but another call
         self.transactions = Recent(VERDICTS, RETRANSMISSIONS)
+        # digest of a MESSAGE transaction and what it carries -> its answer (messaging.py), for its retransmissions: a
+        # memory of its own, so a flood of unique MESSAGEs cannot push a call's INVITE out of `transactions` (its
+        # retransmission was judged again: a second verdict line for one call)
+        self.messages_tx = Recent(MESSAGE_TRANSACTIONS, RETRANSMISSIONS)
         # ack_key -> (our branch, Decision, None) of the INVITEs judged and answered with a rejection (those let
         # through: their Decision in `invites`): `transactions` under keys the next process computes too, saved with
         # `answered`; `carried`: the last run's (judgedstore.py)
