@@ -32,9 +32,10 @@ def arrivals(seconds, flood_rate, rate, then=None):
 
 
 def flood_through(monkeypatch, overload_after, seconds=3.0, flood_rate=4000, rate=20, buffer=256,
-                  judge_cost=1e-3, drop_cost=1e-5, then=None) -> dict:
+                  judge_cost=1e-3, drop_cost=1e-5, then=None, flood=None) -> dict:
     """Per source: INVITEs sent, lost in the queue (kernel drops), dropped unread by the screen, judged (the screen
-    answered or forwarded them); `last_drop`: the time of the last one dropped unread (-1: none)."""
+    answered or forwarded them); `last_drop`: the time of the last one dropped unread (-1: none). `flood`: what
+    FLOODER sends, flood(call_id, port) -> bytes (default: INVITEs; a MESSAGE costs as much to judge)."""
     clock = SimpleNamespace(now=0.0)
     monkeypatch.setattr(server, "time", SimpleNamespace(monotonic=lambda: clock.now))
     scr = offline_screen(build(with_model=False, persist=False), overload_after=overload_after)
@@ -47,7 +48,8 @@ def flood_through(monkeypatch, overload_after, seconds=3.0, flood_rate=4000, rat
             _, src, call_id = todo.popleft()
             out[src[0]]["sent"] += 1
             if len(queue) < buffer:
-                queue.append((invite(call_id=call_id, via_port=src[1]), src))
+                make = flood if flood is not None and src == FLOODER else invite
+                queue.append((make(call_id=call_id, via_port=src[1]), src))
             else:
                 out[src[0]]["lost"] += 1
     while todo or queue:

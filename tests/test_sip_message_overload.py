@@ -14,6 +14,7 @@ from engine.sip_screen import server, shares
 from engine.sip_screen.codec import parse_datagram
 from engine.verdictlog import VerdictLog
 
+from .sip_flood_sim import flood_through
 from .sip_helpers import UAC, invite, offline_screen
 from .test_sip_message import message
 
@@ -41,6 +42,19 @@ def test_behind_a_message_over_its_sources_share_is_dropped_unread_and_counted_a
     scr.s.judge_messages = False                             # relayed unjudged (~11 µs): not counted, not dropped
     scr.on_datagram(message(call_id="f-relay", branch="z9hG4bK-fr"), FLOODER)
     assert len(scr.udp.out) == 1 and scr.stats["overload_source_dropped"] == 2
+
+
+def test_on_a_fake_clock_a_message_flood_leaves_another_sources_calls_judged_as_an_invite_flood_does(monkeypatch):
+    # tests/sip_flood_sim.py (the kernel's queue of 256, rounds of 8, 1 ms to judge, 10 us to drop unread): 4,000
+    # MESSAGEs a second from one address beside a caller sending 20 calls; before, 22 of its 180 calls were judged
+    # (158 lost in the kernel's queue), with the same flood made of INVITEs 177
+    def flood(call_id, via_port):
+        return message(call_id=call_id, branch=f"z9hG4bK-{call_id}")
+    r = flood_through(monkeypatch, overload_after=0.25, seconds=9.0, flood=flood)
+    caller, flooder = r["caller"], r["flooder"]
+    assert flooder["dropped_unread"] > flooder["judged"] > 0, r
+    assert caller["dropped_unread"] == 0 and caller["lost"] <= 20 * 0.25, r
+    assert caller["judged"] == caller["sent"] - caller["lost"], r
 
 
 def test_a_flood_of_unique_messages_does_not_push_an_invite_out_of_the_transaction_memory(monkeypatch):
