@@ -10,7 +10,7 @@ import pytest
 
 from engine.app import build
 from engine.sip_screen import shares
-from engine.sip_screen.codec import parse_datagram
+from engine.sip_screen.codec import SipParseError, parse_datagram
 
 from .sip_helpers import UAC, invite, offline_screen
 
@@ -48,3 +48,26 @@ def test_a_crlf_keep_alive_is_no_error_and_garbage_is_said_once_a_second(caplog)
             scr.on_datagram(b"\x00garbage\x01", UAC)
     assert scr.stats["errors"] == 50
     assert len([r for r in caplog.records if "unparseable" in r.getMessage()]) == 1
+
+
+@pytest.mark.parametrize("prefix", [b" \r\n", b"\t\r\n", b"\r\n \r\n", b" \n", b"\x0b\r\n"],
+                         ids=["space", "tab", "crlf-space", "space-lf", "vt"])
+@pytest.mark.parametrize("method", ["INVITE", "MESSAGE"])
+def test_a_blank_line_of_whitespace_before_the_start_line_takes_no_request_past_its_sources_share(prefix, method):
+    """Found in review: the parser skipped any whitespace-only line before the start line (str.strip()), where RFC
+    3261 §7.5 ignores CRLFs only and the share's byte test (after the CRLFs) sees neither b"INVITE " nor
+    b"MESSAGE ": " \\r\\n" before each INVITE or MESSAGE of a flood kept it uncounted, every one parsed and judged
+    while the screen was behind. Such a line is no start line: the request is refused unjudged (400)."""
+    from .test_sip_message import message
+    make = invite if method == "INVITE" else (lambda call_id: message(call_id=call_id, branch=f"z9hG4bK-{call_id}"))
+    with pytest.raises(SipParseError):
+        parse_datagram(prefix + make("p1"))
+    scr = offline_screen(build(with_model=False, persist=False))
+    for i in range(shares.MIN_COUNT):
+        scr.on_datagram(make(f"f{i}"), FLOODER)
+    scr.udp.out.clear()
+    scr.udp.behind = time.monotonic() - 0.3                  # behind for 0.3 s (overload_after 0.25)
+    judged = scr.stats["screened"], scr.stats["messages_judged"]
+    scr.on_datagram(prefix + make("f-over"), FLOODER)
+    assert (scr.stats["screened"], scr.stats["messages_judged"]) == judged
+    assert [parse_datagram(d).status for d, _ in scr.udp.out] in ([], [400])     # refused, not forwarded

@@ -135,8 +135,10 @@ def _parse_head(head: bytes) -> SipMessage:
     if text.count("\n") != len(lines) - 1:               # lenient: bare LF line ends
         lines = text.replace("\r\n", "\n").split("\n")
     i = 0
-    while i < len(lines) and not lines[i].strip():
-        i += 1                                            # RFC 3261 §7.5: ignore leading CRLFs
+    # RFC 3261 §7.5: ignore leading CRLFs -- those only (CRs and LFs, as on_datagram strips them before the overload
+    # share's byte test): a line of spaces or tabs before it is no CRLF, and a request after one was never counted
+    while i < len(lines) and not lines[i].strip("\r"):
+        i += 1
     if i == len(lines):
         raise SipParseError("empty message", None)
     msg, deferred = _start_line(lines[i])
