@@ -175,7 +175,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Messaging, WaitingIn
                       "identity_untrusted": 0, "source_refused": 0, "tcp_source_refused": 0,
                       "options_answered": 0, "refused_draining": 0,
                       # MESSAGE requests (messaging.py): judged, of which rejected / tagged; relayed unjudged (no
-                      # text); answered unjudged (400, 503); retransmissions answered from `transactions`; dropped
+                      # text); answered unjudged (400, 503); retransmissions answered from `messages_tx`; dropped
                       # unread over their source's share while behind (also in overload_source_dropped: shares.py)
                       "messages_judged": 0, "messages_rejected": 0, "messages_tagged": 0, "messages_unjudged": 0,
                       "messages_refused": 0, "messages_replayed": 0, "messages_overload_dropped": 0}

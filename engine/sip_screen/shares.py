@@ -16,8 +16,9 @@ judging it costs a hundred or more), counted as `overload_source_dropped` and sa
 once a second. Its sender retransmits it (RFC 3261 Timer A) as it would after a kernel drop. The other
 sources' INVITEs are read and judged, so a flood from one address no longer decides who else gets through.
 A single source is never over its share (one softswitch carrying all the traffic is overloaded as before);
-among several, the largest are cut back first (max-min fairness). Only new INVITEs are counted and dropped:
-in-dialog requests and responses never are. At most MAX_SOURCES addresses are counted in a window (a
+among several, the largest are cut back first (max-min fairness). Only new INVITEs and, while `judge_messages` is
+on, MESSAGEs (judged at an INVITE's cost, in a dialog or not: server.on_datagram) are counted, in one count, and
+dropped: other in-dialog requests and responses never are. At most MAX_SOURCES addresses are counted in a window (a
 flood of spoofed addresses: the addresses past that are not counted apart, and never over their share).
 """
 from __future__ import annotations
