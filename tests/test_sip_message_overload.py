@@ -9,9 +9,12 @@ import io
 import json
 import time
 
+import pytest
+
 from engine.app import build
 from engine.sip_screen import server, shares
 from engine.sip_screen.codec import parse_datagram
+from engine.sip_screen.transport import Pump, make_pump
 from engine.verdictlog import VerdictLog
 
 from .sip_flood_sim import flood_through
@@ -69,3 +72,24 @@ def test_a_flood_of_unique_messages_does_not_push_an_invite_out_of_the_transacti
     kinds = [json.loads(x)["kind"] for x in buf.getvalue().splitlines()]
     assert kinds.count("call") == 1 and kinds.count("sms") == 100, kinds
     assert scr.stats["call_id_reused"] == 0 and scr.stats["replayed"] == 1
+
+
+@pytest.mark.skipif(Pump is None, reason="C extension not built")
+def test_the_c_pump_counts_and_drops_a_message_flood_as_the_python_reader_does():
+    # the pump hands every MESSAGE (and anything after CRLFs) to on_datagram before doing anything for it
+    # (_sipdatagram.h, _sipdialog.h): its counts while behind are the Python reader's
+    counted = ("overload_source_dropped", "messages_overload_dropped", "messages_judged", "screened", "fast_path")
+    got = []
+    for via_pump in (True, False):
+        scr = offline_screen(build(with_model=False, persist=False))
+        handle = make_pump(scr, -1, scr.udp.sendto).handle if via_pump else scr.on_datagram
+        for i in range(shares.MIN_COUNT):
+            handle(message(call_id=f"f{i}", branch=f"z9hG4bK-f{i}"), FLOODER)
+        handle(invite(call_id="u1"), UAC)
+        scr.udp.behind = time.monotonic() - 0.3
+        for i, prefix in enumerate((b"", b"\r\n", b"\n\r\n")):
+            handle(prefix + message(call_id=f"o{i}", branch=f"z9hG4bK-o{i}"), FLOODER)
+            handle(prefix + message(call_id=f"o{i}", branch=f"z9hG4bK-o{i}", to_tag="made-up"), FLOODER)
+        handle(message(frm="0907770001", call_id="u-msg", branch="z9hG4bK-um"), UAC)
+        got.append({k: scr.stats[k] for k in counted})
+    assert got[0] == got[1] and got[0]["messages_overload_dropped"] == 6, got
