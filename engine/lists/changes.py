@@ -94,7 +94,7 @@ def append_change(path: Path, rec: dict) -> None:
     failure), the file's directory entry fsynced when this made it. Created as the DNC journal is (0644 less the
     umask): it names nothing the lists themselves do not. A last line a crash cut short is ended first, so this
     record is a whole line. Raises OSError (the caller says it: the change it records stands)."""
-    line = (json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
+    line = _line(rec)
     created = not path.exists()
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
@@ -167,8 +167,7 @@ def settle_intent(pending: Path, changes_path: Path) -> str | None:
     if _inode(snapshot) == before:
         drop_intent(pending)
         return f"{pending}: a change of the {rec.get('list')} list was not saved (its writer stopped before): no record"
-    line = (json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
-    if not _last_line_is(changes_path, line):
+    if not _last_line_is(changes_path, _line(rec)):
         append_change(changes_path, rec)
     drop_intent(pending)
     return f"{changes_path}: recorded a change of the {rec.get('list')} list saved at {rec.get('ts')} by a writer " \
@@ -188,18 +187,18 @@ def settle_before_write(pending: Path, changes_path: Path, audited: bool) -> str
         return f"{pending}: an earlier change's audit record cannot be written yet: {e.strerror or e}"
 
 
+def _line(rec: dict) -> bytes:
+    """A record as the line of changes.jsonl that holds it."""
+    return (json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
+
+
 def _last_line_is(path: Path, line: bytes) -> bool:
+    """Whether `line` is the file's last line, whole (the file is it, or a newline ends what comes before it)."""
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
-            if size < len(line):
-                return False
-            f.seek(size - len(line))
-            return f.read(len(line)) == line and (size == len(line) or _byte_before(f, size - len(line)) == b"\n")
+            f.seek(max(size - len(line) - 1, 0))
+            tail = f.read()
     except FileNotFoundError:
         return False
-
-
-def _byte_before(f, at: int) -> bytes:
-    f.seek(at - 1)
-    return f.read(1)
+    return tail == line or tail == b"\n" + line
