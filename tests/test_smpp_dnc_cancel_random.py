@@ -22,6 +22,18 @@ FIRST = 84912700000
 NUMBERS = 40
 
 
+
+def _start(rnd, lists, new_ad):
+    """The random runs' start: some numbers on the DNC list, some with consent to the advertiser, 80 ads."""
+    for _ in range(60):
+        n = FIRST + rnd.randrange(NUMBERS)
+        if rnd.random() < 0.5:
+            lists.add_dnc(n, "S")
+        if rnd.random() < 0.6:
+            lists.add_consent("Shop ABC", n)
+    for _ in range(80):
+        new_ad()
+
 def _seeds(n: int, failed: tuple) -> list:
     """range(n) (SEEDS=... in the environment for more), and the seeds that failed before the fix of a change made
     while a full look walks (dnc_look.DncLook.again)."""
@@ -68,14 +80,7 @@ def test_random_changes_against_dnc_barred(tmp_path, monkeypatch, seed):
         serial[0] += 1
         _ad(p, n, key=f"smsc\x1fM{serial[0]}", due=DUE + rnd.randrange(0, 600))
 
-    for _ in range(60):
-        n = FIRST + rnd.randrange(NUMBERS)
-        if rnd.random() < 0.5:
-            L().add_dnc(n, "S")
-        if rnd.random() < 0.6:
-            L().add_consent("Shop ABC", n)
-    for _ in range(80):
-        new_ad()
+    _start(rnd, L(), new_ad)
     for step in range(120):
         n = FIRST + rnd.randrange(NUMBERS)
         op = rnd.random()
@@ -172,14 +177,7 @@ def test_random_changes_with_cancels_answered_late_against_dnc_barred(tmp_path, 
         serial[0] += 1
         _ad(p, FIRST + rnd.randrange(NUMBERS), key=f"smsc\x1fM{serial[0]}", due=DUE + rnd.randrange(0, 600))
 
-    for _ in range(60):
-        n = FIRST + rnd.randrange(NUMBERS)
-        if rnd.random() < 0.5:
-            L().add_dnc(n, "S")
-        if rnd.random() < 0.6:
-            L().add_consent("Shop ABC", n)
-    for _ in range(80):
-        new_ad()
+    _start(rnd, L(), new_ad)
     for step in range(150):
         n = FIRST + rnd.randrange(NUMBERS)
         op = rnd.random()
