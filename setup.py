@@ -39,7 +39,8 @@ setup(
                     "test": ["pytest>=8", "hypothesis>=6.100", "phonenumbers>=8.13", "textual>=0.80", "cryptography>=41", *TRAIN]},
     # Compiled ML feature scorer; optional: without a C compiler the numpy path is used.
     ext_modules=[Extension("engine.ml._fastfeat", ["engine/ml/_fastfeat.c"], optional=True,
-                           depends=["engine/ml/_featids.h", "engine/ml/_fastnorm.h", "engine/ml/_normtext.h", "engine/ml/_normshapes.h"],
+                           depends=["engine/ml/_featids.h", "engine/ml/_fastnorm.h", "engine/ml/_normtext.h", "engine/ml/_normshapes.h",
+                                    "engine/_blake2b.h"],
                            extra_compile_args=["-O2"]),
                  Extension("engine.sip_screen._sipfast", ["engine/sip_screen/_sipfast.c"], optional=True,
                            depends=["engine/sip_screen/_sipdialog.h", "engine/sip_screen/_sipfields.h",

@@ -10,7 +10,7 @@ import pytest
 
 from engine.ml import features as F
 from engine.ml.data import read_labelled
-from engine.ml.model import default_model_dir, load_scorer
+from engine.ml.model import default_model_dir, load_scorer, text_digest
 
 from .conftest import ROOT, SHARED
 
@@ -138,13 +138,13 @@ def test_score_cache_is_bounded_lru():
         sc.score(t)
     sc.score("one two")                   # used again: now the most recent
     sc.score("nine ten")                  # evicts the least recently used: "three four"
-    assert list(sc._cache) == ["five six", "seven eight", "one two", "nine ten"]
+    assert list(sc._cache) == [text_digest(t) for t in ("five six", "seven eight", "one two", "nine ten")]
     for i in range(1000):
         sc.score(f"message number {i} here")
     assert len(sc._cache) == 4
     long = "x " * 400
     sc.score(long)
-    assert long not in sc._cache          # texts over CACHE_MAX_CHARS are scored, not kept
+    assert text_digest(long) not in sc._cache and len(sc._cache) == 4   # over CACHE_MAX_CHARS: scored, not kept
     assert sc.score("one two") == sc._score("one two")
 
 
@@ -195,3 +195,45 @@ def test_compiled_decision_reads_its_arguments_as_before():
             F._C.decision(*bad)
     with pytest.raises(ValueError):
         F._C.decision(text, text, b"\0" * 64, 0.0)
+
+
+def test_score_cache_holds_a_digest_not_the_text():
+    """A cached score costs the same whatever the text: ~130 B, not the text's 480-1,920 bytes (480 emoji characters
+    took ~2,100 B an entry when the text was the key). The 4,096 entries' whole cost is traced, table included."""
+    import tracemalloc
+    sc = load_scorer(default_model_dir())
+    sc._cache.clear()
+    sc.cache_size = 4096
+    calls = []
+    sc._score = lambda t: calls.append(len(t)) or 0.25      # the text itself not kept
+    text = "{:08d}" + "x" * 471 + "😀"          # each text made while traced and dropped after, as a message's is
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(4096):
+            sc.score(text.format(i))
+        calls.clear()
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(sc._cache) == 4096
+    assert used / 4096 < 400, used / 4096
+    assert sc.score(text.format(0)) == 0.25 and not calls               # a hit: not scored again
+    assert sc.score(text.format(0)[:-1] + "😁") == 0.25 and len(calls) == 1   # one character differs: a miss
+
+
+def test_text_digest_compiled_matches_hashlib():
+    import hashlib
+    import random
+    from engine.ml import model as M
+    if M.text_digest is M.text_digest_py:
+        pytest.skip("compiled scorer not built")
+    rnd = random.Random(7)
+    alphabet = "aZ09 \t\n~ßéệĐ€😀\ud83d\udc80\x00\x7f\x80\xff\u0800\uffff"
+    texts = EDGE + ["x" * n for n in (0, 1, 127, 128, 129, 255, 256, 257, 480)]
+    texts += ["".join(rnd.choice(alphabet) for _ in range(rnd.randrange(0, 600))) for _ in range(2000)]
+    for t in texts:
+        want = hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        assert M.text_digest(t) == want == M.text_digest_py(t), repr(t)
+    with pytest.raises(TypeError):
+        M.text_digest(b"bytes")

@@ -33,6 +33,7 @@
 
 #include "_fastnorm.h"
 #include "_featids.h"        /* compute_ids(): the feature ids and language of one message */
+#include "../_blake2b.h"     /* text_digest(): the score cache's key */
 
 #define TBITS 15                     /* counting table: 32768 slots > MAXIDS (18,440): never full */
 #define TSIZE (1u << TBITS)
@@ -223,6 +224,47 @@ static PyObject *py_scan(PyObject *self, PyObject *arg) {
     return PyLong_FromLong(flags);
 }
 
+/* text_digest(text) -> bytes: model.text_digest_py's hashlib.blake2b(text.encode("utf-8", "surrogatepass"),
+ * digest_size=16).digest(), the text's UTF-8 hashed as it is read (no bytes object made for it): the score cache's key */
+static PyObject *py_text_digest(PyObject *self, PyObject *text) {
+    if (!PyUnicode_Check(text)) { PyErr_SetString(PyExc_TypeError, "text_digest() needs a str"); return NULL; }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    b2b s;
+    b2b_init(&s, 16);
+    if (PyUnicode_IS_ASCII(text)) {
+        b2b_update(&s, (const uint8_t *)PyUnicode_DATA(text), (size_t)n);     /* ASCII is its own UTF-8 */
+    } else {
+        int kind = PyUnicode_KIND(text);
+        const void *data = PyUnicode_DATA(text);
+        uint8_t buf[256];
+        size_t k = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            if (k > sizeof buf - 4) { b2b_update(&s, buf, k); k = 0; }
+            if (c < 0x80) {
+                buf[k++] = (uint8_t)c;
+            } else if (c < 0x800) {
+                buf[k++] = (uint8_t)(0xC0 | c >> 6);
+                buf[k++] = (uint8_t)(0x80 | (c & 0x3F));
+            } else if (c < 0x10000) {            /* surrogate halves too, as "surrogatepass" writes them */
+                buf[k++] = (uint8_t)(0xE0 | c >> 12);
+                buf[k++] = (uint8_t)(0x80 | (c >> 6 & 0x3F));
+                buf[k++] = (uint8_t)(0x80 | (c & 0x3F));
+            } else {
+                buf[k++] = (uint8_t)(0xF0 | c >> 18);
+                buf[k++] = (uint8_t)(0x80 | (c >> 12 & 0x3F));
+                buf[k++] = (uint8_t)(0x80 | (c >> 6 & 0x3F));
+                buf[k++] = (uint8_t)(0x80 | (c & 0x3F));
+            }
+        }
+        b2b_update(&s, buf, k);
+    }
+    b2b_finish(&s);
+    uint8_t d[16];
+    for (int i = 0; i < 16; i++) d[i] = (uint8_t)(s.h[i / 8] >> (8 * (i % 8)));
+    return PyBytes_FromStringAndSize((const char *)d, 16);
+}
+
 static PyMethodDef methods[] = {
     {"ids", py_ids, METH_VARARGS, "ids(text, normalised) -> bytes of int64 feature ids (with repeats)"},
     {"decision", (PyCFunction)(void (*)(void))py_decision, METH_FASTCALL,
@@ -233,6 +275,7 @@ static PyMethodDef methods[] = {
     {"language", py_language, METH_VARARGS, "language(text, normalised) -> 'vi' or 'en' (features.language)"},
     {"scan", py_scan, METH_O, "scan(text) -> flags of the normalisation passes that may match"},
     {"normalise", py_normalise, METH_O, "normalise(text) -> features.normalise_py(text), computed in C"},
+    {"text_digest", py_text_digest, METH_O, "text_digest(text) -> 16-byte BLAKE2b of its UTF-8 (model.text_digest_py)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {
