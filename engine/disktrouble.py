@@ -14,7 +14,9 @@ a count read mid-update is one behind, which a scrape tolerates).
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import weakref
 
 from .servicelog import Trouble
 
@@ -36,25 +38,43 @@ class DiskTrouble(Trouble):
     def __init__(self, writer: str, clock=time.monotonic):
         super().__init__(writer, every=REPORT_S, clock=clock, logger=log)
         self.writer = writer
+        # writers reopened away from (the verdict log's at SIGUSR2): what they fail or write from now on is not this
+        # trouble's. Weak: each is let go once its thread has drained it. The lock makes "is it retired?" and the
+        # count one step against `fresh` on the loop (a check, then the count, let a retired writer count in between)
+        self._retired = weakref.WeakSet()
+        self._retiring = threading.Lock()
 
     @property
     def errors(self) -> int:
         """Failed writes since start (telfilter_disk_write_errors_total)."""
         return self.count
 
-    def fresh(self) -> None:
+    def fresh(self, retired=None) -> None:
         """A new file in place of the failing one (the verdict log reopened at SIGUSR2): nothing has failed on it
         yet. Not a write that worked (no "writes work again" line): /healthz still holds 503 for HOLD_S after the
         last failure, and the new file's first write decides. Else a reopen's failure, kept by the writer reopened
         away from (whose own failures it does not count), held 503 until the new writer wrote a line: for ever on a
         node a load balancer had drained for that 503. After failures, the next write that works says that writes
-        work again (`ok` finds `failing` cleared here: the end of the trouble went unsaid)."""
-        if self.failing:
-            self.failing, self._ok_unsaid = False, True
+        work again (`ok` finds `failing` cleared here: the end of the trouble went unsaid). `retired`: the writer
+        reopened away from; its failures and writes that work no longer count (passed as `writer=` to `failed` and
+        `ok`): one failing before its retire began set `failing` again, 503 for a rotated file while the new one
+        took every line; one that worked ended the new file's trouble."""
+        with self._retiring:
+            if retired is not None:
+                self._retired.add(retired)
+            if self.failing:
+                self.failing, self._ok_unsaid = False, True
 
-    def failed(self, err, what: str) -> None:
-        """A write failed: `what` it means (e.g. "a receipt not held: the SMSC delivers it again")."""
-        n = self._failure()
+    def failed(self, err, what: str, writer=None) -> None:
+        """A write failed: `what` it means (e.g. "a receipt not held: the SMSC delivers it again"). `writer`: the
+        writer it failed in, when one can be reopened away from (`fresh`): not counted once it has been."""
+        if writer is None:
+            n = self._failure()
+        else:
+            with self._retiring:
+                if writer in self._retired:
+                    return
+                n = self._failure()
         if n:
             more = f" ({n} failed writes since the last such line)" if n > 1 else ""
             log.error("disk trouble, %s: %s (%s)%s; said again at most every %.0f s", self.writer, what,
@@ -65,9 +85,15 @@ class DiskTrouble(Trouble):
         `failing`, telfilter_disk_failing, is the last write's alone)."""
         return self.failing or self.clock() - self.last_failed < HOLD_S
 
-    def ok(self) -> None:
-        """A write worked: after failures, said (at most every REPORT_S: said at a later write if not now)."""
-        if self._over():
+    def ok(self, writer=None) -> None:
+        """A write worked: after failures, said (at most every REPORT_S: said at a later write if not now). `writer`:
+        as `failed`'s."""
+        if writer is None:
+            say = self._over()
+        else:
+            with self._retiring:
+                say = writer not in self._retired and self._over()
+        if say:
             log.warning("disk trouble over, %s: writes work again (%d failed since start)", self.writer, self.errors)
 
 

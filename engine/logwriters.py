@@ -105,7 +105,7 @@ class PipeOut:
         its reader is gone). A pipe's is the verdict log's trouble for good (stdout cannot be opened again): every
         verdict line from now on is lost, so /healthz drains the node until it is restarted with a reader."""
         trouble("verdict_log").failed(e, "the verdict log's pipe has no reader any more: every verdict line from "
-                                         "now on is lost (counted); restart serve with a reader")
+                                         "now on is lost (counted); restart serve with a reader", writer=self)
         return False
 
     def drain(self, timeout: float = 5.0) -> None:
@@ -292,14 +292,14 @@ class FileOut(PipeOut):
         except OSError as e:            # said (/healthz 503); raised: held, tried again every RETRY_S
             self._unnamed = True
             trouble("verdict_log").failed(e, f"verdict log {self.path} was deleted and cannot be made again: its "
-                                             "lines are held until it can (its directory made again)")
+                                             "lines are held until it can (its directory made again)", writer=self)
             raise
         if os.fstat(fd).st_nlink == 0:      # the path leads to the deleted file itself (/dev/stderr, /proc/…)
             os.close(fd)
             self._unnamed = True
             trouble("verdict_log").failed(OSError(errno.ENOENT, "the path names the deleted file"),
                                           f"verdict log {self.path} was deleted and cannot be made again: its "
-                                          "lines go to the deleted file")
+                                          "lines go to the deleted file", writer=self)
             return
         self._lock(fcntl.LOCK_UN)
         os.close(self.fd)
@@ -321,7 +321,7 @@ class FileOut(PipeOut):
         if self.spool is not None:
             self.spool.wrote(n)
         if not self._unnamed:           # (written to a deleted file is not a write that worked)
-            trouble("verdict_log").ok()
+            trouble("verdict_log").ok(writer=self)
 
     def _lost(self, e: OSError, chunk: bytes, written: int) -> bool:
         """A full or failing disk refused this write after `written` bytes: the whole lines that reached the file
@@ -360,11 +360,11 @@ class FileOut(PipeOut):
                       else "its crash spool keeps them (up to its 8 MiB ring) for the next writer of the log (the next "
                            "start or reopen)")
             return False
-        # a writer reopened away from (closing) tries again without a word: /healthz says how the log in use does;
-        # a log whose directory is gone was said (and counted) by _deleted_log
+        # a writer reopened away from (closing; and from the swap on, `writer=self`) tries again without a word:
+        # /healthz says how the log in use does; a log whose directory is gone was said (and counted) by _deleted_log
         if not self.closing and not self._unnamed:
             trouble("verdict_log").failed(e, f"verdict log {self.path}: {held} lines held until the disk takes "
-                                             f"them (tried again every {self.RETRY_S:g} s)")
+                                             f"them (tried again every {self.RETRY_S:g} s)", writer=self)
         with self.cv:
             self.cv.wait_for(lambda: self.closing and not self.retiring, self.RETRY_S)
         return True

@@ -131,7 +131,9 @@ def reopen_verdict_log(vlog, path, opened=None) -> bool:
         return False
     old, vlog.f = vlog.f, opened
     from .disktrouble import trouble
-    trouble("verdict_log").fresh()      # (the old writer's failures from now on are not the log's: it is closing)
+    # the old writer's failures and writes from now on are not the log's (it is closing): only a writer thread
+    # reports them (a stream, closed below, reports nothing)
+    trouble("verdict_log").fresh(retired=old if isinstance(old, PipeOut) else None)
     if isinstance(old, PipeOut):        # its writer finishes what it holds, off the loop, then closes it
         import threading
         done = [w for w in vlog.retired if not w.thread.is_alive()]

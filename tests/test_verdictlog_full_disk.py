@@ -234,3 +234,63 @@ def test_lines_that_come_while_a_stops_last_write_fails_are_counted_lost_too(tmp
     monkeypatch.setattr(logwriters.os, "write", judged_meanwhile)
     f.drain()                                       # the stop: the held lines tried once more, refused, given up
     assert disk.refused == 2 and f.lost_lines == 5 + 3
+
+
+def _reopened_with_lines_waiting(tmp_path, monkeypatch, refuse):
+    """A verdict log reopened (SIGUSR2) while its old writer holds lines not yet written, its retire not yet started
+    (the thread that runs it not yet scheduled): (the VerdictLog, the old writer, the release of the retire, the
+    writes refused). `refuse(fd, old, new)`: whether the disk refuses a write to `fd`."""
+    from engine.servicelog import reopen_verdict_log
+    monkeypatch.setattr(FileOut, "RETRY_S", 30.0)
+    go, refused, real = threading.Event(), [], os.write
+    retire = FileOut.retire
+    monkeypatch.setattr(FileOut, "retire", lambda self: (go.wait(10), retire(self)))
+    path = tmp_path / "verdicts.jsonl"
+    vl = VerdictLog(str(path))
+    old = vl.f
+    old.write(_lines(0, 3))                         # judged before the swap; its writer not woken yet
+    path.rename(tmp_path / "verdicts.jsonl.1")
+    new = FileOut(str(path))                        # (opened off the loop, then swapped in)
+
+    def write(fd, data):
+        if refuse(fd, old, new):
+            refused.append(fd)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data)
+    monkeypatch.setattr(logwriters.os, "write", write)
+    assert reopen_verdict_log(vl, str(path), opened=new) and vl.f is new
+    return vl, old, go, refused
+
+
+def test_a_failure_of_the_writer_reopened_away_from_is_not_the_logs(tmp_path, monkeypatch):
+    """Between the reopen (DiskTrouble.fresh) and its retire, the old writer's failed write set `failing` again:
+    /healthz 503 (and the disk trouble said) for a rotated file, though the log in use wrote every line."""
+    vl, old, go, refused = _reopened_with_lines_waiting(tmp_path, monkeypatch, lambda fd, old, new: fd == old.fd)
+    t = trouble("verdict_log")
+    try:
+        old.flush()                                  # its write fails before the retire marks it closing
+        assert wait(lambda: refused)
+        time.sleep(0.05)
+        vl.f.write(_lines(3, 2))
+        vl.flush()
+        assert wait(lambda: _read(tmp_path / "verdicts.jsonl") == [3, 4])
+        assert not t.failing and not t.troubled() and t.errors == 0, (t.failing, t.errors)
+    finally:
+        go.set()
+        vl.close()
+
+
+def test_a_write_that_works_on_the_file_reopened_away_from_does_not_end_the_new_files_trouble(tmp_path, monkeypatch):
+    vl, old, go, refused = _reopened_with_lines_waiting(tmp_path, monkeypatch, lambda fd, old, new: fd == new.fd)
+    t = trouble("verdict_log")
+    try:
+        vl.f.write(_lines(3, 2))
+        vl.flush()
+        assert wait(lambda: refused) and wait(lambda: t.failing)
+        old.flush()                                  # the rotated file takes the old writer's lines
+        assert wait(lambda: _read(tmp_path / "verdicts.jsonl.1") == [0, 1, 2])
+        time.sleep(0.05)
+        assert t.failing and t.troubled()
+    finally:
+        go.set()
+        vl.close()
