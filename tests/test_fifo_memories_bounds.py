@@ -100,3 +100,30 @@ def test_timed_out_seqs_of_an_esme_keep_the_newest():
         sess.note_timed_out(seq)
     assert len(sess.timed_out) == LATE_SEQS and next(iter(sess.timed_out)) == 2 * LATE_SEQS
     assert isinstance(sess.timed_out, OrderedDict)
+
+
+def test_timed_out_seqs_of_an_esme_keep_those_of_receipts_still_held_and_no_more():
+    """Past the newest LATE_SEQS a seq is kept only while its receipt is held and that seq is its copy that last
+    timed out (its late answer ends the held copy); once the receipt is gone, pruned: bounded by the held receipts."""
+    from engine.smpp_proxy.held import _HeldReceipt
+    sess = EsmeSession(NS(batch=None, settings=NS(max_pdu=65536)))
+
+    def timeouts(seqs):
+        held = {}
+        for seq in seqs:
+            sess.note_timed_out(seq)
+            if seq % 2 == 0:                # every other one a receipt held after its timeout (routing.py)
+                e = held[seq] = _HeldReceipt(b"x")
+                sess.timed_out[seq] = e
+                e.timed_out_on, e.timed_out_seq = sess, seq
+        return held
+    held = timeouts(range(LATE_SEQS * 3))
+    assert len(sess.timed_out) == LATE_SEQS
+    assert set(sess.late_held) == {s for s in held if s < 2 * LATE_SEQS}
+    assert all(sess.late_answer(s) is held[s] for s in (0, 2, 2 * LATE_SEQS - 2))
+    assert sess.late_answer(1) == 0 and sess.late_answer(0) == 0            # a stray; forgotten once answered
+    for e in held.values():
+        e.timed_out_on = None               # gone (HeldReceipts._held_gone)
+    held = timeouts(range(LATE_SEQS * 3, LATE_SEQS * 6))
+    assert len(sess.timed_out) == LATE_SEQS
+    assert set(sess.late_held) == {s for s in held if s < 5 * LATE_SEQS}   # the gone ones pruned

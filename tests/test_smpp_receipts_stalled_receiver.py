@@ -80,3 +80,30 @@ def test_another_receiver_of_the_account_takes_the_receipts_while_one_is_stalled
         # (before: half the receipts, round robin, and each again every round)
         assert _unread(stalled) <= 4 + _rounds(elapsed), elapsed
         assert len(set(got)) >= n + 4 - 1                       # the live one all (but one in a probe, at most)
+
+
+def test_a_late_answer_to_a_held_receipt_is_recognised_after_late_seqs_other_timeouts(pipe):
+    """The bind's table of timed-out requests keeps the newest LATE_SEQS: a held receipt's entry went at the
+    4,097th timeout after it (enquire_links and probes of a long stall), its late answer was then a stray, and the
+    receipt, still held, was delivered again once the bind answered a later one: twice. A receipt still held keeps
+    its entry (bounded by the held receipts)."""
+    from engine.smpp_proxy.esme import LATE_SEQS
+    with ProxyHarness(pipe, settings=SmppSettings(smsc_response_timeout=TIMEOUT)) as h:
+        rx = Esme(h, kind=P.BindReceiver)
+        tx = Esme(h, kind=P.BindTransmitter)
+        tx.submit(1)
+        first = rx.next(lambda p: p.command_id == C.DELIVER_SM, 10)           # read, not answered: it times out
+        assert first is not None
+        assert wait(lambda: h.proxy.stats["receipts_held"] >= 1, timeout=10)
+
+        def later_timeouts():                      # LATE_SEQS requests of ours timed out since (seqs never sent)
+            s = next(s for s in h.proxy.sessions if s.state.can_receive)
+            for seq in range(1 << 30, (1 << 30) + LATE_SEQS):
+                s.note_timed_out(seq)
+        h.run(later_timeouts)
+        rx.answer(first)                                                          # its late answer: it has it
+        assert wait(lambda: h.proxy.stats["receipts_late_acknowledged"] == 1, timeout=5), h.proxy.stats
+        tx.submit(1, first=1)                      # the bind answers a later one: the held copy would go again
+        got = [bytes(first.short_message)] + _catch_up(rx, lambda: h.run(lambda: h.proxy.held_total == 0 and not any(
+            s.window for s in h.proxy.sessions)))
+        assert sorted(got) == sorted(set(got)) and len(got) == 2, got

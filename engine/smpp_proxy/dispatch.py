@@ -100,7 +100,7 @@ class EsmeDispatch:
                              sess.account and sess.account.system_id, ent[2] & 0x7FFFFFFF, cid)
                     pdu = None
                 ent[0](pdu)
-            elif (late := sess.timed_out.pop(pdu.sequence_number, 0)) != 0:
+            elif (late := sess.late_answer(pdu.sequence_number)) != 0:
                 # a late answer to a request of ours that timed out (its receipt held and offered again): an ESME
                 # catching up on a backlog answers hundreds at once, and was closed as a flood of strays
                 self.stats["esme_late_responses"] += 1

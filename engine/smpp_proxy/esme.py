@@ -50,6 +50,9 @@ class EsmeSession(CoalescedStream):
         self.window: dict[int, tuple] = {}          # our deliver_sm seq -> (on_resp, expiry, its resp's command_id)
         # seqs of ours that timed out, the last LATE_SEQS (insertion order) -> None, or a receipt's held copy (held.py)
         self.timed_out: OrderedDict = OrderedDict()     # (its oldest O(1): a plain dict's first key is no queue)
+        # ... and those pushed out of it whose receipt is still held, waiting for that late answer (note_timed_out)
+        self.late_held: dict = {}
+        self._late_held_prune = LATE_SEQS
         self.last_rx = self.connected_at = time.monotonic()
         self.probed_at = self.connected_at  # when we last sent it an enquire_link (housekeeping)
         # when a request of ours to it last timed out (housekeeping; 0: never). Later than last_rx: it stalled
@@ -68,11 +71,29 @@ class EsmeSession(CoalescedStream):
 
     def note_timed_out(self, seq: int) -> None:
         """A request of ours (a receipt, an MO, an enquire_link) `seq` timed out: its answer, if it comes late, is
-        taken as one (free), not as a stray answer that costs a token of the bucket for other requests."""
+        taken as one (free), not as a stray answer that costs a token of the bucket for other requests.
+        The newest LATE_SEQS are kept, and older ones whose receipt is still held (`late_held`): one dropped at the
+        4,097th timeout after it (a long stall's probes and enquire_links) made its late answer a stray, and the
+        receipt, still held, went out again: delivered twice. `late_held` is bounded by the receipts held (each is
+        one receipt's copy that last timed out, and `_held_gone` ends that): pruned when it doubles, O(1) amortised."""
         t = self.timed_out
         t[seq] = None
         if len(t) > LATE_SEQS:
-            del t[next(iter(t))]
+            old, entry = t.popitem(last=False)
+            if entry is not None and entry.awaits_late_answer(self, old):
+                kept = self.late_held
+                kept[old] = entry
+                if len(kept) > self._late_held_prune:
+                    for s, e in list(kept.items()):
+                        if not e.awaits_late_answer(self, s):
+                            del kept[s]
+                    self._late_held_prune = max(LATE_SEQS, 2 * len(kept))
+
+    def late_answer(self, seq: int):
+        """An answer to `seq`, none of the window's: 0 when it is to no request of ours that timed out (a stray),
+        else what it answers (None, or a receipt's held copy: held.late_receipt_answer), forgotten."""
+        late = self.timed_out.pop(seq, 0)
+        return late if late != 0 or not self.late_held else self.late_held.pop(seq, 0)
 
     # transport callbacks
     def connection_made(self, transport):

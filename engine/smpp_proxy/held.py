@@ -74,6 +74,11 @@ class _HeldReceipt:
         if held_at is not None:
             self.since -= max(0.0, wall - held_at)
 
+    def awaits_late_answer(self, sess, seq: int) -> bool:
+        """Whether `sess`'s late answer to `seq` is still for this receipt: the copy of it that last timed out, and
+        the receipt still held (not acknowledged late, nor gone: `_held_gone`)."""
+        return self.timed_out_on is sess and self.timed_out_seq == seq and not self.delivered
+
 
 # a journal record's payload: _STAMP, when the receipt was held (float64) and the PDU. A PDU starts with its
 # command_length, whose first octet is 0 for any PDU a receipt can be (at most 4 KB): an older record is the PDU alone
@@ -181,6 +186,8 @@ class HeldReceipts:
 
     def _held_gone(self, entry) -> None:
         """A held receipt left for good (its ESME took or refused it, another process took it over)."""
+        if getattr(entry, "timed_out_on", None) is not None:
+            entry.timed_out_on = None   # a late answer to its timed-out copy is for nothing held (esme.late_held)
         hid = getattr(entry, "hid", 0)
         if hid and self.held_log is not None:
             entry.hid = 0
