@@ -36,7 +36,7 @@ from pathlib import Path
 
 from ..cli_types import date_order_error
 from .aggregate import Aggregator
-from .reader import Malformed, distinct_logs, read_reports, read_verdicts
+from .reader import Malformed, distinct_logs, hold_room, read_reports, read_verdicts
 from .render import OUTPUTS, clear_outputs, plots, tables, write_csvs, write_html, write_pdf, write_summary
 
 __all__ = ["make_report", "cmd_report", "Aggregator", "OUTPUTS"]
@@ -57,6 +57,7 @@ def make_report(logs, out: Path, tz, reports: str | None = None, start: date | N
             with open(p, "rb"):         # (a directory: IsADirectoryError)
                 pass
     _refuse_inputs_in_out([*read, *([reports] if reports is not None else [])], out)
+    hold_room(read)                     # (read_verdicts checks it too: here before --out is made)
     out.mkdir(parents=True, exist_ok=True)
     bad = Malformed()
     agg = Aggregator(tz, period, start, end, lists=lists, reports_from_log=reports is None)

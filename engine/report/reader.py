@@ -252,6 +252,7 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True, merged: bool = F
     """Yield (ts, record) for every well-formed verdict line of `paths`, in file order; `merged`: in time order across
     the files, each file's own lines in its order (heapq.merge takes the earliest of the files' next lines: `verdicts
     --log verdicts.jsonl --log DATA/lists/changes.jsonl` shows an offline list change among the number's verdicts)."""
+    hold_room(paths)
     total = sum(os.path.getsize(p) for p in paths if _regular(p))
     bar = _Progress(total if all(_regular(p) for p in paths) else None) if progress else None
     try:
@@ -276,15 +277,38 @@ def read_verdicts(paths, bad: Malformed, progress: bool = True, merged: bool = F
             bar.close()
 
 
-_HELD = 512             # logs held open from the start of a reading at most (the rest opened by name when reached)
-
-
 def held_most() -> int:
-    """How many logs a reading holds open from its start at most: _HELD, within half the descriptor limit."""
+    """How many logs a reading holds open from its start at most: half the descriptor limit (the other half for
+    what else the command opens: a log's own reading, the report's outputs, matplotlib's fonts)."""
     try:
-        return min(_HELD, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2)
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     except (ValueError, OSError):
         return 64
+    return sys.maxsize if soft == resource.RLIM_INFINITY else soft // 2
+
+
+def hold_room(paths) -> None:
+    """Room for every regular log of `paths` to be held open from the start of the reading (`_held`, logmerge): the
+    soft open-files limit raised toward the hard one when they need more than half of it, else an OSError (exit 2)
+    before anything is read or written. A log past the room was opened by name when reached (512 at most were
+    held): a logrotate meanwhile gave that name the next newer log, counted twice, and left the oldest out."""
+    n = sum(1 for p in paths if _regular(p))
+    if n <= held_most():
+        return
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = 2 * n if hard == resource.RLIM_INFINITY else min(2 * n, hard)
+        if want > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ValueError, OSError):       # (left as it is: said below)
+        pass
+    if n > held_most():
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        raise OSError(f"{n} logs given: each is held open from the start of the reading (a logrotate meanwhile would "
+                      f"make a log read by its name then count twice and another not at all), and the open-files "
+                      f"limit ({soft}, hard limit {hard}) holds {held_most()}: raise it (`ulimit -n {2 * n}` as root, "
+                      f"or LimitNOFILE=), or read fewer logs at once (pipe older ones in: `zcat old/*.gz | telfilter "
+                      f"report --log -`); nothing read")
 
 
 def _held(paths) -> dict:
