@@ -190,7 +190,7 @@ def cmd_lists(args) -> int:
         # the list as it stands after (stats' figures): good rows that repeat a number already there add nothing
         unaudited = _audit_failed(args, store)
         print(json.dumps({"imported": n, "errors": bad_rows(errors), "kind": args.kind,
-                          "list": store.load(kinds=(args.kind,)).stats()[args.kind]}))
+                          "list": store.load(kinds=(args.kind,)).stats(store.today())[args.kind]}))
         return 1 if errors or unaudited else 0
     if args.lcmd in ("add", "remove"):
         from .cli_parser import list_edit_extra
@@ -230,7 +230,7 @@ def cmd_lists(args) -> int:
     if args.lcmd == "stats":
         L = store.load()
         _print_warnings(store)
-        print(json.dumps(L.stats(), indent=2))
+        print(json.dumps(L.stats(store.today()), indent=2))
         return 0
     return 1
 

@@ -285,7 +285,7 @@ class ControlServer(ReloadCommands, ListCommands):
             # the lists' figures walk the DNC bitmaps and the registry: 46-62 ms at 10M numbers and 200k rows, which a
             # NOC polling `ctl stats` took from the loop each time. Read in a worker thread (the lists are swapped
             # whole by a reload, never edited in place but for a DNC bitmap's single add or discard)
-            figures = await asyncio.to_thread(self.pipe.lists.stats)
+            figures = await asyncio.to_thread(self.pipe.lists.stats, self._today())
             return {"ok": True, **self.stats(figures)}
         if cmd == "reload":
             return await self.reload(req.get("what"), req.get("full", False))
@@ -298,6 +298,11 @@ class ControlServer(ReloadCommands, ListCommands):
         if cmd == "lists":
             return await self.audited_lists(req, _PEER_UID.get())
         return {"ok": False, "error": f"unknown command {cmd!r}; one of stats, reload, drain, lists, metrics"}
+
+    def _today(self):
+        """The local day of the `[engine] timezone`, as the pipeline reads an mlexempt row (stats: those in force)."""
+        from .lists.mlexempt import today
+        return today(getattr(self.pipe, "tz", None))
 
     def _rules_gen(self) -> int:
         return self.pipe.rules_generation
@@ -319,7 +324,7 @@ class ControlServer(ReloadCommands, ListCommands):
         return {
             "smpp": smpp,
             "sip": dict(getattr(self.sip, "stats", {}) or {}) if self.sip is not None else None,
-            "lists": list_figures if list_figures is not None else pipe.lists.stats(),
+            "lists": list_figures if list_figures is not None else pipe.lists.stats(self._today()),
             "lists_reloads": dict(getattr(pipe, "lists_reloads", None) or {"ok": 0, "refused": 0}),
             "reloads": reload_counts(pipe),
             "rules": {"directory": str(getattr(pipe.rules, "directory", "")), "rules": len(pipe.rules.rules),

@@ -59,7 +59,7 @@ def test_ctl_mlexempt_add_remove_in_force_for_the_next_message(tmp_path):
         assert wait_for(lambda: len(_verdicts(tmp_path)) == 2)
         assert _verdicts(tmp_path)[1] == ("allow", ["ML_EXEMPT"])
         st = json.loads(ctl(tmp_path, "stats").stdout)
-        assert st["lists"]["mlexempt"] == {"numbers": 1}
+        assert st["lists"]["mlexempt"] == {"numbers": 1, "expired": 0}
         # no valid_to: refused by the server (exit 1) with the reason, the row in force unchanged
         r = ctl(tmp_path, "lists", "add", "mlexempt", "0987654322")
         assert r.returncode == 1 and "--valid-to YYYY-MM-DD (required" in r.stderr, r.stderr

@@ -76,7 +76,7 @@ def test_cli_import_reports_file_line_and_export_round_trips(tmp_path):
     r = run_cli("--data-dir", d, "lists", "import", "mlexempt", f)
     assert r.returncode == 1
     assert f"{f}:3: valid_to is required" in r.stderr, r.stderr
-    assert json.loads(r.stdout) == {"imported": 2, "errors": 1, "kind": "mlexempt", "list": {"numbers": 2}}
+    assert json.loads(r.stdout) == {"imported": 2, "errors": 1, "kind": "mlexempt", "list": {"numbers": 2, "expired": 0}}
     out = run_cli("--data-dir", d, "lists", "export", "mlexempt", check=True).stdout
     assert out.splitlines() == ["number,valid_to,note", f"+84912345678,{LAST},\"CSKH-2, a comma\"",
                                 f"+84987654321,{SOON},CSKH-1"]
@@ -87,7 +87,7 @@ def test_cli_import_reports_file_line_and_export_round_trips(tmp_path):
     assert run_cli("--data-dir", tmp_path / "other", "lists", "export", "mlexempt", check=True).stdout == out
     assert ListStore(d).load().ml_exempt == ListStore(tmp_path / "other").load().ml_exempt
     st = json.loads(run_cli("--data-dir", d, "lists", "stats", check=True).stdout)
-    assert st["mlexempt"] == {"numbers": 2}
+    assert st["mlexempt"] == {"numbers": 2, "expired": 0}
 
 
 def test_cli_add_remove(tmp_path):
@@ -155,3 +155,17 @@ def test_a_rule_file_may_not_name_ml_exempt(tmp_path):
                                      '[rule.when]\ntext_matches = "x"\n')
     r = run_cli("rules", "check", tmp_path, "--no-examples")
     assert r.returncode == 2 and "ML_EXEMPT is one the engine's own hits carry" in r.stderr + r.stdout
+
+
+def test_stats_count_the_rows_in_force_and_the_expired_ones_apart(tmp_path):
+    """`lists stats` (and `ctl stats`, an import's "list") said every row stored as a number exempt: a row past its
+    valid_to stays until the list's next add or import, exempting nothing, and was counted with the rest."""
+    d = tmp_path / "data"
+    store = ListStore(d, TZ)
+    store.modify("mlexempt", lambda L: L.add_ml_exemption(MlExemption(84987654321, date(2020, 1, 31), "CSKH-old")))
+    store.modify("mlexempt", lambda L: L.add_ml_exemption(MlExemption(84987654322, TODAY, "CSKH-today")))
+    st = json.loads(run_cli("--data-dir", d, "lists", "stats", check=True).stdout)
+    assert st["mlexempt"] == {"numbers": 1, "expired": 1}, st["mlexempt"]
+    L = store.load()
+    assert L.stats(TODAY)["mlexempt"] == {"numbers": 1, "expired": 1}
+    assert L.stats(TODAY + timedelta(days=1))["mlexempt"] == {"numbers": 0, "expired": 2}     # valid_to inclusive

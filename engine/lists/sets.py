@@ -11,7 +11,7 @@ from ..textnorm import domain_suffixes, host_forms
 from ..urlhost import host_address
 from .csvio import CsvError, SenderEntry, owner_fold, same_period_clash, sender_entry_key, sender_entry_row
 from .ipranges import IpRanges
-from .mlexempt import MlExemption, row_of as mlexempt_row
+from .mlexempt import MlExemption, expired as mlexempt_expired, row_of as mlexempt_row, today as mlexempt_today
 
 
 # the fields each list kind is held in: what a reload that finds a kind's file unchanged keeps (its DNC journal mark
@@ -212,8 +212,13 @@ class Lists:
     def add_ml_exemption(self, e: MlExemption) -> None:
         self.ml_exempt[e.number] = e            # one row a number: a later one (a renewal) replaces it
 
-    def stats(self) -> dict:
+    def stats(self, day=None) -> dict:
+        """The lists' figures; `day`: the local day an mlexempt row is read against (ListStore.today: the `[engine]
+        timezone`'s; None: the host's). A row past its valid_to exempts nothing but stays until the list's next add
+        or import: counted apart (`expired`), not among the numbers exempt."""
         both = self.dnc_s & self.dnc_v
+        day = day or mlexempt_today()
+        gone = len(mlexempt_expired(self.ml_exempt, day))
         return {
             "dnc": {"S_only": len(self.dnc_s) - len(both), "V_only": len(self.dnc_v) - len(both),
                     "SV": len(both), "total": len(self.dnc_s | self.dnc_v)},
@@ -224,7 +229,7 @@ class Lists:
             "blacklist": {"numbers": len(self.bl_numbers), "domains": len(self.bl_domains),
                           "ip_ranges": len(self.bl_ips)},
             "consent": {"owners": len(self.consent), "pairs": sum(len(b) for b in self.consent.values())},
-            "mlexempt": {"numbers": len(self.ml_exempt)},
+            "mlexempt": {"numbers": len(self.ml_exempt) - gone, "expired": gone},
         }
 
     # --- export rows in the CSV contract ---
