@@ -40,6 +40,7 @@ from engine.app import build
 from engine.lists import ListStore
 from engine.smpp_proxy.dnc_cancel import DncCancel
 from engine.smpp_proxy.dnc_look import DncLook
+from engine.smpp_proxy.dnc_retry import Retries
 from engine.smpp_proxy.scheduled import BOUND, PendingAd, ScheduledAds
 
 SENDERS = b"sender,owner,category,valid_from,valid_to,accounts\nSHOPABC,Shop ABC,QC,2020-01-01,2099-12-31,\n"
@@ -60,7 +61,7 @@ class _Proxy(DncCancel):
         self._scheduled_lists = self._scheduled_seen = None
         for k, v in (("_scheduled_rules", None), ("_scheduled_more", set())):     # (after the incremental look)
             setattr(self, k, v)
-        self._scheduled_retry, self._cancel_tries, self._cancelling = {}, {}, set()
+        self._scheduled_retry, self._cancel_tries, self._cancelling = Retries(), {}, set()
         self._look, self._look_soon = DncLook(), False          # (after the sliced look)
         self.stopping = False
         self._cancel_held = {}

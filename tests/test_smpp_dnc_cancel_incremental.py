@@ -14,6 +14,7 @@ from engine.lists.edits import remove as remove_row
 from engine.lists.sets import DNC_RING, Lists
 from engine.smpp_proxy.dnc_cancel import MORE, DncCancel
 from engine.smpp_proxy.dnc_look import DncLook
+from engine.smpp_proxy.dnc_retry import Retries
 from engine.smpp_proxy.scheduled import PendingAd, ScheduledAds, member_key
 from tests.test_smpp_dnc_cancel import counting
 
@@ -33,7 +34,7 @@ class _Proxy(DncCancel):
         self._scheduled_at = self._scheduled_said = float("-inf")
         self._scheduled_lists = self._scheduled_seen = self._scheduled_rules = None
         self._scheduled_more = set()
-        self._scheduled_retry, self._cancel_tries, self._cancelling = {}, {}, set()
+        self._scheduled_retry, self._cancel_tries, self._cancelling = Retries(), {}, set()
         self._look, self._look_soon = DncLook(), False
         self.stopping = False                       # (SmppProxy's: the drain's unbinds sent, or the stop)
         self._cancel_held = {}

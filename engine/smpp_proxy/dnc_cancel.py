@@ -32,9 +32,10 @@ source and destination as submitted; NULL destination and service_type for an ad
   retry on another link) is no news: no line.
 - none (a timeout, a lost link) or "not now" (ESME_RTHROTTLED, ESME_RMSGQFUL, ESME_RX_T_APPN): the entry stays,
   tried again after a back-off of its own (1, 2, 4 ... s, at most BACKOFF_MAX; forgotten when the ad goes or is let
-  go); none of its id space bound, or none with room for its account: it waits, unjudged, until one is (judged
-  again then; delivered meanwhile, still barred: counted as failed, said: dnc_held.py). While IN_FLIGHT of ours
-  wait, the look pauses (the rest stay queued, unjudged) until the next tick finds a slot.
+  go; kept while it waits for a link, below; the retries due taken off a heap: dnc_retry.py); none of its id space
+  bound, or none with room for its account: it waits, unjudged, until one is (judged again then; delivered
+  meanwhile, still barred: counted as failed, said: dnc_held.py). While IN_FLIGHT of ours wait, the look pauses
+  (the rest stay queued, unjudged) until the next tick finds a slot.
 Whatever registered the number counts: a 5656 command, `ctl lists`, another process's change through the shared
 journal or stream, an import or a reload of the DNC list. Off with smpp.toml [cancel_sm] scheduled_on_dnc = false.
 
@@ -190,11 +191,9 @@ class DncCancel(DncHeld):
         # (other rules in force: a reload that makes AD_TO_DNC drop again bars ads no DNC change will name)
         changed = ref is None or ref() is not lists or seen != self._scheduled_seen \
             or self._scheduled_rules is not self.pipeline.rules
-        due = [k for k, t in retry.items() if t <= now] if retry else ()
+        due = retry.pop_due(now) if retry else ()     # (dnc_retry.py: what is due only, not a scan of them all)
         many = len(self._scheduled_more) >= MORE
         if changed or due or many:
-            for k in due:
-                del retry[k]
             # the list changed (or MORE ads wait for a change): the ads to the numbers it took (else every ad to a
             # number on it); else only the ads whose cancel is to be tried again now (not every ad on the list,
             # those with consent too, judged again each second while one cancel waits)
@@ -295,8 +294,9 @@ class DncCancel(DncHeld):
                 cancelling.discard(key)             # (a request that raised holds no IN_FLIGHT slot)
                 self._scheduled_more.add(key)       # judged at the next DNC change (at the next tick once MORE wait)
                 continue
-            if key not in retry and key not in cancelling:
-                tries.pop(key, None)    # let go (consent), or settled: its back-off forgotten
+            if key not in retry and key not in cancelling and not self._is_held(ad):
+                tries.pop(key, None)    # let go (consent), or settled: its back-off forgotten (held: kept for its
+                                        # cancel once a link is bound or has room, dnc_held.py)
 
     def _cancel_scheduled(self, ad: PendingAd, why: str) -> None:
         """A cancel_sm of ours for `ad`, to a link of the id space that issued its id (for its account, within

@@ -3,7 +3,9 @@ before its bind, a link lost and binding again), or none with room for their acc
 account kept out of the reserve). They wait, unjudged, in `_cancel_held` (by id space; by id space and account),
 until a tick finds such a link: judged again then, with the lists in force. One delivered meanwhile and still barred
 is counted (`scheduled_ads_cancel_failed`) and said. Keys of ads gone otherwise are dropped once they outnumber the
-index by SLACK."""
+index by SLACK. A held ad keeps its count of cancels that went unanswered (`_cancel_tries`): its back-off goes on
+from it once a link takes its cancel (was: forgotten when it was held, 1 s again after a link lost at its 300 s
+back-off); the count goes with its held key."""
 from __future__ import annotations
 
 import logging
@@ -27,7 +29,13 @@ class DncHeld:
                 keys.discard(ad.key)
                 was = True
         if was:
+            self._cancel_tries.pop(ad.key, None)
             gone.append(ad)
+
+    def _is_held(self, ad: PendingAd) -> bool:
+        """`ad`'s cancel waits for a link of its id space (one with room for its account)."""
+        held = self._cancel_held
+        return bool(held) and (ad.key in held.get(ad.space, ()) or ad.key in held.get((ad.space, ad.account), ()))
 
     def _held_delivered(self, gone: list) -> None:
         """The held ads delivered this tick (`gone`) that are still barred (judged again: a consent given, a number
@@ -49,14 +57,20 @@ class DncHeld:
         (`_cancel_held`, by id space, or id space and account): those of a space one of whose links is bound now,
         or has room for the account, queued for the look, judged again (with the lists then); the others stay.
         Keys of ads gone meanwhile dropped once they outnumber the index (no link for hours: bounded)."""
-        held, entries, look = self._cancel_held, self.scheduled.entries, self._look
+        held, entries, look, tries = self._cancel_held, self.scheduled.entries, self._look, self._cancel_tries
         for h in [h for h in held if (bound_for(self.links, h) if type(h) is str
                                       else self._pick_link(space=h[0], account=h[1]) is not None)]:
-            for a in map(entries.get, held.pop(h)):
+            for k in held.pop(h):
+                a = entries.get(k)
                 if a is not None:
-                    look.add(a.due, a.key)
+                    look.add(a.due, k)          # (its count of tries kept: its back-off goes on)
+                elif tries:
+                    tries.pop(k, None)
         for keys in held.values():
             if len(keys) > len(entries) + SLACK:     # (then as many as the index at most: all live)
+                if tries:
+                    for k in keys.difference(entries):
+                        tries.pop(k, None)
                 keys.intersection_update(entries)
 
 

@@ -61,6 +61,7 @@ from .concat import Handsets, Reassembly
 from .dispatch import EsmeDispatch
 from .dnc_cancel import DncCancel
 from .dnc_look import DncLook
+from .dnc_retry import Retries
 from .esme import WRITE_STALL, EsmeSession
 from .held import HeldReceipts
 from .multi import MultiSubmit
@@ -117,7 +118,7 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
         self._scheduled_lists = self._scheduled_seen = None     # the DNC list as last looked at
         self._scheduled_rules = None                            # ... and the rules then
         self._scheduled_more: set = set()                       # their keys, to judge at the next DNC change too
-        self._scheduled_retry: dict = {}                        # their keys -> when to judge again (a cancel to retry)
+        self._scheduled_retry = Retries()                       # their keys -> when to judge again (a cancel to retry)
         self._cancel_tries: dict = {}                           # their keys -> cancels that went unanswered
         self._cancelling: set = set()                           # their keys, our cancel_sm in flight
         self._look, self._look_soon = DncLook(), False           # the ads a look is still to judge
