@@ -40,7 +40,10 @@ from engine.app import build
 from engine.lists import ListStore
 from engine.smpp_proxy.dnc_cancel import DncCancel
 from engine.smpp_proxy.dnc_look import DncLook
-from engine.smpp_proxy.dnc_retry import Retries
+try:
+    from engine.smpp_proxy.dnc_retry import Retries
+except ImportError:         # (before the retries' heap: a dict)
+    Retries = dict
 from engine.smpp_proxy.scheduled import BOUND, PendingAd, ScheduledAds
 
 SENDERS = b"sender,owner,category,valid_from,valid_to,accounts\nSHOPABC,Shop ABC,QC,2020-01-01,2099-12-31,\n"
@@ -62,7 +65,7 @@ class _Proxy(DncCancel):
         for k, v in (("_scheduled_rules", None), ("_scheduled_more", set())):     # (after the incremental look)
             setattr(self, k, v)
         self._scheduled_retry, self._cancel_tries, self._cancelling = Retries(), {}, set()
-        self._look, self._look_soon = DncLook(), False          # (after the sliced look)
+        self._look, self._look_soon, self._expire_soon = DncLook(), False, False   # (after the sliced look)
         self.stopping = False
         self._cancel_held = {}
         self.soon: list = []

@@ -35,7 +35,7 @@ class _Proxy(DncCancel):
         self._scheduled_lists = self._scheduled_seen = self._scheduled_rules = None
         self._scheduled_more = set()
         self._scheduled_retry, self._cancel_tries, self._cancelling = Retries(), {}, set()
-        self._look, self._look_soon = DncLook(), False
+        self._look, self._look_soon, self._expire_soon = DncLook(), False, False
         self.stopping = False                       # (SmppProxy's: the drain's unbinds sent, or the stop)
         self._cancel_held = {}
         self.soon = []                              # the loop's next turn: the look's next slice

@@ -122,6 +122,7 @@ class SmppProxy(EsmeDispatch, BindHandling, SubmitPath, MultiSubmit, RelayPath, 
         self._cancel_tries: dict = {}                           # their keys -> cancels that went unanswered
         self._cancelling: set = set()                           # their keys, our cancel_sm in flight
         self._look, self._look_soon = DncLook(), False           # the ads a look is still to judge
+        self._expire_soon = False                               # the expiry's next slice is to run (call_soon)
         self._cancel_held: dict = {}                            # id space (, account) -> keys waiting for a link (room)
         self.receipts_after_resp: deque = deque()              # (due, account, pdu, on_done): waiting on their resp
         self._after_resp_timer = None
