@@ -23,7 +23,8 @@ Keys only, no entries: the entry is read at its judgement (gone or due by then: 
 ints, a third of what (due, key) tuples cost. A slot is given again once the heap's one entry naming it is popped
 (`free`; all reset when nothing is queued): a look that never ends (a full change each second on a busy loop) keeps
 as many slots as heap entries, not one for every key it ever queued (memory without bound, and past 2**32 slots
-`slot` would run into `due`). `queued` is SHARDS dicts by
+`slot` would run into `due`). `queued` maps each key to its heap item. An ad re-timed (a replace_sm) while queued takes
+its new place in its round (`retime`). `queued` is SHARDS dicts by
 the key's hash: a dict of 175,000 keys growing copies them all in one go (~5 ms), a shard's an eighth of that.
 """
 from __future__ import annotations
@@ -45,7 +46,7 @@ class DncLook:
         self.keys: list = []            # slot -> its key (None once taken or moved up)
         self.free = array("L")          # slots whose heap entry was popped: no entry names them, given again (C
                                         # ints: 200,000 int objects freed at once when the queue empties ~3 ms)
-        self.queued = [{} for _ in range(SHARDS)]       # by hash(key) % SHARDS: entry key -> round << 32 | slot
+        self.queued = [{} for _ in range(SHARDS)]       # by hash(key) % SHARDS: entry key -> its heap item
         self.live = 0                   # keys in `queued`
         self.gather = None              # a full look's recipients still to walk: [iterators], or None
         self.walking = None             # ... the numbers its walk takes, walked or not (a bitmap)
@@ -89,11 +90,23 @@ class DncLook:
         queued = self.queued[hash(key) % SHARDS]
         had = queued.get(key)
         if had is not None:
-            if had >> 32 <= r:
+            if had >> 64 <= r:
                 return
             self.keys[had & _SLOT] = None
         else:
             self.live += 1
+        self._queue(queued, r, due, key)
+
+    def retime(self, due: int, key: str) -> None:
+        """`key`, when queued, delivered at `due` from now on (a replace_sm's schedule): its place in its round by that
+        (was: by the delivery it was queued with -- one moved to the next minute judged behind ads due in a month)."""
+        queued = self.queued[hash(key) % SHARDS]
+        had = queued.get(key)
+        if had is not None and had >> 32 & _SLOT != due:
+            self.keys[had & _SLOT] = None           # (its heap item stale, as one moved up)
+            self._queue(queued, had >> 64, due, key)
+
+    def _queue(self, queued: dict, r: int, due: int, key: str) -> None:
         free = self.free
         if free:
             slot = free.pop()
@@ -101,8 +114,8 @@ class DncLook:
         else:
             slot = len(self.keys)
             self.keys.append(key)
-        queued[key] = r << 32 | slot
-        heapq.heappush(self.heap, r << 64 | due << 32 | slot)
+        queued[key] = item = r << 64 | due << 32 | slot
+        heapq.heappush(self.heap, item)
 
     def gather_some(self, index, n: int) -> int:
         """Up to `n` of the full look's recipients walked: their ads in `index` (scheduled.ScheduledAds) queued.

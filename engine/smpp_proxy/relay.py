@@ -150,7 +150,7 @@ class RelayPath:
                 if when is not None and self.pipeline.counted_at_delivery(v):
                     due = int(when.timestamp())
                     if pending is not None:
-                        self.scheduled.add(pending._replace(due=due))
+                        self._index_retimed(pending._replace(due=due))     # (earlier or later: due then)
                     elif due > self.clock().timestamp():      # no ad ahead until now: it is one from now on
                         self._index_replaced(key, space, mid, sess.account.system_id, pdu, due, sent.destination)
                 cur = ids.sent(key)             # what the SMSC replaced: the note now, not at the request
