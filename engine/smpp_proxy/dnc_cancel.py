@@ -152,7 +152,7 @@ class DncCancel(DncHeld, DncIndex):
         else:
             s.expire(ts, None, EXPIRE_STEP)
         done = not s.due_left(ts)
-        if (not done or s.rebuilding) and s.entries:
+        if not done and s.entries or s.rebuilding:
             self._expire_soon = True
             self.loop.call_soon(self._expire_some)
         return done
