@@ -61,6 +61,7 @@ BAD = [
     # scheduled_dnc_tick: a size past the scheduled ads' index bound (200,000) ended in a traceback once the index
     # refused an ad (its stand-in proxy has no stats), after minutes of set-up at larger sizes
     ("benchmarks.scheduled_dnc_tick", "--sizes", "1000,200001"),
+    ("benchmarks.scheduled_expire_tick", "--sizes", "1000,200001"), ("benchmarks.scheduled_expire_tick", "--sizes", "x"),
     ("benchmarks.sip_message_cost", "--n", "0"), ("benchmarks.sip_message_cost", "--rounds", "0"),
 ]
 

@@ -49,7 +49,10 @@ them ~1 s of the event loop each second a 5656 command came (benchmarks/schedule
 reload or bulk change, one bitmap intersection (the index's recipients with the list: ~1 ms for 200,000 ads against
 2,000,000 numbers, this host) and each ad found judged again, a slice per loop turn: was all in one turn (~0.6 s for
 100,000 ads with consent, no submit_sm or INVITE served meanwhile); per cancel to try again, that ad's judgement at
-its retry.
+its retry. Per tick with no change, nothing in the index's size: the entries due dropped EXPIRE_STEP a loop turn
+(was: all in the tick's turn, ~0.2 s of CPU for 100,000 ads due in the same second, ~0.4 s for 199,000), the index
+heap rebuilt a slice a turn (was: ~28 ms / ~57 ms in one turn), the retries due taken off a heap (was: each one's time
+compared, ~12 ms / ~25 ms a tick with 100,000 / 199,000 ads backing off): benchmarks/scheduled_expire_tick.py.
 """
 from __future__ import annotations
 
@@ -77,8 +80,8 @@ GATHER = 4 * STEP   # ... and a full look's recipients walked (a quarter of a ju
 SOON = 60           # a full look queues first the ads due within this many seconds (GATHER at most, the soonest):
                     # walked otherwise in the order of their numbers, or behind the round being judged (~1,560 turns
                     # at 200,000 ads)
-EXPIRE_STEP = 4 * STEP  # index heap items looked at per loop turn, when more are due at once (ads held until
-                        # 07:00: ~3 us each, gone; was all in one turn, ~0.3 s for 100,000 due in the same second)
+EXPIRE_STEP = 4 * STEP  # index heap items looked at per loop turn, when more are due at once (ads scheduled for
+                        # 07:00: ~2 us each, ~1.5-3 ms a turn; was all in one turn, ~0.2 s for 100,000 due at once)
 SOON_LOOK = 2 * GATHER  # ... among this many ads due soonest, to any number (~3 ms at most, once a full look)
 BACKOFF_MAX = 300.0 # an ad's cancel tried again after 1, 2, 4 ... s (no answer, "not now"), at most this long after
 MORE = 4096         # ads to judge at the next DNC change besides its numbers' (those a look's judgement failed

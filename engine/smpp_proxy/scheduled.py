@@ -46,7 +46,7 @@ from pyroaring import BitMap64
 log = logging.getLogger("telfilter.smpp")
 
 BOUND = 200_000
-COMPACT_STEP = 4096   # live entries pushed onto the new heap per `expire` given `most`, while one is built
+COMPACT_STEP = 2048   # live entries pushed onto the new heap per `expire` given `most`, while one is built
 MEMBER = "\x1e"       # a submit_multi recipient's entry: its id's key, this, the recipient (E.164)
 
 
@@ -188,8 +188,12 @@ class ScheduledAds:
                 if on_due is not None:
                     on_due(ad)
         if self.fresh is None and len(self.heap) > 2 * len(entries) + 1024:  # stale items (discarded, replaced)
-            self.fresh, self.rest = [], iter(list(entries))   # (the keys as they are now; those put later are
-        if self.fresh is not None:                              # pushed onto both heaps meanwhile)
+            # the keys as they are now, their items pushed from the next call on (this one's slice: ~4 ms at 200,000
+            # keys); those put meanwhile are pushed onto both heaps
+            self.fresh, self.rest = [], iter(list(entries))
+            if most is None:
+                self._rebuild(None)
+        elif self.fresh is not None:
             self._rebuild(None if most is None else COMPACT_STEP)
         elif self.old is not None:
             del self.old[-4 * COMPACT_STEP:]
