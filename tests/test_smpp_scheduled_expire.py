@@ -158,3 +158,27 @@ def test_a_replace_sm_re_times_the_ads_entry_and_its_place_in_a_look(pipe):
             assert _answer(s).command_status == 0
             assert _wait(lambda: h.proxy.scheduled.entries[key].due == due)
             assert h.run(lambda: h.proxy._look.queued[hash(key) % 8][key] >> 32 & 0xFFFFFFFF) == due
+
+
+def test_no_rebuild_starts_while_the_last_ones_heap_is_being_freed():
+    # (a rebuild's swap while the heap before it was still being freed would free what is left of it at once)
+    ads = ScheduledAds()
+    n = 4 * COMPACT_STEP
+    for i in range(n):
+        ads.add(_pending(i, 5000 + i))
+    for i in range(n // 2):
+        ads.discard(f"smsc\x1fM{i}")
+        ads.add(_pending(i, 6000 + i))          # (re-timed: stale items)
+    for i in range(n // 2, n - 100):
+        ads.discard(f"smsc\x1fM{i}")
+    while ads.old is None:
+        ads.expire(0, None, 64)
+    for i in range(n // 2):
+        ads.discard(f"smsc\x1fM{i}")            # (stale again, past twice the entries)
+    assert len(ads.heap) > 2 * len(ads) + 1024
+    ads.expire(0, None, 64)
+    assert ads.fresh is None and ads.old is not None
+    while ads.old is not None:
+        ads.expire(0, None, 64)
+    ads.expire(0, None, 64)
+    assert ads.fresh is not None                # (then it starts)

@@ -187,7 +187,8 @@ class ScheduledAds:
                 n += 1
                 if on_due is not None:
                     on_due(ad)
-        if self.fresh is None and len(self.heap) > 2 * len(entries) + 1024:  # stale items (discarded, replaced)
+        rebuilt = self.fresh is None and self.old is None      # (none under way, nor the last one's heap freeing)
+        if rebuilt and len(self.heap) > 2 * len(entries) + 1024:   # stale items (discarded, replaced): rebuilt from
             # the keys as they are now, their items pushed from the next call on (this one's slice: ~4 ms at 200,000
             # keys); those put meanwhile are pushed onto both heaps
             self.fresh, self.rest = [], iter(list(entries))
