@@ -11,12 +11,13 @@ spread over 30 days and 2/3 of them discarded (stale heap items past twice the e
 N ads each with a cancel to try again in an hour (an SMSC answering no cancel_sm), none due. Nothing is sent. Prints
 one JSON object. Runs on a tree from before the sliced expiry too (same-run comparisons: run it from each tree).
 
-Measured (this host, 2 shared cores, load ~3-4, 2026-12-08; before = 8af5db37, after = the sliced expiry, the
-retries' heap; two runs each, alternated; CPU of this thread): `due_at_once` 100k one turn of 204-214 ms -> 222-224 ms
-in 196 turns, the longest 1.4-2.3 ms (one run 13 ms, not seen again in three more); 199k one turn of 399-407 ms ->
-438-494 ms in 389 turns, the longest 1.7-2.9 ms. `rebuild` 100k (33k live) one turn of 28 ms -> 41-47 ms in 16
-turns, the longest 4.6-5.2 ms; 199k (66k live) 57-59 ms -> 81-88 ms in 30 turns, the longest 5.8-6.0 ms. `retries`
-100k 11.5-12.3 ms -> 0.06 ms; 199k 24.9-25.8 ms -> 0.06 ms.
+Measured (this host, 2 shared cores, load 4-6 from other jobs, 2026-12-08; before = 8af5db37, after = the sliced
+expiry and the retries' heap; alternated runs, 2-4 each; CPU of this thread): `due_at_once` 100k one turn of 204-368
+ms -> 196 turns, the longest 1.4-2.7 ms (one run 13 ms, not seen again); 199k one turn of 399-627 ms -> 389 turns,
+the longest 1.7-3.0 ms; in all about the same CPU. `rebuild` 100k (33k live) one turn of 28-44 ms -> 31 turns, the
+longest 2.5-3.3 ms; 199k (66k live) 55-90 ms -> 59 turns, the longest 3.5-6.9 ms (a young-generation GC pass, ~2 ms,
+lands in some), ~1.5-2x the CPU in all (pushes one by one, not one heapify). `retries`, none due: 100k 11.5-15.8 ms
+-> 0.06 ms; 199k 23-32 ms -> 0.06 ms.
 """
 from __future__ import annotations
 

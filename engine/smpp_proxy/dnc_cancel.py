@@ -51,8 +51,9 @@ reload or bulk change, one bitmap intersection (the index's recipients with the 
 100,000 ads with consent, no submit_sm or INVITE served meanwhile); per cancel to try again, that ad's judgement at
 its retry. Per tick with no change, nothing in the index's size: the entries due dropped EXPIRE_STEP a loop turn
 (was: all in the tick's turn, ~0.2 s of CPU for 100,000 ads due in the same second, ~0.4 s for 199,000), the index
-heap rebuilt a slice a turn (was: ~28 ms / ~57 ms in one turn), the retries due taken off a heap (was: each one's time
-compared, ~12 ms / ~25 ms a tick with 100,000 / 199,000 ads backing off): benchmarks/scheduled_expire_tick.py.
+heap rebuilt a slice a turn (was: ~30-45 ms / ~55-90 ms in one turn with 33,000 / 66,000 live of 100,000 / 199,000),
+the retries due taken off a heap (was: each one's time compared, ~12 ms / ~25 ms a tick with 100,000 / 199,000 ads
+backing off): benchmarks/scheduled_expire_tick.py.
 """
 from __future__ import annotations
 
