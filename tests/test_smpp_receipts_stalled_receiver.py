@@ -107,3 +107,26 @@ def test_a_late_answer_to_a_held_receipt_is_recognised_after_late_seqs_other_tim
         got = [bytes(first.short_message)] + _catch_up(rx, lambda: h.run(lambda: h.proxy.held_total == 0 and not any(
             s.window for s in h.proxy.sessions)))
         assert sorted(got) == sorted(set(got)) and len(got) == 2, got
+
+
+def test_a_receipt_whose_record_could_not_be_written_is_not_kept_for_a_late_answer(pipe, tmp_path, monkeypatch):
+    """A receipt that timed out and could not be held (its journal record failed: the SMSC keeps it, ESME_RX_T_APPN)
+    kept its timed-out seq in esme.late_held for the bind's life: late_held is bounded by the receipts held (or being
+    written), and this one is neither. Each such timeout (a stalled receiver on a full disk) added one for good."""
+    from engine.smpp_proxy.esme import LATE_SEQS
+    from engine.smpp_proxy.heldjournal import HeldJournal
+    monkeypatch.setattr(HeldJournal, "write", lambda self, items: [OSError(28, "No space left on device")] * len(items))
+    with ProxyHarness(pipe, settings=SmppSettings(smsc_response_timeout=TIMEOUT)) as h:
+        h.run(lambda: h.proxy.open_held(tmp_path / "held_receipts.msgpack"))
+        rx = Esme(h, kind=P.BindReceiver)
+        tx = Esme(h, kind=P.BindTransmitter)
+        tx.submit(1)
+        assert rx.next(lambda p: p.command_id == C.DELIVER_SM, 10) is not None     # read, not answered: times out
+        assert wait(lambda: h.proxy.stats["receipts_not_recorded"] >= 1, timeout=10), h.proxy.stats
+
+        def kept_not_held():
+            s = next(s for s in h.proxy.sessions if s.state.can_receive)
+            for seq in range(1 << 30, (1 << 30) + LATE_SEQS):      # its seq pushed out of the newest LATE_SEQS
+                s.note_timed_out(seq)
+            return [seq for seq, e in s.late_held.items() if e.hid not in h.proxy.held_records]
+        assert h.run(kept_not_held) == []

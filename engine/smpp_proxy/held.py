@@ -163,6 +163,11 @@ class HeldReceipts:
             self.stats["receipts_not_recorded"] += 1
             self.held_log.forget(entry.hid)
             entry.hid = 0
+            on = entry.timed_out_on
+            if on is not None:          # not held: its timed-out copy's late answer is a plain late answer, and
+                entry.timed_out_on = None   # esme.late_held, bounded by the receipts held, keeps nothing for it
+                if on.timed_out.get(entry.timed_out_seq) is entry:
+                    on.timed_out[entry.timed_out_seq] = None
             self.held_log.failed(err, f"a receipt for account {acct} not held (its journal record could not be "
                                       "written): the SMSC delivers it again")
             return on_done(False)
