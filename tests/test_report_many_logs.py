@@ -1,4 +1,4 @@
-"""More logs than a reading held open from its start (reader.held_most: 512, within half the open-files limit): the
+"""More logs than a reading held open from its start (logfiles.held_most: 512, within half the open-files limit): the
 rest were opened by name when reached, so a logrotate meanwhile (the live log renamed .1, the .1 renamed .2 ...)
 gave each such name the next newer log: its lines counted twice in the report, the oldest log's not at all. Now every
 regular log is held from the start: the soft limit is raised toward the hard one when the logs need it, and when even

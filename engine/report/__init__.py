@@ -36,7 +36,8 @@ from pathlib import Path
 
 from ..cli_types import date_order_error
 from .aggregate import Aggregator
-from .reader import Malformed, distinct_logs, hold_room, read_reports, read_verdicts
+from .logfiles import distinct_logs, hold_room
+from .reader import Malformed, read_reports, read_verdicts
 from .render import OUTPUTS, clear_outputs, plots, tables, write_csvs, write_html, write_pdf, write_summary
 
 __all__ = ["make_report", "cmd_report", "Aggregator", "OUTPUTS"]

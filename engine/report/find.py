@@ -30,7 +30,8 @@ from ..cli_types import date_order_error, day
 from ..jsontext import surrogates_escaped
 from ..numbers import normalise_number, sender_key
 from .msgid_join import IdJoin, forwarded, id_key, line_key
-from .reader import ACTIONS, Malformed, distinct_logs, read_verdicts
+from .logfiles import distinct_logs
+from .reader import ACTIONS, Malformed, read_verdicts
 
 # the members of a verdict line that hold an address (sms, cancel, sms_id: sender, recipient; call, call_unsent:
 # caller, callee; list: a DNC change's number)

@@ -10,7 +10,8 @@ import os
 import zlib
 from collections import deque
 
-from .reader import _BAD_LINE, Malformed, _lines, _read_log, _record, _regular, held_most, open_text
+from .logfiles import _regular, held_most
+from .reader import _BAD_LINE, Malformed, _lines, _read_log, _record, open_text
 
 
 def merged(paths, bad: Malformed, bar):
@@ -19,7 +20,7 @@ def merged(paths, bad: Malformed, bar):
     of its first line (read ahead, then closed): rotated logs, one after another in time, are read one or two at a
     time, not all at once (an open .xz holds its ~9 MB dictionary, a .bz2 ~3 MB: 90 days of them were ~800 MB).
     Stdin, and a log whose first time cannot be read, are opened at once. Each regular log stays open from that first
-    look (a descriptor, no buffer or decompressor; at most reader.held_most() of them): the live log, read last, was
+    look (a descriptor, no buffer or decompressor; at most logfiles.held_most() of them): the live log, read last, was
     opened by name after minutes of older ones, and a rotation meanwhile (logrotate's `create`) had given its name to
     a new empty file: its lines were lost, unsaid."""
     held: dict = {}         # log -> its descriptor from the first look, until it is read
