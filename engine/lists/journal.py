@@ -21,14 +21,25 @@ journal whose generation is the one the snapshot names (a crash between the two 
 applies all of any other. So a line appended at any moment is in the snapshot or in the journal,
 never in neither and never applied twice. Lines that cannot be read are not dropped: the writer
 moves them to `dnc.delta.rejected` and reports each one as file:line.
+
+A fold takes 5656 commands' lines out of the journal, and with them the digests by which serve knows a copy the SMSC
+delivers again (smpp_proxy/mo_redelivery.py). The writer keeps those of the last RECENT_KEEP seconds in
+`dnc.delta.recent` (`keep_recent`, under the journal lock, before the journal is rewritten): the lines of the folds
+before that are still within the window and the new fold's, whole and fsynced, at most RECENT_MOST. Its lines hold no
+`op` (a number, a digest, a time): never read as changes (the lists load reads `dnc.delta` and, to fall back,
+`dnc.delta.prev`, whose lines it replays), so two folds within the window no longer lose a digest.
 """
 from __future__ import annotations
 
 import fcntl
 import json
 import os
+import re
+import time
+from bisect import bisect_right
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from math import isfinite
 from pathlib import Path
 
 from .csvio import parse_channel
@@ -36,6 +47,11 @@ from ..durable import append_all, ends_in_newline, fsync_dir, rename_in
 
 JOURNAL_COMPACT_BYTES = 4 << 20          # ~60,000 changes
 MAX_NUMBER = 10 ** 15 - 1                # E.164: at most 15 digits
+# seconds a 5656 command's digest stays in `dnc.delta.recent` after a fold took its line out of the journal: at least
+# smpp_proxy/mo_redelivery.py's WINDOW (a copy of it is known for that long)
+RECENT_KEEP = 600.0
+RECENT_MOST = 100_000                    # lines `dnc.delta.recent` keeps at most, the newest (~95 B each: 9.5 MB)
+_REORDERED = 60.0   # seconds a journal line's time may precede an earlier line's (written in their fsync's order)
 
 
 @contextmanager
@@ -187,6 +203,77 @@ def keep_folded(path: Path, consumed: int) -> None:
     except FileNotFoundError:
         return
     _replace_durably(path.with_name(path.name + ".prev"), head)
+
+
+def keep_recent(path: Path, consumed: int, now: float | None = None, keep: float = RECENT_KEEP,
+                most: int = RECENT_MOST) -> None:
+    """`<journal>.recent` (module text): its lines whose time is within `keep` seconds of `now`, then those of the
+    journal's first `consumed` bytes (the lines this fold takes out), at most `most`, the newest; written whole and
+    fsynced (the rename made durable by the journal's rewrite after it). Not created while no line is to be kept. The
+    caller holds the journal lock (the one writer of both)."""
+    recent = path.with_name(path.name + ".recent")
+    try:
+        with open(recent, "rb") as f:
+            old = f.read()
+    except FileNotFoundError:
+        old = None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(consumed)
+    except FileNotFoundError:
+        head = b""
+    since = (time.time() if now is None else now) - keep
+    kept = _recent_lines(head, since, most)
+    if old:
+        # (its own lines, in their times' order but for _REORDERED: where the window starts found by bisection)
+        lines = old.splitlines(keepends=True)
+        kept += [(at, x) for x in lines[bisect_right(lines, since - _REORDERED, key=_recent_at):]
+                 if (at := _recent_at(x)) > since]
+    if old is None and not kept:
+        return
+    kept.sort(key=lambda x: x[0])
+    _replace_durably(recent, b"".join(x for _, x in kept[-most:]))
+
+
+_LINE = re.compile(rb'\{"op": "(?:add|remove)", "number": ([0-9]{1,18}), "channel": "[A-Z]*", '
+                   rb'"mo_digest": "([0-9a-f]{16})", "at": ([0-9]{1,12}(?:\.[0-9]{1,6})?)\}')
+
+
+def _recent_lines(data: bytes, since: float, most: int) -> list:
+    """[(time, `.recent` line)], newest first, of the 5656 commands' lines in journal bytes `data` since `since`, at
+    most `most`, read from its end (lines come in about their times' order: the read stops at one _REORDERED seconds
+    older than `since`). A line as append_lines writes it is matched by _LINE, any other parsed as JSON."""
+    out = []
+    for raw in reversed(data.split(b"\n")):
+        if len(out) >= most:
+            break
+        if b'"mo_digest"' not in raw:
+            continue                        # (no 5656 command's line: not parsed)
+        m = _LINE.fullmatch(raw)
+        if m is not None:
+            number, d, at = m.group(1), m.group(2), float(m.group(3))
+        else:
+            try:
+                r = json.loads(raw)
+                at, d, number = float(r["at"]), r["mo_digest"], r["number"]
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+            if not isinstance(d, str) or type(number) is not int or not isfinite(at):
+                continue                    # (a damaged line: its reader would skip it too)
+            number, d, at = str(number).encode(), json.dumps(d)[1:-1].encode(), at
+        if at < since - _REORDERED:
+            break
+        if at > since:
+            out.append((at, b'{"number": %s, "mo_digest": "%s", "at": %s}\n' % (number, d, repr(at).encode())))
+    return out
+
+
+def _recent_at(line: bytes) -> float:
+    """The time of a `.recent` line (the last field, as `_recent_lines` writes it; 0 for a line not so)."""
+    try:
+        return float(line[line.rindex(b":") + 1:line.rindex(b"}")])
+    except ValueError:
+        return 0.0
 
 
 def replace_with_tail(path: Path, consumed: int, gen: str) -> None:

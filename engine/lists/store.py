@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .csvio import KINDS, write_csv
 from .journal import (JOURNAL_COMPACT_BYTES, append_line, append_lines, flocked, journal_header, keep_folded,
-                      keep_rejected, read_journal, read_journal_gen, replace_with_tail)
+                      keep_recent, keep_rejected, read_journal, read_journal_gen, replace_with_tail)
 from . import changes, edits, importing, mlexempt
 from .sections import decode, encode
 from .sets import Lists
@@ -265,11 +265,12 @@ class ListStore:
                     self.warnings.append(f"{self.delta_path}:{lineno}: unreadable DNC journal line moved to {rej}")
                 L.journal_bad = []
             keep_folded(self.delta_path, mark[1])     # what the new generation's .prev lacks, for a fall-back
+            keep_recent(self.delta_path, mark[1])  # the 5656 commands' digests, past this fold (journal.py)
             replace_with_tail(self.delta_path, mark[1], gen)
             L.journal_mark = (gen, len(journal_header(gen)))
 
     # the temporary files a writer makes (snapshot.prepare_snapshot, install_snapshot's link, journal._replace_durably)
-    _LEFTOVER = re.compile(rf"(?:{'|'.join(KINDS)})\.snap(?:\.prev)?\.tmp\d+|dnc\.delta(?:\.prev)?\.tmp\d+")
+    _LEFTOVER = re.compile(rf"(?:{'|'.join(KINDS)})\.snap(?:\.prev)?\.tmp\d+|dnc\.delta(?:\.prev|\.recent)?\.tmp\d+")
 
     def _sweep_leftovers(self) -> None:
         """Remove the temporary files of a writer killed half-way (kill -9, the OOM killer). Called with the write lock

@@ -16,8 +16,9 @@ seconds) in its lists/dnc.delta line; readers ignore fields they do not know, an
 `check`, another node's change) are no command of this path. `Redeliveries` keeps the digests of the last WINDOW
 seconds, at most MAX_KEPT (the oldest forgotten first): a ring of flat arrays and a dict of 64-bit ints, O(1) a
 message. The start rebuilds it from the files (`restore`; their lines read by mo_redelivery_files.py):
-reports.jsonl read back from its end, dnc.delta and dnc.delta.prev (what the last fold of the journal into the DNC
-snapshot took out of it; an earlier fold within the window loses its lines' digests).
+reports.jsonl read back from its end, dnc.delta, dnc.delta.prev (what the last fold of the journal into the DNC
+snapshot took out of it) and dnc.delta.recent (the digests of the last RECENT_KEEP >= WINDOW seconds that every fold
+took out of it, kept by the folding writer past the next folds: lists/journal.py `keep_recent`).
 
 A copy of a command in the window is not written or put in force again: answered 0, its subscriber sent the reply
 the first delivery got (in the crash case that reply never left: it goes out after the answer; after a lost answer
@@ -256,7 +257,7 @@ class Redeliveries:
         for path in journals:
             got += _journal_digests(path, since)
         got += _report_digests(reports_path, since, self.window)
-        got.sort(key=lambda x: x[0])
+        got = sorted(set(got), key=lambda x: x[0])      # (the last fold's lines: in .recent and .prev both)
         for at, d, number in got[-self.bound:]:
             self._put(d, at, None, number)
         return len(got)
@@ -281,8 +282,8 @@ class MoRedeliveryPath:
         # (from where they end now: a line written meanwhile is read by both, and kept once)
         self._tails = (Tail(reports), Tail(journal)) if reports is not None and journal is not None else ()
         try:
-            n = r.restore(reports, (journal.with_name(journal.name + ".prev"), journal) if journal else (),
-                          self.clock().timestamp())
+            n = r.restore(reports, tuple(journal.with_name(journal.name + x) for x in (".recent", ".prev", ""))
+                          if journal else (), self.clock().timestamp())
         except OSError as e:
             log.error("start: the 5656 commands of the last %.0f s could not be read back (%s): a copy the SMSC "
                       "delivers again of one of them is applied again", r.window, e)

@@ -1,0 +1,80 @@
+"""A 5656 command's digest outlives the folds of the DNC journal (engine/lists/journal.py keep_recent): each fold that
+takes a 5656 line out of `lists/dnc.delta` keeps its digest in `lists/dnc.delta.recent` for RECENT_KEEP seconds, so a
+copy the SMSC delivers again within the window after two or more folds (offline `lists` edits while serve was down)
+is still known (engine/smpp_proxy/mo_redelivery.py). Before, only `dnc.delta.prev` (the last fold's lines) was read:
+the copy of a HUY DNC was applied again and answered DNC_NOT_REGISTERED."""
+import json
+import time
+
+from engine.app import build
+from engine.lists import ListStore
+from engine.lists.journal import RECENT_KEEP, keep_recent, read_journal
+from engine.smpp_proxy.mo_redelivery import WINDOW, Redeliveries
+from tests.test_shortcode_redelivery import CANCELLED, REGISTERED, SUB, Run, command, sms
+from tests.test_smpp_proxy import pipe, wait  # noqa: F401  (pipe: fixture)
+
+
+def _line(number, d, at, op="add"):
+    return json.dumps({"op": op, "number": number, "channel": "SV", "mo_digest": f"{d:016x}", "at": at}) + "\n"
+
+
+def test_a_huy_dnc_copy_after_a_crash_and_three_offline_folds_is_answered_as_the_first(pipe):
+    """serve killed before the HUY DNC's answer left; three `lists add dnc` (three folds) before it starts again; the
+    SMSC's copy is confirmed as the first (it was told DNC_NOT_REGISTERED, the list itself right)."""
+    run = Run(pipe)
+    try:
+        h = run.start()
+        assert command(h, sms(b"DK DNC")) == REGISTERED
+        assert command(h, sms(b"HUY DNC")) == CANCELLED
+        run.stop()                          # its answer lost with the process
+        for n in ("84911000301", "84911000302", "84911000303"):
+            ListStore(run.dir).add("dnc", n)          # each folds the journal into a new dnc snapshot
+        assert not read_journal(run.dir / "lists" / "dnc.delta").ops
+        run.h, run.pipe = None, build(data_dir=run.dir)      # (as serve starts)
+        h = run.start()
+        assert command(h, sms(b"HUY DNC")) == CANCELLED
+        time.sleep(0.2)
+        assert h.proxy.stats["shortcode_redelivered"] == 1
+        assert not read_journal(run.dir / "lists" / "dnc.delta").ops          # nothing written again
+        assert not run.pipe.lists.in_dnc(int(SUB), "S") and run.pipe.lists.in_dnc(84911000303, "S")
+        assert run.lines()[-1]["redelivery"] is True
+    finally:
+        run.stop()
+
+
+def test_the_recent_file_keeps_the_window_and_the_bound_and_is_no_journal(tmp_path):
+    assert RECENT_KEEP >= WINDOW
+    j, recent = tmp_path / "dnc.delta", tmp_path / "dnc.delta.recent"
+    # a fold at 1000: the old command (outside the window) and a line without a digest are not kept
+    j.write_text('{"gen": "g1"}\n{"op": "add", "number": 84911000401, "channel": "SV"}\n'
+                 + _line(84911000402, 0xa1, 300.0) + _line(84911000403, 0xa2, 900.0))
+    keep_recent(j, j.stat().st_size, 1000.0)
+    # a second fold at 1300: the first fold's line within the window stays, the new one joins it
+    # (a line written otherwise than append_lines writes it is read too; a damaged one is not)
+    j.write_text('{"gen": "g2"}\n' + _line(84911000404, 0xa3, 1250.0, "remove")
+                 + '{"at": 1260, "mo_digest": "00000000000000b1", "number": 84911000408, "op": "add", "channel": "S"}\n'
+                 + '{"op": "add", "number": "x", "channel": "S", "mo_digest": "00000000000000b2", "at": 1270}\n')
+    keep_recent(j, j.stat().st_size, 1300.0)
+    assert [json.loads(x)["mo_digest"] for x in recent.read_text().splitlines()] == [
+        "00000000000000a2", "00000000000000a3", "00000000000000b1"]
+    assert read_journal(recent).ops == []           # (no op: a fall-back load replaying it would change nothing)
+    r = Redeliveries(window=600)
+    assert r.restore(tmp_path / "reports.jsonl", (recent, tmp_path / "dnc.delta.prev", j), 1300.0) == 3
+    assert r.seen(0xa2, 84911000403, 1300.0) == (None, None, False)
+    assert r.seen(0xa3, 84911000404, 1300.0) == (None, None, False)
+    # a third fold past the window of both: the file keeps nothing of them
+    j.write_text('{"gen": "g3"}\n' + _line(84911000405, 0xa4, 2000.0))
+    keep_recent(j, j.stat().st_size, 2000.0, most=1)
+    assert [json.loads(x)["mo_digest"] for x in recent.read_text().splitlines()] == ["00000000000000a4"]
+    # at most `most` lines, the newest
+    j.write_text('{"gen": "g4"}\n' + _line(84911000406, 0xa5, 2001.0) + _line(84911000407, 0xa6, 2002.0))
+    keep_recent(j, j.stat().st_size, 2003.0, most=2)
+    assert [json.loads(x)["mo_digest"] for x in recent.read_text().splitlines()] == ["00000000000000a5",
+                                                                                     "00000000000000a6"]
+
+
+def test_a_fold_without_5656_lines_leaves_no_file(tmp_path):
+    j = tmp_path / "dnc.delta"
+    j.write_text('{"gen": "g1"}\n{"op": "add", "number": 84911000401, "channel": "SV"}\n')
+    keep_recent(j, j.stat().st_size, 1000.0)
+    assert not (tmp_path / "dnc.delta.recent").exists()
