@@ -57,7 +57,7 @@ other traffic goes on meanwhile. While it is being written its message is rememb
 part of it that comes again then is answered ESME_RX_T_APPN (asked for again, by when the command is
 recorded or not). A 5656 command the SMSC delivers again (serve killed before its answer, an answer lost or late)
 is known by its digest before it is written, answered as its first delivery was and not applied again
-(mo_redelivery.py).
+(mo_redelivery.py; one on disk that raises as it is put in force is asked for again: `_apply_failed`).
 
 With a shared state store (`--state redis://`: a pool of workers or several nodes, each with its own
 binds, so an SMSC may send a message's parts to different processes), parts for the short code are
@@ -80,7 +80,7 @@ from .concat import concat_id, joined, reading_of
 from .mo_restore import made_no_command, mo_origin
 from .mo_journal import (_ANSWERED, _BINARY, _LINK, _PDU, _PID, _READING, _TEXT, NOT_RECORDED_KEEP, RECORDED,
                          MoPartsJournal, _answer)
-from .mo_redelivery import MoRedeliveryPath, _open, hexed
+from .mo_redelivery_path import MoRedeliveryPath, _open, hexed
 from .submit import Refusal, message_content
 
 log = logging.getLogger("telfilter.smpp")
@@ -179,7 +179,11 @@ class MoPath(MoRedeliveryPath, MoPartsJournal):
                                     late, concat)
             return then(None)
         trouble("shortcode").ok()
-        applied = self.pipeline.apply_command(cmd, v)    # (a HUY DNC: what it removed)
+        try:
+            applied = self.pipeline.apply_command(cmd, v)    # (a HUY DNC: what it removed)
+        except Exception:
+            self._apply_failed(msg, what, cmd, late, concat)    # (on disk, not in force: asked for again)
+            return then(None)
         self._redelivery_settled(cmd, v, applied, None)
         v = applied
         self.stats["shortcode_recorded"] += 1

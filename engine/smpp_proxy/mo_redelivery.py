@@ -25,7 +25,10 @@ the first delivery got (in the crash case that reply never left: it goes out aft
 the subscriber gets the same confirmation twice, within the replies' hourly cap), and its verdict line says
 `"redelivery": true` and, as its first delivery's line, `"mo_digest"` (the regulator's report counts it no second
 time, and as the message when it reads no first line: report/redelivered.py). A copy that comes while its first delivery
-is being written is asked for again (ESME_RX_T_APPN), and makes the first's answer one the SMSC gave up on.
+is being written is asked for again (ESME_RX_T_APPN), and makes the first's answer one the SMSC gave up on. A command
+on disk whose putting in force raised (a bug: its MO answered ESME_RX_T_APPN, nothing confirmed) is kept `Unapplied`:
+its copy puts that command in force, not written again, answered and confirmed as a first delivery (after a restart
+the load has put it in force, and the copy is a copy).
 
 What is no copy: a message in one part whose first delivery was answered within ANSWERED_IN_TIME on a link still
 open when it comes (no SMSC times out that fast, and an answer written on a live TCP connection arrives; one in parts,
@@ -57,19 +60,17 @@ worker killed -9 had written comes on another worker's bind), and, with `--state
 took (replication appends them to reports.jsonl with their digest; a DNC change replicated carries none: a copy
 reaching another node than its first delivery's is a DNC command again there). 5656 messages in parts put together
 in Redis (`--state`, engine/state/mo_parts.py) are not looked up here.
+
+Here: the digest and the window (`Redeliveries`); the proxy's use of them (`_redelivered`, `_restore_redeliveries`,
+`_follow_redeliveries`, `_apply_failed`) is mo_redelivery_path.py.
 """
 from __future__ import annotations
 
-import logging
 from array import array
 from hashlib import blake2b
 
-from ..verdict import ALLOW_NO_HITS
 from .codec import constants as C
-from .filetail import Tail
-from .mo_redelivery_files import _journal_digests, _journal_line, _report_digests, _report_line
-
-log = logging.getLogger("telfilter.smpp")
+from .mo_redelivery_files import _journal_digests, _report_digests
 
 WINDOW = 600.0          # seconds a 5656 command's digest is kept: an SMSC's response timeout and first retries
 MAX_KEPT = 100_000      # digests kept at most (~170 a second for WINDOW); the oldest go first
@@ -99,6 +100,14 @@ def digest(pdus) -> int:
 def hexed(d: int) -> str:
     """A digest as the files keep it."""
     return f"{d:016x}"
+
+
+class Unapplied:
+    """What a copy of a command on disk that was not put in force is answered with: that command put in force."""
+    __slots__ = ("cmd",)
+
+    def __init__(self, cmd):
+        self.cmd = cmd
 
 
 class Redeliveries:
@@ -172,6 +181,15 @@ class Redeliveries:
             link, came = self._link[i]
             self._unpend(d, i)
             self._answer[i], self._link[i] = answer, link if answered - came <= ANSWERED_IN_TIME else None
+            self._made_latest(d, i)
+
+    def unapplied(self, d: int, cmd) -> None:
+        """Its first delivery is on disk but putting it in force raised (answered ESME_RX_T_APPN): a copy puts `cmd`
+        in force, not written again. Its number's latest (its line is in force from the next catch-up or start)."""
+        i = self._slot.get(d)
+        if i is not None and self._answer[i] is WRITING:
+            self._unpend(d, i)
+            self._answer[i], self._link[i] = Unapplied(cmd), None
             self._made_latest(d, i)
 
     def copied(self, d: int) -> None:
@@ -261,113 +279,3 @@ class Redeliveries:
         for at, d, number in got[-self.bound:]:
             self._put(d, at, None, number)
         return len(got)
-
-
-class MoRedeliveryPath:
-    """Mixin of `SmppProxy` (through mo.MoPath): a 5656 command's digest looked up before it is written."""
-
-    redeliveries: Redeliveries | None = None
-    _tails: tuple = ()                  # (reports.jsonl, dnc.delta) as last read (`_follow_redeliveries`)
-    _follow_at = 0.0
-
-    def _restore_redeliveries(self) -> None:
-        """(start, before any link binds) The window rebuilt from the files the commands were written in."""
-        r = self.redeliveries = Redeliveries()
-        p = self.pipeline
-        if not getattr(p, "persist", False):        # (a benchmark's pipeline: no files)
-            return
-        reports = getattr(getattr(p, "reports", None), "path", None)
-        store = getattr(p, "store", None)
-        journal = store.delta_path if store is not None else None
-        # (from where they end now: a line written meanwhile is read by both, and kept once)
-        self._tails = (Tail(reports), Tail(journal)) if reports is not None and journal is not None else ()
-        try:
-            n = r.restore(reports, tuple(journal.with_name(journal.name + x) for x in (".recent", ".prev", ""))
-                          if journal else (), self.clock().timestamp())
-        except OSError as e:
-            log.error("start: the 5656 commands of the last %.0f s could not be read back (%s): a copy the SMSC "
-                      "delivers again of one of them is applied again", r.window, e)
-            return
-        if n:
-            log.info("%d 5656 command(s) of the last %.0f s remembered: a copy the SMSC delivers again is answered, "
-                     "not applied again", n, r.window)
-
-    def _follow_redeliveries(self, now: float) -> None:
-        """(housekeeping, every FOLLOW_EVERY s) The commands other processes wrote in this data dir since the last
-        look (the workers of a pool: an SMSC's copy of a command a worker killed -9 had written comes on another
-        worker's bind); this process's own are known already."""
-        if not self._tails or now < self._follow_at:
-            return
-        self._follow_at = now + FOLLOW_EVERY
-        r, wall = self.redeliveries, self.clock().timestamp()
-        for tail, read in zip(self._tails, (_report_line, _journal_line)):
-            for line in tail.lines():
-                if b'"mo_digest"' not in line:
-                    continue                # (no 5656 command's line: not parsed)
-                x = read(line)
-                if x is not None and x[1] is not None:
-                    r.learn(x[1], x[0], x[2], wall)
-
-    def _redelivered(self, pdus, link, msg, what, v, cmd, us, binary, reading, then, late, concat) -> bool:
-        """Before 5656 command `cmd` of MO `pdus` (that came on `link`; None: its parts on several) is written: True
-        when it is a copy of one in the window, answered here (module text); else it is remembered as being written
-        (`cmd.mo`: its digest, written with it)."""
-        r = self.redeliveries
-        if r is None:
-            r = self.redeliveries = Redeliveries()
-        d = digest(pdus)
-        number = cmd.dnc[1] if cmd.dnc is not None else None
-        mr = next((int.from_bytes(t.value, "big") & 0x7FFFFFFF for t in pdus[0].tlvs
-                   if t.tag == C.TAG_USER_MESSAGE_REFERENCE), -1)      # (2 octets in SMPP 3.4; kept within an int32)
-        first = r.seen(d, number, cmd.ts, mr)
-        if first is not None and first[2] and first[0] is not WRITING:
-            # a copy of a DNC command its subscriber has since followed with another (HUY DNC, its answer lost, then
-            # DK DNC): known by its TP-MR, never applied over the later one, and not confirmed again (that reply
-            # would contradict the later command's); also when its first answer went out in time on a link still
-            # open (the subscriber's own repeat would carry another TP-MR than the one between)
-            self.stats["shortcode_redelivered_superseded"] += 1
-            self.vlog.write_sms(msg, what, first[0] or v, us, binary, reading, late=late, concat=concat,
-                                redelivery=True, mo=hexed(d))
-            then(ALLOW_NO_HITS)
-            return True
-        if first is not None and first[1] is not None and _open(first[1]):
-            first = None                # its first delivery was answered in time on a link still open: no copy
-        elif first is not None and first[0] is not WRITING and cmd.dnc is not None and cmd.dnc[0] == "add" and \
-                not all(self.pipeline.lists.in_dnc(number, c) for c in cmd.dnc[2]):
-            # a DK DNC whose number is not (all) on the list now (an operator took it off since, or another node's
-            # HUY DNC): its first delivery is not in force, so it is put in force again, never confirmed unapplied
-            first = None
-        if first is None:
-            r.writing(d, number, cmd.ts, link, self.loop.time(), mr)
-            cmd.mo = d
-            if cmd.report is not None:
-                cmd.report["mo_digest"] = hexed(d)
-            return False
-        if first[0] is WRITING:
-            r.copied(d)
-            self.stats["shortcode_redelivered_while_writing"] += 1
-            self.vlog.write_refusal(self.clock(), what, "", msg.sender, msg.recipient, C.ESME_RX_T_APPN,
-                                    "a copy of a 5656 command still being written: asked for again", late, concat,
-                                    redelivery=True, mo=hexed(d))
-            then(None)
-            return True
-        self.stats["shortcode_redelivered"] += 1
-        v = first[0] or v
-        self.vlog.write_sms(msg, what, v, us, binary, reading, late=late, concat=concat, redelivery=True, mo=hexed(d))
-        then(v)
-        return True
-
-    def _redelivery_settled(self, cmd, v, applied, err) -> None:
-        """Command `cmd` written (`err` None; `applied`: its verdict as put in force, `v` as judged) or not."""
-        r = self.redeliveries
-        if cmd.mo is None or r is None:
-            return
-        if err is not None:
-            r.failed(cmd.mo)
-        else:
-            r.written(cmd.mo, applied if applied is not v else None, self.loop.time())
-
-
-def _open(link) -> bool:
-    t = getattr(link, "transport", None)
-    return t is not None and not t.is_closing()
