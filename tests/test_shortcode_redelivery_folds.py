@@ -4,13 +4,18 @@ copy the SMSC delivers again within the window after two or more folds (offline 
 is still known (engine/smpp_proxy/mo_redelivery.py). Before, only `dnc.delta.prev` (the last fold's lines) was read:
 the copy of a HUY DNC was applied again and answered DNC_NOT_REGISTERED."""
 import json
+import subprocess
+import sys
 import time
 
 from engine.app import build
 from engine.lists import ListStore
 from engine.lists.journal import RECENT_KEEP, keep_recent, read_journal
 from engine.smpp_proxy.mo_redelivery import WINDOW, Redeliveries
-from tests.test_shortcode_redelivery import CANCELLED, REGISTERED, SUB, Run, command, sms
+from tests.conftest import ROOT
+from tests.test_shortcode_redelivery import CANCELLED, REGISTERED, SUB, Run, command, dnc_lines, sms
+from tests.test_smpp_mo_concat import deliver
+from tests.test_smpp_receipts import ServeBeside
 from tests.test_smpp_proxy import pipe, wait  # noqa: F401  (pipe: fixture)
 
 
@@ -40,6 +45,32 @@ def test_a_huy_dnc_copy_after_a_crash_and_three_offline_folds_is_answered_as_the
         assert run.lines()[-1]["redelivery"] is True
     finally:
         run.stop()
+
+
+def test_a_real_serve_killed_then_two_cli_edits_the_copy_is_answered_as_the_first(tmp_path):
+    """kill -9 of a real serve after the HUY DNC's line and before its answer (the SMSC deaf to it); two `telfilter
+    lists add dnc` (two folds) before the next serve; the SMSC's copy is confirmed as the first and removes nothing."""
+    run = ServeBeside(tmp_path)
+    try:
+        proc, _ = run.start(1)
+        assert command(run.sim, sms(b"DK DNC")) == REGISTERED
+        run.sim.sim.hang()
+        deliver(run.sim, sms(b"HUY DNC"))
+        assert wait(lambda: len(dnc_lines(run.data)) == 2, 10)
+        proc.kill()                                     # kill -9
+        proc.wait(10)
+        for n in ("84911000311", "84911000312"):
+            subprocess.run([sys.executable, "-m", "engine.cli", "lists", "add", "dnc", n, "--data-dir", run.data],
+                           cwd=ROOT, check=True, capture_output=True, timeout=60)
+        assert dnc_lines(run.data) == []                # (both folded: the HUY DNC's line in neither journal file)
+        run.start(2)
+        assert command(run.sim, sms(b"HUY DNC")) == CANCELLED
+        time.sleep(0.3)
+        assert dnc_lines(run.data) == []                # nothing written again
+        assert wait(lambda: sum('"redelivery": true' in x for x in (tmp_path / "v.log").read_text().splitlines())
+                    == 1, 5)
+    finally:
+        run.close()
 
 
 def test_the_recent_file_keeps_the_window_and_the_bound_and_is_no_journal(tmp_path):
