@@ -91,8 +91,9 @@ def test_after_a_restart_the_copy_of_a_command_whose_apply_raised_is_a_copy(pipe
 
 
 def test_a_command_in_parts_whose_apply_raises_is_taken_again_when_its_part_comes_again(pipe):
-    """Its completing part is answered ESME_RX_T_APPN; the SMSC's copy of that part makes the command, in force and
-    confirmed (before: answered ESME_RX_T_APPN for an hour, the message remembered as being written)."""
+    """Its completing part is answered ESME_RX_T_APPN; the SMSC's copy of that part puts the command on disk in force,
+    not written again, and it is confirmed (before: answered ESME_RX_T_APPN for an hour, the message remembered as
+    being written)."""
     run = Run(pipe)
     try:
         h = run.start()
@@ -103,5 +104,25 @@ def test_a_command_in_parts_whose_apply_raises_is_taken_again_when_its_part_come
         _refused(h, mo(p2, src=SUB, dc=0))
         assert command(h, mo(p2, src=SUB, dc=0)) == REGISTERED
         assert run.pipe.lists.in_dnc(int(SUB), "S")
+        time.sleep(0.2)
+        assert [x["op"] for x in dnc_lines(run.dir)] == ["add"]              # on disk once
+        assert h.proxy.stats["shortcode_applied_on_copy"] == 1
+    finally:
+        run.stop()
+
+
+def test_a_report_in_parts_whose_apply_raises_is_stored_once(pipe):
+    run = Run(pipe)
+    try:
+        h = run.start()
+        _raising_once(run.pipe)
+        p1, p2 = gsm_parts(["S 0912345678 Vay tien nhanh ", "lai suat 0%"], ref=0x42)
+        s = deliver(h, mo(p1, src=SUB, dc=0))
+        assert wait(lambda: [r.command_status for r in h.sim.mo_responses if r.sequence_number == s] == [0])
+        _refused(h, mo(p2, src=SUB, dc=0))
+        assert command(h, mo(p2, src=SUB, dc=0)) == DEFAULT_REPLIES["SPAM_REPORTED"]
+        time.sleep(0.2)
+        [rep] = reports(run.pipe)
+        assert rep["content"].endswith("lai suat 0%")
     finally:
         run.stop()

@@ -131,7 +131,8 @@ class MoPath(MoRedeliveryPath, MoPartsJournal):
         `concat`: the identity of a concatenated message that may have late parts, or of a late part's message
         (concat.concat_id), named on its line (the report ties the two). `pdus`: the message's parts, in part
         order, when a 5656 command it makes is to be known again if the SMSC delivers it again (mo_redelivery.py;
-        None: not looked up, e.g. a late part), `link` the one it came on (None: its parts came on several)."""
+        None: a late part, looked up only as a copy of a command not put in force), `link` the one it came on (None:
+        its parts came on several)."""
         dest = pdu.destination_addr
         msg = Message(sender=pdu.source_addr, recipient=dest, text=text, time=self.clock(), account="", direction="mo",
                       sender_ton=pdu.source_addr_ton, recipient_ton=pdu.dest_addr_ton)
@@ -154,7 +155,7 @@ class MoPath(MoRedeliveryPath, MoPartsJournal):
             return None
         if parts_id and cmd.report is not None:
             cmd.report["parts_id"] = parts_id
-        if pdus and self._redelivered(pdus, link, msg, what, v, cmd, us, binary, reading, then, late, concat):
+        if self._redelivered(pdus, link, msg, what, v, cmd, us, binary, reading, then, late, concat):
             return
         done = partial(self._command_written, msg, what, v, cmd, us, binary, reading, then, late, concat)
         w = self.commands

@@ -3,6 +3,7 @@ written, the window rebuilt at start and kept up with the lines other processes 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 
 from ..verdict import ALLOW_NO_HITS
 from .codec import constants as C
@@ -19,6 +20,7 @@ class MoRedeliveryPath:
     redeliveries: Redeliveries | None = None
     _tails: tuple = ()                  # (reports.jsonl, dnc.delta) as last read (`_follow_redeliveries`)
     _follow_at = 0.0
+    _unapplied_parts: OrderedDict | None = None     # concat id -> the digest of its message's Unapplied command
 
     def _restore_redeliveries(self) -> None:
         """(start, before any link binds) The window rebuilt from the files the commands were written in."""
@@ -61,23 +63,27 @@ class MoRedeliveryPath:
     def _redelivered(self, pdus, link, msg, what, v, cmd, us, binary, reading, then, late, concat) -> bool:
         """Before 5656 command `cmd` of MO `pdus` (that came on `link`; None: its parts on several) is written: True
         when it is a copy of one in the window, answered here (module text); else it is remembered as being written
-        (`cmd.mo`: its digest, written with it)."""
+        (`cmd.mo`: its digest, written with it). No `pdus` (a late part's message): True only for the copy of a
+        message in parts `concat` whose command is on disk and was not put in force (`_apply_failed`)."""
         r = self.redeliveries
         if r is None:
             r = self.redeliveries = Redeliveries()
-        d = digest(pdus)
         number = cmd.dnc[1] if cmd.dnc is not None else None
+        if not pdus:
+            # (a late part's message: not looked up, unless its first judgement was on disk and not put in force)
+            d = self._unapplied_parts.pop(concat, None) if concat and self._unapplied_parts else None
+            first = r.seen(d, number, cmd.ts) if d is not None else None
+            return first is not None and isinstance(first[0], Unapplied) and not first[2] and \
+                self._apply_held(d, first[0].cmd, number, None, -1, msg, what, v, us, binary, reading, then, late,
+                                 concat)
+        d = digest(pdus)
         mr = next((int.from_bytes(t.value, "big") & 0x7FFFFFFF for t in pdus[0].tlvs
                    if t.tag == C.TAG_USER_MESSAGE_REFERENCE), -1)      # (2 octets in SMPP 3.4; kept within an int32)
         first = r.seen(d, number, cmd.ts, mr)
         if first is not None and isinstance(first[0], Unapplied):
             if not first[2]:
-                # its first delivery is on disk, asked for again when putting it in force raised: put in force now
-                # from there (not written again), answered and confirmed as a first delivery
-                self.stats["shortcode_applied_on_copy"] += 1
-                r.writing(d, number, cmd.ts, link, self.loop.time(), mr)
-                self._command_written(msg, what, v, first[0].cmd, us, binary, reading, then, late, concat, None)
-                return True
+                return self._apply_held(d, first[0].cmd, number, link, mr, msg, what, v, us, binary, reading, then,
+                                        late, concat)
             first = (None, None, True)      # (superseded: the later command is in force after it on disk too)
         if first is not None and first[2] and first[0] is not WRITING:
             # a copy of a DNC command its subscriber has since followed with another (HUY DNC, its answer lost, then
@@ -116,16 +122,29 @@ class MoRedeliveryPath:
         then(v)
         return True
 
+    def _apply_held(self, d, held, number, link, mr, msg, what, v, us, binary, reading, then, late, concat) -> bool:
+        """A copy of command `held` (digest `d`), on disk and asked for again when putting it in force raised: put in
+        force now from there (not written again), answered and confirmed as a first delivery."""
+        self.stats["shortcode_applied_on_copy"] += 1
+        self.redeliveries.writing(d, number, held.ts, link, self.loop.time(), mr)
+        self._command_written(msg, what, v, held, us, binary, reading, then, late, concat, None)
+        return True
+
     def _apply_failed(self, msg, what, cmd, late, concat) -> None:
         """Command `cmd` of MO `msg` is on disk, and putting it in force raised: logged, counted, its verdict line a
         refusal (the caller answers ESME_RX_T_APPN: a temporary error, never a confirmation of what is not in
-        force); its copy puts it in force, not written again (`Redeliveries.unapplied`). The copy of one in parts comes
-        as a late part (mo.py `_mo_late`), which is not looked up here: it is written again."""
+        force); its copy puts it in force, not written again (`Redeliveries.unapplied`; a message in parts: its
+        copied part comes as a late part, mo.py `_mo_late`, known by its `concat` id)."""
         log.exception("a 5656 command (MO from %r to %s) on disk could not be put in force: answered ESME_RX_T_APPN, "
                       "the SMSC's copy puts it in force", msg.sender, msg.recipient)
         self.stats["shortcode_apply_failed"] += 1
         if cmd.mo is not None and self.redeliveries is not None:
             self.redeliveries.unapplied(cmd.mo, cmd)
+            if concat:
+                u = self._unapplied_parts = self._unapplied_parts or OrderedDict()
+                u[concat] = cmd.mo
+                while len(u) > self.settings.max_pending_concat:       # (as many as messages in parts remembered)
+                    u.popitem(last=False)
         self.vlog.write_refusal(self.clock(), what, "", msg.sender, msg.recipient, C.ESME_RX_T_APPN,
                                 "5656 command on disk not put in force (an error, logged); the sender should retry",
                                 late, concat)
