@@ -73,6 +73,29 @@ def test_a_real_serve_killed_then_two_cli_edits_the_copy_is_answered_as_the_firs
         run.close()
 
 
+def test_a_fold_between_two_looks_of_another_worker_loses_it_no_command(pipe):
+    """Two processes on one data dir (`serve --workers 2`): the first writes a HUY DNC, and the journal is folded (a
+    `lists add dnc`) before the second's next look at it. That look reads the folded lines from dnc.delta.recent, so
+    the SMSC's copy on the second's bind is known there (before: read from the new journal's start, never seen)."""
+    one, two = Run(pipe), Run(build(data_dir=pipe.store.dir))
+    try:
+        h1, h2 = one.start(), two.start()
+        assert command(h1, sms(b"DK DNC")) == REGISTERED
+        assert wait(lambda: len(h2.proxy.redeliveries) == 1)
+        h2.proxy._follow_at = float("inf")              # (its looks held back until the fold is done)
+        assert command(h1, sms(b"HUY DNC")) == CANCELLED
+        ListStore(one.dir).add("dnc", "84911000321")
+        h2.proxy._follow_at = 0.0
+        assert wait(lambda: len(h2.proxy.redeliveries) == 2)
+        h1.stop()
+        one.h = None
+        assert command(h2, sms(b"HUY DNC")) == CANCELLED
+        assert h2.proxy.stats["shortcode_redelivered"] == 1
+    finally:
+        one.stop()
+        two.stop()
+
+
 def test_the_recent_file_keeps_the_window_and_the_bound_and_is_no_journal(tmp_path):
     assert RECENT_KEEP >= WINDOW
     j, recent = tmp_path / "dnc.delta", tmp_path / "dnc.delta.recent"
@@ -109,3 +132,14 @@ def test_a_fold_without_5656_lines_leaves_no_file(tmp_path):
     j.write_text('{"gen": "g1"}\n{"op": "add", "number": 84911000401, "channel": "SV"}\n')
     keep_recent(j, j.stat().st_size, 1000.0)
     assert not (tmp_path / "dnc.delta.recent").exists()
+
+
+def test_a_look_after_a_fold_reads_the_recent_files_lines_since_it_as_a_start_reads_them(tmp_path):
+    from engine.smpp_proxy.mo_redelivery_files import _journal_digests, _recent_digests
+    j, recent = tmp_path / "dnc.delta", tmp_path / "dnc.delta.recent"
+    j.write_text('{"gen": "g1"}\n' + "".join(_line(84911000500 + i, 0xc0 + i, 1000.0 + i * 0.25) for i in range(40))
+                 + '{"at": 1009.9, "mo_digest": "00000000000000b1", "number": 84911000408, "op": "add"}\n')
+    keep_recent(j, j.stat().st_size, 1010.0)
+    for since in (0.0, 1004.0, 1009.8, 1011.0):
+        assert sorted(_recent_digests(recent, since)) == sorted(_journal_digests(recent, since))
+    assert len(_recent_digests(recent, 1005.0)) == 21 and _recent_digests(tmp_path / "none", 0.0) == []

@@ -54,8 +54,9 @@ DNC_CANCELLED now (what the removal found is not on disk).
 
 Times are the messages' (the wall clock, as the lines'). Every FOLLOW_EVERY seconds each process reads the lines
 appended to the two files since it last looked (`_follow_redeliveries`: lines without a digest unparsed; its own
-are known with their time) and keeps the digests other processes wrote (a digest known from an earlier time kept
-anew: the same text sent again there): the workers of `serve --workers N` (a copy of a command a
+are known with their time; after a fold of the journal, dnc.delta.recent's lines since then) and keeps the
+digests other processes wrote (a digest known from an earlier time kept anew: the same text sent again there): the
+workers of `serve --workers N` (a copy of a command a
 worker killed -9 had written comes on another worker's bind), and, with `--state redis://`, the reports other nodes
 took (replication appends them to reports.jsonl with their digest; a DNC change replicated carries none: a copy
 reaching another node than its first delivery's is a DNC command again there). 5656 messages in parts put together

@@ -3,11 +3,14 @@ reports.jsonl line's (time, digest, DNC number), read back at a start and as oth
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from math import isfinite
 
 _BLOCK = 1 << 16        # bytes read at a time from reports.jsonl's end
 _MAX_READ = 64 << 20    # bytes of reports.jsonl read back at most
+# a dnc.delta.recent line as lists/journal.py writes it
+_RECENT = re.compile(rb'\{"number": ([0-9]{1,19}), "mo_digest": "([0-9a-f]{16})", "at": ([0-9]{1,12}\.[0-9]+)\}')
 
 
 def _journal_line(line: bytes):
@@ -45,6 +48,34 @@ def _journal_digests(path, since: float) -> list:
         return []
     with f:
         return [x for x in map(_journal_line, f) if x is not None and x[0] >= since]
+
+
+def _recent_digests(path, since: float) -> list:
+    """[(time, digest, DNC number)] of dnc.delta.recent's lines since `since`, read back from its end (the folding
+    writer keeps them in their times' order, as _RECENT matches them: lists/journal.py `keep_recent`): a look after a
+    fold reads the lines it may have missed, not the window's."""
+    out = []
+    try:
+        f = open(path, "rb")
+    except (FileNotFoundError, TypeError):
+        return out
+    with f:
+        pos, tail, older = f.seek(0, 2), b"", False
+        while pos > 0 and not older:
+            n = min(_BLOCK, pos)
+            pos -= n
+            f.seek(pos)
+            lines = (f.read(n) + tail).split(b"\n")
+            tail = lines.pop(0) if pos > 0 else b""          # (perhaps cut: read with the block before)
+            for line in reversed(lines):
+                m = _RECENT.fullmatch(line)
+                x = (float(m.group(3)), int(m.group(2), 16), int(m.group(1))) if m else _journal_line(line)
+                if x is not None and 0 < x[2] < 1 << 63 and isfinite(x[0]):
+                    if x[0] < since:
+                        older = True
+                        break
+                    out.append(x)
+    return out
 
 
 def _report_digests(path, since: float, margin: float) -> list:

@@ -9,7 +9,12 @@ from ..verdict import ALLOW_NO_HITS
 from .codec import constants as C
 from .filetail import Tail
 from .mo_redelivery import FOLLOW_EVERY, WRITING, Redeliveries, Unapplied, digest, hexed
-from .mo_redelivery_files import _journal_line, _report_line
+
+# seconds a 5656 command's journal time ("at": when it was judged) may precede the look that missed its line (its
+# write behind a slow fsync): a look after a fold reads dnc.delta.recent's lines since the last look less this
+# (at MAX_KEPT / WINDOW, ~170 commands a second: 1,800 lines, 4-8 ms on the loop once per fold; 60 s: 15-32 ms)
+REORDERED = 10.0
+from .mo_redelivery_files import _journal_line, _recent_digests, _report_line
 
 log = logging.getLogger("telfilter.smpp")
 
@@ -20,6 +25,7 @@ class MoRedeliveryPath:
     redeliveries: Redeliveries | None = None
     _tails: tuple = ()                  # (reports.jsonl, dnc.delta) as last read (`_follow_redeliveries`)
     _follow_at = 0.0
+    _looked = 0.0                       # the wall clock at the last look (`_follow_redeliveries`)
     _unapplied_parts: OrderedDict | None = None     # concat id -> the digest of its message's Unapplied command
 
     def _restore_redeliveries(self) -> None:
@@ -33,6 +39,7 @@ class MoRedeliveryPath:
         journal = store.delta_path if store is not None else None
         # (from where they end now: a line written meanwhile is read by both, and kept once)
         self._tails = (Tail(reports), Tail(journal)) if reports is not None and journal is not None else ()
+        self._looked = self.clock().timestamp()
         try:
             n = r.restore(reports, tuple(journal.with_name(journal.name + x) for x in (".recent", ".prev", ""))
                           if journal else (), self.clock().timestamp())
@@ -53,12 +60,20 @@ class MoRedeliveryPath:
         self._follow_at = now + FOLLOW_EVERY
         r, wall = self.redeliveries, self.clock().timestamp()
         for tail, read in zip(self._tails, (_report_line, _journal_line)):
+            ino = tail.ino
             for line in tail.lines():
                 if b'"mo_digest"' not in line:
                     continue                # (no 5656 command's line: not parsed)
                 x = read(line)
                 if x is not None and x[1] is not None:
                     r.learn(x[1], x[0], x[2], wall)
+            if read is _journal_line and tail.ino != ino:
+                # the journal was folded since the last look: lines appended before the fold and not read yet are
+                # in dnc.delta.recent (lists/journal.py keep_recent); those known already are learned no second time
+                for at, d, number in _recent_digests(tail.path.with_name(tail.path.name + ".recent"),
+                                                     self._looked - REORDERED):
+                    r.learn(d, at, number, wall)
+        self._looked = wall
 
     def _redelivered(self, pdus, link, msg, what, v, cmd, us, binary, reading, then, late, concat) -> bool:
         """Before 5656 command `cmd` of MO `pdus` (that came on `link`; None: its parts on several) is written: True
