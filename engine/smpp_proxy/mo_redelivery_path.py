@@ -9,14 +9,14 @@ from ..verdict import ALLOW_NO_HITS
 from .codec import constants as C
 from .filetail import Tail
 from .mo_redelivery import FOLLOW_EVERY, WRITING, Redeliveries, Unapplied, digest, hexed
+from .mo_redelivery_files import _journal_line, _recent_digests, _report_line
+
+log = logging.getLogger("telfilter.smpp")
 
 # seconds a 5656 command's journal time ("at": when it was judged) may precede the look that missed its line (its
 # write behind a slow fsync): a look after a fold reads dnc.delta.recent's lines since the last look less this
 # (at MAX_KEPT / WINDOW, ~170 commands a second: 1,800 lines, 4-8 ms on the loop once per fold; 60 s: 15-32 ms)
 REORDERED = 10.0
-from .mo_redelivery_files import _journal_line, _recent_digests, _report_line
-
-log = logging.getLogger("telfilter.smpp")
 
 
 class MoRedeliveryPath:
@@ -81,16 +81,16 @@ class MoRedeliveryPath:
         (`cmd.mo`: its digest, written with it). No `pdus` (a late part's message): True only for the copy of a
         message in parts `concat` whose command is on disk and was not put in force (`_apply_failed`)."""
         r = self.redeliveries
-        if r is None:
-            r = self.redeliveries = Redeliveries()
         number = cmd.dnc[1] if cmd.dnc is not None else None
         if not pdus:
             # (a late part's message: not looked up, unless its first judgement was on disk and not put in force)
             d = self._unapplied_parts.pop(concat, None) if concat and self._unapplied_parts else None
-            first = r.seen(d, number, cmd.ts) if d is not None else None
+            first = r.seen(d, number, cmd.ts) if d is not None and r is not None else None
             return first is not None and isinstance(first[0], Unapplied) and not first[2] and \
                 self._apply_held(d, first[0].cmd, number, None, -1, msg, what, v, us, binary, reading, then, late,
                                  concat)
+        if r is None:
+            r = self.redeliveries = Redeliveries()
         d = digest(pdus)
         mr = next((int.from_bytes(t.value, "big") & 0x7FFFFFFF for t in pdus[0].tlvs
                    if t.tag == C.TAG_USER_MESSAGE_REFERENCE), -1)      # (2 octets in SMPP 3.4; kept within an int32)
