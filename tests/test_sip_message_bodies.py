@@ -121,3 +121,24 @@ def test_an_inflated_body_is_bounded_near_what_a_message_may_carry():
     with pytest.raises(BodyError, match="more than 8192"):
         message_content("text/plain", gzip.compress(b"WIN BIG " * 1250), "gzip")
     assert message_content("text/plain", gzip.compress(b"x" * 8192), "gzip").text == "x" * 8192
+
+
+@pytest.mark.parametrize("ctype", ["text", "text;charset=utf-8", "text/", "/plain", "text/plain/x", "te xt/plain"])
+def test_a_content_type_with_no_subtype_is_refused_400_never_relayed(screen, ctype):
+    """RFC 3261 §20.15 / §25.1: a media type is type/subtype. One that is not named no type read (neither text nor
+    SMS), and was relayed unjudged as a body that carries no text: now 400 with the reason (§21.4.1, malformed syntax;
+    415 answers a well-formed type not supported), with its refusal line."""
+    scr = screen()
+    scr.on_datagram(message(b"WIN BIG now", ctype), UAC)
+    (r, _), = sent(scr)
+    assert r.status == 400 and "Content-Type" in r.reason
+    (ln,) = scr.lines()
+    assert (ln["action"], ln["status"]) == ("refuse", 400)
+
+
+def test_a_content_type_with_spaces_around_its_slash_is_read(screen):
+    """RFC 3261 §25.1: m-type SLASH m-subtype, SLASH = SWS "/" SWS: `text / plain` is text/plain (it was no type
+    read: relayed unjudged)."""
+    scr = screen()
+    scr.on_datagram(message(b"WIN BIG now", "Text / Plain ; charset=utf-8"), UAC)
+    assert [r.status for r, _ in sent(scr)] == [608]

@@ -22,6 +22,8 @@ filter does with each type:
     read only when the depth bound lets it: no MIME parser reads the whole tree first (the email package's took
     40-150 ms on 60 KB of short lines, and a RecursionError on thousands of levels).
   - anything else (application/im-iscomposing+xml, RFC 3994; an XML notice; an image): no text, relayed unjudged.
+    A Content-Type that is no type/subtype (`text`) names none of these: 400 (RFC 3261 §21.4.1, malformed syntax;
+    not 415, which answers a well-formed type not read), never relayed unjudged.
 """
 from __future__ import annotations
 
@@ -69,14 +71,27 @@ class NoText:
     what: str                                   # why it is relayed unjudged: its type, or the RP/TP message it is
 
 
+_TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")   # RFC 3261 §25.1 token: a type's and a subtype's characters
+
+
 def _type_params(value: str) -> tuple[str, dict]:
-    """(media type in lower case, parameters with lower-case names) of a Content-Type value."""
+    """(media type in lower case, parameters with lower-case names) of a Content-Type value; "" for none. A type that
+    is no `type/subtype` (`text`, `text/`, `te xt/plain`) is BodyError (400): it named no type a UA reads, and was
+    relayed unjudged as one that carries no text. RFC 3261 §25.1: m-type SLASH m-subtype, SLASH = SWS "/" SWS, so
+    `text / plain` is text/plain."""
     kind, *params = value.split(";")
     out = {}
     for p in params:
         k, _, v = p.partition("=")
         out[k.strip().lower()] = v.strip().strip('"')
-    return kind.strip().lower(), out
+    kind = kind.strip()
+    if not kind:
+        return "", out
+    t, slash, sub = kind.partition("/")
+    t, sub = t.strip(), sub.strip()
+    if not slash or not _TOKEN.fullmatch(t) or not _TOKEN.fullmatch(sub):
+        raise BodyError(f"Content-Type {kind[:40]!r} is no type/subtype (RFC 3261 §20.15)")
+    return f"{t}/{sub}".lower(), out
 
 
 _TAG = re.compile(r"<[^<>]*>")                  # a tag (what a UA rendering HTML does not show)
