@@ -267,6 +267,7 @@ class TransportBounds:
             self.tcp_out_expire(time.monotonic())
             self.count_udp_drops()
             expire_judged(self, time.monotonic())       # (judgedstore.py: rejected INVITEs past Timer B)
+            self.message_parts_expire(time.monotonic())     # (msgparts.py: parts waited their timeout)
 
     def count_udp_drops(self):
         """Datagrams the kernel dropped since the last look (receive buffer full: overload)."""

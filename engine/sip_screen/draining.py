@@ -96,6 +96,7 @@ class Draining:
         now = time.monotonic()
         self.draining = True
         self.drain_retry_after = max(1, math.ceil(timeout))
+        self.message_parts_judge_all()                  # held MESSAGE parts (msgparts.py): judged, answered now
         end = now + timeout
         at_start = self._ringing_now(now)
         life.info("SIP draining: new calls answered 503 (Retry-After: %d), %d INVITEs in flight", self.drain_retry_after,

@@ -23,7 +23,9 @@ not forwarded. A body that carries no text (RP-ACK, is-composing ...) is relayed
 MESSAGE the screen answers before judging it (a §16.3 check, the parser: `_message_refusal_logged`). One let through
 whose forward fails is answered 503 (forwarding._fail) and keeps its line and its counts: its retransmission is
 forwarded again on the decision kept, not judged again. Under a shared state store (Redis) the answer waits for the
-settled verdict; a copy meanwhile is dropped (the first copy's answer is on its way).
+settled verdict; a copy meanwhile is dropped (the first copy's answer is on its way). A part of a concatenated SMS (a
+3GPP body whose UDH says so) waits for its message's other parts, unanswered, and gets the whole message's answer
+(msgparts.py).
 """
 from __future__ import annotations
 
@@ -98,27 +100,37 @@ class Messaging:
         m = Message(sender, recipient, got.text, self.clock(), "", "mt", s_ton, r_ton,
                     (normalise_number(sender, s_ton), normalise_number(recipient, r_ton)))
         what = f"{PDU} {got.what}"
+        if got.concat is not None and got.concat[1] > 1:    # a part of a concatenated SMS: judged whole (msgparts.py)
+            return self._message_part(m, what, got, tx, args, now)
+        if self.pipeline.state.shared is not None:      # its counts confirmed by the shared store first
+            self.messages_tx.put(tx, PENDING, now)
+
+        def then(v, d):
+            self.messages_tx.put(tx, d, time.monotonic())
+            self._message_decided(*args, d)
+        self._message_judge(m, what, got.binary, then)
+
+    def _message_judge(self, m, what, binary, then, commit=True, late=False, concat=None):
+        """Judge SMS `m`, write its verdict line (`late`, `concat`: a part of a concatenated message, msgparts.py) and
+        call `then(verdict, decision)`: at once, or under a shared state store once it settled the verdict's counts."""
         t0 = time.perf_counter()
         shared = self.pipeline.state.shared
         if shared is not None:
             shared.begin()
-        v = self.pipeline.judge(m)
+        v = self.pipeline.judge(m, commit)
         us = (time.perf_counter() - t0) * 1e6
-        if shared is not None:                          # its counts confirmed by the shared store first
-            self.messages_tx.put(tx, PENDING, now)
-            return shared.settle(self.pipeline, v, lambda v: self._message_judged(m, what, got, us, tx, args, v))
-        self._message_judged(m, what, got, us, tx, args, v)
 
-    def _message_judged(self, m, what, got, us, tx, args, v):
-        self.stats["messages_judged"] += 1
-        if self.vlog is not None:
-            try:                                        # the log never decides a message's fate
-                self.vlog.write_sms(m, what, v, us, got.binary)
-            except Exception as e:
-                self._log_failed(e)
-        d = self._decision(v)
-        self.messages_tx.put(tx, d, time.monotonic())
-        self._message_decided(*args, d)
+        def judged(v):
+            self.stats["messages_judged"] += 1
+            if self.vlog is not None:
+                try:                                    # the log never decides a message's fate
+                    self.vlog.write_sms(m, what, v, us, binary, late=late, concat=concat)
+                except Exception as e:
+                    self._log_failed(e)
+            then(v, self._decision(v))
+        if shared is not None:
+            return shared.settle(self.pipeline, v, judged)
+        judged(v)
 
     def _message_decided(self, msg, dest, branch, transport, src, conn, d, replay=False):
         if type(d) is Refused:

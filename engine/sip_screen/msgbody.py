@@ -14,8 +14,9 @@ filter does with each type:
     as written, markup and all (a link in them is a link the user sees), and as shown: tags gone, character
     references read ('W&#73;N B<b></b>IG' shows 'WIN BIG').
   - application/vnd.3gpp.sms (3GPP TS 24.341): the RP-DATA's TPDU, decoded (sms3gpp.py); RP-ACK / RP-ERROR / RP-SMMA,
-    an SMS-COMMAND or an SMS-STATUS-REPORT carry no text. A part of a concatenated SMS is judged on its own text, as
-    received: parts are not put together across MESSAGEs (each part's MESSAGE is answered before the next is sent).
+    an SMS-COMMAND or an SMS-STATUS-REPORT carry no text. A part of a concatenated SMS says so (`concat`: its UDH's
+    reference, total and part number): its MESSAGE is put together with its message's others and judged whole
+    (msgparts.py).
   - message/cpim (RFC 3862, the wrapper of IMS messaging): the wrapped content, read as above.
   - multipart/* (RFC 2046): every part read as above, the texts judged together; one 3GPP SMS part at most. Its
     delimiter lines are counted first (MAX_DELIMITERS), then it is split level by level (_parts, _part), a level
@@ -64,6 +65,7 @@ class Content:
     what: str = "text"                          # the verdict line's pdu suffix: text, SMS-SUBMIT, SMS-DELIVER
     sender: Address | None = None               # an SMS-DELIVER's TP-OA (else the SIP identity is the sender)
     recipient: Address | None = None            # an SMS-SUBMIT's TP-DA (else the Request-URI is the recipient)
+    concat: tuple | None = None                 # (reference, total, part) of a part of a concatenated SMS (its UDH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +160,7 @@ def _sms(body: bytes) -> Content | NoText:
         raise BodyError(str(e)) from None
     if tp.tp_mti is None:
         return NoText(tp.name)
-    return Content(tp.text, tp.binary, tp.name, tp.tp_oa, tp.tp_da)
+    return Content(tp.text, tp.binary, tp.name, tp.tp_oa, tp.tp_da, tp.concat)
 
 
 def _cpim(body: bytes, depth: int) -> Content | NoText:
@@ -256,7 +258,7 @@ def _multipart(ctype: str, body: bytes, depth: int) -> Content | NoText:
     if not texts:
         return NoText("multipart without text")
     if sms is not None:
-        return Content("\n".join(texts), binary, sms.what, sms.sender, sms.recipient)
+        return Content("\n".join(texts), binary, sms.what, sms.sender, sms.recipient, sms.concat)
     return Content("\n".join(texts), binary)
 
 

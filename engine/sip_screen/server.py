@@ -44,9 +44,11 @@ from collections import OrderedDict
 
 from ..listen import bind_error_text, host_ref, listen_args
 from ..servicelog import LogThrottle
+from ..smpp_proxy.concat import Reassembly
 from .codec import SipParseError, make_response, parse_datagram
 from .message import SipMessage
 from .messaging import MESSAGE_TRANSACTIONS, Messaging
+from .msgparts import MessageParts
 from .fastpath import FULL_PARSE, NOT_IN_DIALOG, in_dialog, relay_response
 from .forwarding import Forwarding
 from .proxying import Proxying
@@ -81,8 +83,8 @@ DIALOG_KEY = os.urandom(16)     # the answered-call memory's digest key of a scr
 INVITES = 65_536                # forwarded INVITEs whose branch and destination their CANCEL and non-2xx ACK reuse
 
 
-class SipScreen(Proxying, Forwarding, Responses, Screening, Messaging, WaitingInvites, Routing, TransportBounds,
-                Dialogs, Overload, Unreachable, Draining, CallLog):
+class SipScreen(Proxying, Forwarding, Responses, Screening, Messaging, MessageParts, WaitingInvites, Routing,
+                TransportBounds, Dialogs, Overload, Unreachable, Draining, CallLog):
     def __init__(self, pipeline, settings: SipSettings, verdict_log=None, clock=None, ticks=None):
         self.pipeline, self.s = pipeline, settings
         self.vlog = verdict_log
@@ -150,6 +152,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Messaging, WaitingIn
         # memory of its own, so a flood of unique MESSAGEs cannot push a call's INVITE out of `transactions` (its
         # retransmission was judged again: a second verdict line for one call)
         self.messages_tx = Recent(MESSAGE_TRANSACTIONS, RETRANSMISSIONS)
+        self.message_parts = Reassembly(self._message_parts_due)    # MESSAGE parts of concatenated SMS (msgparts.py)
         # ack_key -> (our branch, Decision, None) of the INVITEs judged and answered with a rejection (those let
         # through: their Decision in `invites`): `transactions` under keys the next process computes too, saved with
         # `answered`; `carried`: the last run's (judgedstore.py)
@@ -178,7 +181,9 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Messaging, WaitingIn
                       # text); answered unjudged (400, 503); retransmissions answered from `messages_tx`; dropped
                       # unread over their source's share while behind (also in overload_source_dropped: shares.py)
                       "messages_judged": 0, "messages_rejected": 0, "messages_tagged": 0, "messages_unjudged": 0,
-                      "messages_refused": 0, "messages_replayed": 0, "messages_overload_dropped": 0}
+                      "messages_refused": 0, "messages_replayed": 0, "messages_overload_dropped": 0,
+                      "message_parts_held": 0, "message_concat_incomplete": 0, "message_parts_late": 0,   # msgparts.py
+                      "message_parts_resent": 0}
         # final responses to INVITE transactions relayed or generated, by status code; each
         # transaction (Call-ID, CSeq number) counted once however often the UAS retransmits,
         # remembered for the last FINALS_SEEN transactions (bounded)
@@ -269,6 +274,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Messaging, WaitingIn
     async def stop(self):
         if self._sweeper:
             self._sweeper.cancel()
+        self.message_parts_judge_all()                      # every held MESSAGE answered while the sockets are open
         if self.udp:
             self.udp.close()
         self.tcp_rounds.ready.clear()                       # what waits is not handled after the stop

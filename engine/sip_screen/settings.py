@@ -14,6 +14,9 @@ MAGIC = "z9hG4bK"                       # RFC 3261 §8.1.1.7
 BRANCH_PREFIX = MAGIC + "tf"            # our Via branches: a response or a loop is recognised by it
 TAG_PREFIX = "tf"                       # To tags of the answers we generate
 TCP_BUFFERED_MIN = 1024 * 1024          # max_tcp_write_buffered, max_tcp_read_buffered at least: a connection's 1 MB
+# message_concat_timeout at most: a held part's sender retransmits (Timer E) and gives up at Timer F, 64*T1 = 32 s;
+# its answer must reach it well before, after a sweep's second of lateness and the next hop's own answer time
+MESSAGE_CONCAT_TIMEOUT_MAX = 16.0
 
 
 @dataclass
@@ -71,6 +74,13 @@ class SipSettings:
     # SIP MESSAGE requests (RFC 3428; SMS over IMS, 3GPP TS 24.341) judged as SMS (messaging.py); false relays them
     # as any other request, unjudged
     judge_messages: bool = True
+    # the parts of a concatenated SMS in MESSAGEs (3GPP TS 24.341 bodies, a concatenation UDH) wait unanswered, their
+    # retransmissions absorbed, until all are in and are judged whole (msgparts.py), at most this many seconds (then
+    # judged with the parts they have; well under RFC 3261 Timer F, 32 s, the sender's give-up). 0: none waits (each
+    # part judged at once with its message's parts known then)
+    message_concat_timeout: float = 4.0
+    max_pending_message_concat: int = 1024              # messages waiting for parts (at the bound the oldest judged)
+    max_pending_message_concat_bytes: int = 16 << 20    # ... and the memory their parts hold, in all (~6 KB a part)
 
 
 def hostport(s: str, default_port=5060):
@@ -212,6 +222,14 @@ def _check_values(s: SipSettings, p: Path, text: str) -> None:
     for k in ("max_tcp_write_buffered", "max_tcp_read_buffered"):     # (tcp.py WRITE_MAX, one connection's)
         if getattr(s, k) < TCP_BUFFERED_MIN:
             raise bad(k, f"must be at least {TCP_BUFFERED_MIN} (one connection's 1 MB), not {getattr(s, k)!r}")
+    if not 0 <= s.message_concat_timeout <= MESSAGE_CONCAT_TIMEOUT_MAX:
+        raise bad("message_concat_timeout", f"must be 0 (parts not held) to {MESSAGE_CONCAT_TIMEOUT_MAX} seconds (well "
+                                            f"under RFC 3261 Timer F, 32 s), not {s.message_concat_timeout!r}")
+    if s.max_pending_message_concat < 1:
+        raise bad("max_pending_message_concat", f"must be at least 1, not {s.max_pending_message_concat!r}")
+    if s.max_pending_message_concat_bytes < 65536:
+        raise bad("max_pending_message_concat_bytes", f"must be at least 65536, not "
+                                                      f"{s.max_pending_message_concat_bytes!r}")
     if s.overload_after < 0:
         raise bad("overload_after", f"must be 0 (off) or above, not {s.overload_after!r}")
     if s.dialog_save_interval != 0 and s.dialog_save_interval < 0.5:       # a fork per save: not many a second

@@ -1,0 +1,167 @@
+"""A concatenated SMS sent as several SIP MESSAGEs (3GPP TS 24.341 bodies whose SMS-SUBMIT or SMS-DELIVER carries a
+concatenation UDH, IEI 0x00 / 0x08: msgbody.Content.concat) judged once, on the text of all its parts, as the SMPP
+proxy judges a submit_sm's parts: with its reassembler (engine/smpp_proxy/concat.py `Reassembly`, the one in the
+engine), so a spam text split across MESSAGEs is read whole by the rules and the classifier.
+
+Theory of operation. A part's MESSAGE is a non-INVITE server transaction: it waits in `message_parts` under its
+message's key -- (the previous hop's address, SMS-SUBMIT or -DELIVER, originator, destination, reference, total; the
+numbers as normalise_number reads them), so another peer or sender cannot complete or poison a message -- without an
+answer (RFC 4320 §4.1: no provisional response but 100 to a non-INVITE, and over UDP none before Timer E reaches
+T2; a final comes long before Timer F, 32 s), its transaction marked PENDING in `messages_tx`: a
+retransmission of it (Timer E, the same branch) is absorbed, neither judged nor forwarded. The message is judged (one
+verdict line, `x<parts>/<total>`, as the SMPP side's) when its last part comes, when `message_concat_timeout` passes
+(judged with the parts it has: `message_parts_expire`, from each part and the once-a-second sweep), when
+`max_pending_message_concat` messages wait and another starts, or the parts waiting hold more than
+`max_pending_message_concat_bytes` in all (the oldest judged first), or at a drain or stop. Then every part gets the
+message's answer once, as one MESSAGE would: a drop refuses each part with the dropped MESSAGE's response, an allow
+forwards each (a tag tags each), and its transaction keeps the answer for its retransmissions. A message judged
+without all its parts is remembered (its verdict, its parts' texts, CONCAT_MEMORY seconds, as many messages as wait):
+a part that comes later is judged at once on the whole text known then (`late`, committing nothing: its message was
+counted; a drop remembered is never undone), its line saying `late` and naming its message (`concat`, as its
+message's line did: the report ties them). A second transaction carrying a part that waits (not a retransmission) is
+the copy judged and answered; the earlier one is answered 500 at once, never left without an answer.
+
+Bounds: `max_pending_message_concat` messages wait and as many are remembered; the parts waiting hold at most
+`max_pending_message_concat_bytes` (each part its request's bytes and HELD_OVERHEAD: the memory it holds), a
+remembered message each part's text (one TPDU: 160 characters at most; ~3 KB a message of 3 parts with its parts'
+transaction entries, which RETRANSMISSIONS bounds apart). A sender that sends a part only once the one before is
+answered waits `message_concat_timeout` once per message (its first part judged alone then, the others late, whole).
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from ..smpp_proxy.concat import concat_id, joined
+from ..verdict import Action, Message
+from .messaging import PENDING
+
+log = logging.getLogger("telfilter.sip")
+CONCAT_MEMORY = 86400.0     # seconds a message judged before all its parts came is remembered (SMPP concat_memory's)
+# what a held part holds beyond its request's bytes (the request parsed, its Message, Content and transaction entry):
+# counted with them toward max_pending_message_concat_bytes, so that bound is the memory held. Measured with
+# tracemalloc: 1,000 parts of 399-byte MESSAGEs held 6.2 KB each
+HELD_OVERHEAD = 5_800
+SUPERSEDED = "Server Internal Error (superseded: another copy of this part waits)"
+_NONE_YET = frozenset()     # Message.counted of a message judged before all its parts came (submit_concat.py's)
+# a held part: what concat.Reassembly reads ([0] whose it is, [1] its "PDU", [2] text, [3] binary), then what answers it
+_SRC, _PDU, _TEXT, _BINARY, _ARGS, _TX, _MSG, _WHAT = range(8)
+
+
+class _Tpdu:
+    """What concat.py reads of a part's PDU: its SMPP data_coding. 0: a 3GPP part's text is decoded part by part
+    (sms3gpp.py), its octets not carried, so it is not read joined by octets with its neighbours."""
+    __slots__ = ()
+    data_coding = 0
+
+
+TPDU = _Tpdu()
+
+
+class Due(float):
+    """When a waiting message is judged with the parts it has (`message_parts_expire`): a deadline, nothing to cancel
+    (a message judged leaves `pending`, where deadlines are looked for)."""
+    __slots__ = ()
+
+    def cancel(self) -> None:
+        pass
+
+
+def _party(addr: str, num) -> str:
+    """An address as parts are grouped by: the number it names, else its text (an alphanumeric sender)."""
+    return addr if num is None else num
+
+
+class MessageParts:
+    """Mixed into SipScreen (messaging.Messaging sends the parts here; `message_parts` is a concat.Reassembly)."""
+
+    def _message_part(self, m, what, got, tx, args, now):
+        """Part `got.concat` of a concatenated SMS, `m` its message as one part would be judged (module text)."""
+        ref, total, n = got.concat
+        msg, src = args[0], args[4]
+        key = (src[0], got.what, _party(m.sender, m.nums[0]), _party(m.recipient, m.nums[1]), ref, total)
+        parts, s = self.message_parts, self.s
+        if parts.pending:
+            self.message_parts_expire(now)              # (between the sweep's looks)
+        late = parts.late(key, n, got.text, got.binary, now)
+        if late is not None:
+            return self._message_late(key, n, total, what, got, tx, args, m, late)
+        self.stats["message_parts_held"] += 1
+        self.messages_tx.put(tx, PENDING, now)         # its retransmissions absorbed meanwhile (messaging.py)
+        size = HELD_OVERHEAD + len(msg.body) + len(msg.uri or "") + sum(len(h[0]) + len(h[1]) + 4 for h in msg.headers)
+        part = (src, TPDU, got.text, got.binary, args, tx, m, what)
+        old = parts.add(key, total, n, part, s.max_pending_message_concat, self._message_parts_timer, size,
+                        s.max_pending_message_concat_bytes, len(got.text))
+        if old is not None and old[_TX] != tx:
+            # another transaction with this part (a retransmission is absorbed before it comes here): the newest copy
+            # is judged and answered, the older one now, never left without an answer
+            self.stats["message_parts_resent"] += 1
+            o = old[_ARGS]
+            self._message_refused(o[0], old[_TX], o[3], o[4], o[5], 500, SUPERSEDED, old[_MSG].sender,
+                                  old[_MSG].recipient)
+        if parts.complete(key) or s.message_concat_timeout <= 0:
+            parts.judge_now(key)
+
+    def _message_parts_timer(self, key) -> Due:
+        return Due(time.monotonic() + self.s.message_concat_timeout)
+
+    def message_parts_expire(self, now: float) -> None:
+        """Judge the messages whose parts have waited their timeout by `now` (time.monotonic()), with what arrived.
+        They wait oldest first, each the same timeout: a look at the first few."""
+        pending = self.message_parts.pending
+        while pending:
+            key, c = next(iter(pending.items()))
+            if c.timer > now:
+                return
+            self.message_parts.judge_now(key)
+
+    def message_parts_judge_all(self) -> None:
+        """Every waiting message judged now (a drain, a stop): each held part answered."""
+        self.message_parts.judge_all()
+
+    def _message_parts_due(self, key) -> None:
+        """Message `key` judged (concat.Reassembly's `due`): whole, or with the parts it has."""
+        c = self.message_parts.take(key)
+        if c is None:
+            return
+        parts = c.ordered()
+        incomplete = len(parts) < c.total
+        if incomplete:
+            self.stats["message_concat_incomplete"] += 1
+            log.info("concatenated SMS in SIP MESSAGEs, reference %s from %r: %d of %d parts; judging what arrived",
+                     key[4], key[2], len(parts), c.total)
+        binary = any(p[_BINARY] for p in parts)
+        text = joined([p[_TEXT] for p in parts], binary, c.parts)
+        m0 = parts[0][_MSG]
+        m = Message(m0.sender, m0.recipient, text, self.clock(), "", "mt", m0.sender_ton, m0.recipient_ton, m0.nums,
+                    counted=_NONE_YET if incomplete else None)
+
+        def then(v, d):
+            if incomplete:                              # for the parts still to come: judged late, whole
+                s = self.s
+                self.message_parts.remember(key, v, time.monotonic() + max(s.message_concat_timeout, CONCAT_MEMORY),
+                                            c, s.max_pending_message_concat)
+            now = time.monotonic()
+            for p in parts:
+                self.messages_tx.put(p[_TX], d, now)
+            for p in parts:
+                self._message_decided(*p[_ARGS], d)
+        # a message that may have late parts names itself on its line, as they will on theirs
+        self._message_judge(m, f"{parts[0][_WHAT]} x{len(parts)}/{c.total}", binary, then,
+                            concat=concat_id(key) if incomplete else None)
+
+    def _message_late(self, key, n, total, what, got, tx, args, m, late):
+        """Part `n` of a message judged before it came: judged on the whole text known now, nothing committed (its
+        message was counted when judged: Message.counted); never let through when its message was dropped."""
+        earlier, whole = late
+        self.stats["message_parts_late"] += 1
+        self.messages_tx.put(tx, PENDING, time.monotonic())
+        m.text, m.counted = whole, earlier.counted
+
+        def then(v, d):
+            if earlier.action is Action.DROP and v.action is not Action.DROP:
+                d = self._decision(earlier)
+            self.messages_tx.put(tx, d, time.monotonic())
+            self._message_decided(*args, d)
+        self._message_judge(m, f"{what} part {n}/{total} late", got.binary, then, commit=False, late=True,
+                            concat=concat_id(key))
