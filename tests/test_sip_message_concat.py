@@ -203,3 +203,25 @@ def test_a_second_transaction_with_a_held_part_is_the_copy_judged_the_first_answ
                                                              ("MESSAGE", "p7-2-0901234567@x")]
     assert scr.stats["message_parts_resent"] == 1
     assert [ln["action"] for ln in scr.lines()] == ["refuse", "allow"]
+
+
+def test_with_a_shared_store_every_part_waits_for_the_settled_verdict(screen, pipe):  # noqa: F811
+    """Under a shared state store (Redis) the message's verdict settles later: its parts stay unanswered meanwhile, a
+    retransmission is absorbed, then each part gets the settled answer once."""
+    from .test_sip_message import _HeldVerdicts
+    held = _HeldVerdicts()
+    pipe.state.shared = held
+    try:
+        scr = screen()
+        scr.on_datagram(mpart("WIN ", 1, 2, ref=9), UAC)
+        scr.on_datagram(mpart("BIG now", 2, 2, ref=9), UAC)
+        scr.on_datagram(mpart("WIN ", 1, 2, ref=9), UAC)
+        assert sent(scr) == [] and len(held.waiting) == 1 and scr.lines() == []
+        v, done = held.waiting.pop()
+        done(v)
+        assert [r.status for r, _ in sent(scr)] == [608, 608]
+        scr.on_datagram(mpart("BIG now", 2, 2, ref=9), UAC)
+        assert [r.status for r, _ in sent(scr)] == [608]
+        assert [ln["action"] for ln in scr.lines()] == ["drop"] and held.waiting == []
+    finally:
+        pipe.state.shared = None
