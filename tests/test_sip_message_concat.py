@@ -177,7 +177,7 @@ def test_the_settings_and_their_checks(tmp_path):
     from engine.sip_screen.settings import load_sip_settings
     from .conftest import CONFIG
     s = load_sip_settings(CONFIG)
-    assert (s.message_concat_timeout, s.max_pending_message_concat) == (4.0, 1024)
+    assert (s.message_concat_timeout, s.max_pending_message_concat) == (1.0, 1024)
     assert s.message_concat_timeout < 32                                # RFC 3261 Timer F: well under it
     (tmp_path / "sip.toml").write_text("[sip]\nmessage_concat_timeout = 40\n")
     with pytest.raises(ValueError, match="message_concat_timeout"):

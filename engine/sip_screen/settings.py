@@ -77,8 +77,11 @@ class SipSettings:
     # the parts of a concatenated SMS in MESSAGEs (3GPP TS 24.341 bodies, a concatenation UDH) wait unanswered, their
     # retransmissions absorbed, until all are in and are judged whole (msgparts.py), at most this many seconds (then
     # judged with the parts they have; well under RFC 3261 Timer F, 32 s, the sender's give-up). 0: none waits (each
-    # part judged at once with its message's parts known then)
-    message_concat_timeout: float = 4.0
+    # part judged at once with its message's parts known then). 1 s: a peer that sends the parts together (an
+    # application server, a burst of SMS-DELIVERs) has them judged whole; a handset sends the next part only once the
+    # one before has its RP-ACK (TS 24.011: one SM-RL transaction at a time), so its first part waits this long (up
+    # to a second more: the sweep) and is judged alone, the later ones at once on the whole text known
+    message_concat_timeout: float = 1.0
     max_pending_message_concat: int = 1024              # messages waiting for parts (at the bound the oldest judged)
     max_pending_message_concat_bytes: int = 16 << 20    # ... and the memory their parts hold, in all (~6 KB a part)
 
