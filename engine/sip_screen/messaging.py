@@ -40,6 +40,7 @@ from .identity import _callee, _caller_number
 from .msgbody import BodyError, NoText, message_content
 from .recent import digest
 from .screening import Decision
+from .shares import cost
 
 MESSAGE_TRANSACTIONS = 131_072  # MESSAGE transactions whose answer is kept for their retransmissions (as VERDICTS)
 PDU = "SIP MESSAGE"                 # the verdict line's "pdu" (then the body's kind: text, SMS-SUBMIT, SMS-DELIVER)
@@ -92,6 +93,9 @@ class Messaging:
         if self.draining:                               # (draining.py: a new request to judge gets 503)
             return self._message_refused(msg, tx, transport, src, conn, 503, "Service Unavailable (draining)",
                                          sender, recipient, self._drain_headers())
+        units = cost(len(got.text), got.parts)
+        if units > 1:       # its source's share is charged what judging it costs beyond one request (shares.py)
+            self.shares.charge(src[0], units - 1)
         if got.sender is not None:
             sender, s_ton = got.sender.digits, got.sender.ton
         if got.recipient is not None:

@@ -66,6 +66,7 @@ class Content:
     sender: Address | None = None               # an SMS-DELIVER's TP-OA (else the SIP identity is the sender)
     recipient: Address | None = None            # an SMS-SUBMIT's TP-DA (else the Request-URI is the recipient)
     concat: tuple | None = None                 # (reference, total, part) of a part of a concatenated SMS (its UDH)
+    parts: int = 1                              # body parts read (a multipart's, nested ones counted): shares.cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,12 +244,14 @@ def _multipart(ctype: str, body: bytes, depth: int) -> Content | NoText:
     parts = _parts(body, boundary) if boundary else []
     if not parts:
         raise BodyError("multipart body without its boundary")
-    texts, binary, sms = [], False, None
+    texts, binary, sms, read = [], False, None, 0
     for p in parts:
         headers, raw = _part(p)
         raw = _transfer_decoded(raw, headers.get("content-transfer-encoding", ""))
         got = _content(headers.get("content-type", "text/plain"), raw, depth + 1)
+        read += 1
         if isinstance(got, Content):
+            read += got.parts - 1
             if got.sender is not None or got.recipient is not None:
                 if sms is not None:
                     raise BodyError("two SMS parts in one multipart body")
@@ -258,8 +261,8 @@ def _multipart(ctype: str, body: bytes, depth: int) -> Content | NoText:
     if not texts:
         return NoText("multipart without text")
     if sms is not None:
-        return Content("\n".join(texts), binary, sms.what, sms.sender, sms.recipient, sms.concat)
-    return Content("\n".join(texts), binary)
+        return Content("\n".join(texts), binary, sms.what, sms.sender, sms.recipient, sms.concat, read)
+    return Content("\n".join(texts), binary, parts=read)
 
 
 def _content(ctype: str, body: bytes, depth: int) -> Content | NoText:

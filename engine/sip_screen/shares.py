@@ -20,6 +20,15 @@ among several, the largest are cut back first (max-min fairness). Only new INVIT
 on, MESSAGEs (judged at an INVITE's cost, in a dialog or not: server.on_datagram) are counted, in one count, and
 dropped: other in-dialog requests and responses never are. At most MAX_SOURCES addresses are counted in a window (a
 flood of spoofed addresses: the addresses past that are not counted apart, and never over their share).
+
+The counts are of cost units, not of requests: an INVITE or a plain MESSAGE is one unit (~50 µs of judging), and a
+MESSAGE whose body turned out to cost more -- a gzip body inflating to 8 KiB of text (~0.9 ms), a multipart of 16
+parts (~0.25 ms) -- is charged the rest once it is read (`cost`, `charge`): judging grows with the text and the parts
+read, ~0.11 µs a character and ~6 µs a part. It was counted as one request whatever it cost, so a source sending
+expensive MESSAGEs had up to MIN_COUNT of them judged in each window (~60 ms of judging at 8 KiB each) and its fair
+share of requests, each worth ten or twenty of another source's. Its next request is dropped once its units pass
+its share, so it gets fewer of them through in proportion. Whether the screen is `shedding` is still counted in
+requests (it compares requests dropped unread, whose cost is unknown, with requests offered).
 """
 from __future__ import annotations
 
@@ -29,20 +38,30 @@ WINDOW = 1.0                    # seconds a window of counts covers
 HOLD = 2.0                      # seconds the screen stays overloaded after it was last seen behind
 MIN_COUNT = 64                  # INVITEs a source may always offer in a window before a share applies
 MAX_SOURCES = 4_096             # source addresses counted in one window (bounded memory: ~0.5 MB)
+COST_CHARS = 512                # characters of text judged that cost about one INVITE more (~0.11 µs each)
+PART_CHARS = 64                 # what one more body part read costs, in characters of text (~6 µs)
+
+
+def cost(chars: int, parts: int = 1) -> int:
+    """The units a MESSAGE judged on `chars` characters of text read from `parts` body parts costs: one (an INVITE's,
+    a text up to COST_CHARS long: an SMS, a concatenated one of three parts), one more a COST_CHARS."""
+    return 1 + (chars + PART_CHARS * (parts - 1)) // COST_CHARS
 
 
 class SourceShares:
-    """INVITEs offered per source address in the current window; time is an argument."""
+    """Cost units (INVITEs, MESSAGEs by their cost) offered per source address in the current window; time is an
+    argument."""
 
-    __slots__ = ("counts", "total", "window_end", "before", "shed", "last")
+    __slots__ = ("counts", "total", "offered", "window_end", "before", "shed", "last")
 
     def __init__(self):
-        self.counts: dict = {}
-        self.total = 0
+        self.counts: dict = {}          # source -> its units in this window
+        self.total = 0                  # units in this window, of every source
+        self.offered = 0                # requests counted in this window (one each, whatever their cost)
         self.window_end = 0.0
         self.before = 0                 # sources the previous window counted: a window starts with them
         self.shed = 0                   # INVITEs of this window dropped unread (the screen counts them: `dropped`)
-        self.last = (0, 0)              # the window before's (total, shed), if it ended less than a window ago
+        self.last = (0, 0)              # the window before's (offered, shed), if it ended less than a window ago
 
     def dropped(self) -> None:
         """One INVITE counted in this window was dropped unread (over its share while the screen was behind)."""
@@ -51,8 +70,8 @@ class SourceShares:
     def shedding(self) -> bool:
         """Whether the window before dropped unread at least as many INVITEs as it let be judged: the flood still
         outweighs what the screen judges (what overload.py `_behind` renews its hold on)."""
-        total, shed = self.last
-        return shed > 0 and 2 * shed >= total
+        offered, shed = self.last
+        return shed > 0 and 2 * shed >= offered
 
     def over_share(self, source: str, now: float) -> bool:
         """Count one INVITE from `source`; whether that source is now over its fair share of the window.
@@ -64,10 +83,11 @@ class SourceShares:
             # flood is not a lone source, and judged in full, until the others' first INVITE of the window)
             recent = now < self.window_end + WINDOW
             self.before = len(self.counts) if recent else 0
-            self.last = (self.total, self.shed) if recent else (0, 0)
+            self.last = (self.offered, self.shed) if recent else (0, 0)
             self.counts.clear()
-            self.total, self.shed, self.window_end = 0, 0, now + WINDOW
+            self.total, self.offered, self.shed, self.window_end = 0, 0, 0, now + WINDOW
         self.total += 1
+        self.offered += 1
         counts = self.counts
         c = counts.get(source)
         if c is None:
@@ -77,3 +97,14 @@ class SourceShares:
         c += 1
         counts[source] = c
         return c > MIN_COUNT and c * max(len(counts), self.before) > self.total
+
+    def charge(self, source: str, units: int) -> None:
+        """`units` more for `source`'s request counted last (over_share): what reading it showed it costs beyond one
+        (`cost`). Nothing for a source not counted apart in this window (past MAX_SOURCES, or not counted at all:
+        judge_messages off)."""
+        if ":" in source:
+            source = source_key(source)
+        c = self.counts.get(source)
+        if c is not None and units > 0:
+            self.counts[source] = c + units
+            self.total += units

@@ -1,0 +1,82 @@
+"""The overload shares charge a SIP MESSAGE by what judging it costs (shares.cost): one unit for an INVITE or a plain
+MESSAGE, more for a body that inflates to kilobytes of text or is read from many parts. Found by the closing note's
+gap: a MESSAGE was counted as one request whatever it cost, so a source sending gzip MESSAGEs inflating to 8 KiB
+(~0.9 ms of judging each, ~19 INVITEs) had MIN_COUNT of them judged in every window and its fair share of requests.
+Deterministic accounting, in process (offline_screen); the flood figures are benchmarks/sip_flood.py's."""
+import gzip
+import time
+
+from engine.app import build
+from engine.sip_screen import shares
+from engine.sip_screen.msgbody import message_content
+from engine.sip_screen.shares import SourceShares, cost
+
+from .sip_helpers import UAC, invite, offline_screen
+from .test_sip_message import message
+
+FLOODER = ("127.0.0.2", 5080)
+TEXT_8K = (b"WIN a prize, call 0912345678 now " * 300)[:8192]
+
+
+def gzip_message(i, text=TEXT_8K):
+    return message(gzip.compress(text), "text/plain", call_id=f"g{i}", branch=f"z9hG4bK-g{i}",
+                   extra=("Content-Encoding: gzip",))
+
+
+def multipart_message(i, parts=16):
+    body = b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\nWIN BIG now\r\n" for _ in range(parts)) + b"--b--\r\n"
+    return message(body, "multipart/mixed; boundary=b", call_id=f"p{i}", branch=f"z9hG4bK-p{i}")
+
+
+def test_cost_is_one_unit_for_an_sms_more_for_kilobytes_of_text_or_many_parts():
+    assert cost(0) == cost(160) == cost(shares.COST_CHARS - 1) == 1       # an SMS, a concatenated one: an INVITE's
+    assert cost(shares.COST_CHARS) == 2 and cost(8192) == 17
+    assert cost(11 * 16 + 15, 16) == 3 and cost(0, 2) == 1                # 16 parts: ~150 µs, 3 INVITEs
+    assert message_content("multipart/mixed; boundary=b", multipart_message(0).split(b"\r\n\r\n", 1)[1]).parts == 16
+    nested = b"--b\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n--c\r\n\r\nA\r\n--c\r\n\r\nB\r\n--c--\r\n" \
+             b"--b\r\n\r\nC\r\n--b--\r\n"
+    assert message_content("multipart/mixed; boundary=b", nested).parts == 3      # the parts read: A, B (in c), C
+    assert message_content("text/plain", b"hi").parts == 1
+
+
+def test_charge_adds_to_a_counted_source_and_the_total_only():
+    s = SourceShares()
+    s.over_share("10.0.0.1", 0.0)
+    s.charge("10.0.0.1", 15)
+    s.charge("10.0.0.9", 15)                                 # not counted in this window: nothing
+    assert s.counts == {"10.0.0.1": 16} and s.total == 16 and s.offered == 1
+    s.over_share("2001:db8::1", 0.0)
+    s.charge("2001:db8::2", 3)                               # the same /64
+    assert s.counts["2001:db8::/64"] == 4 and s.total == 20 and s.offered == 2
+
+
+def test_a_source_of_expensive_messages_is_over_its_share_after_fewer_of_them_plain_ones_as_before():
+    scr = offline_screen(build(with_model=False, persist=False))
+    n = shares.MIN_COUNT // cost(len(TEXT_8K)) + 1               # 4 gzip MESSAGEs: 68 units, over MIN_COUNT
+    for i in range(n):
+        scr.on_datagram(gzip_message(i), FLOODER)
+    scr.on_datagram(invite(call_id="u1"), UAC)
+    assert scr.stats["messages_judged"] == n                 # not behind: all judged, each charged its cost
+    assert scr.shares.counts == {FLOODER[0]: n * cost(len(TEXT_8K)), UAC[0]: 1}
+    scr.udp.out.clear()
+    scr.udp.behind = time.monotonic() - 0.3                  # behind for 0.3 s (overload_after 0.25)
+    scr.on_datagram(gzip_message(n), FLOODER)                # (before: its 5th request, far under MIN_COUNT: judged)
+    assert scr.udp.out == [] and scr.stats["messages_overload_dropped"] == 1
+    scr.on_datagram(invite(call_id="u2"), UAC)               # the other source: judged
+    assert len(scr.udp.out) == 1
+    # plain MESSAGEs and INVITEs: one unit each, as before
+    scr = offline_screen(build(with_model=False, persist=False))
+    for i in range(shares.MIN_COUNT):
+        scr.on_datagram(message(call_id=f"m{i}", branch=f"z9hG4bK-m{i}"), FLOODER)
+    scr.on_datagram(invite(call_id="u1"), UAC)
+    assert scr.shares.counts == {FLOODER[0]: shares.MIN_COUNT, UAC[0]: 1}
+    scr.udp.behind = time.monotonic() - 0.3
+    scr.on_datagram(message(call_id="m-last", branch="z9hG4bK-ml"), FLOODER)     # its 65th: over, as before
+    assert scr.stats["messages_overload_dropped"] == 1
+
+
+def test_a_multipart_message_of_many_parts_is_charged_for_them():
+    scr = offline_screen(build(with_model=False, persist=False))
+    scr.on_datagram(multipart_message(0), FLOODER)
+    assert scr.stats["messages_judged"] == 1
+    assert scr.shares.counts == {FLOODER[0]: cost(16 * 12 - 1, 16)} and scr.shares.counts[FLOODER[0]] > 1
