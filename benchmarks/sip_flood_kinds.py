@@ -9,7 +9,7 @@ listens on 127.0.0.1, its next hop a sink that notes when each of the caller's I
 over UDP, or 127.0.0.4 on one TCP connection) sends R INVITEs a second for S seconds, each once; from 0.5 s until
 0.5 s before it ends, a flooder sends as fast as one process can, either `gzip`: UDP MESSAGEs whose gzip body
 inflates to 8 KiB of text (~0.9 ms of judging each, ~19 INVITEs) from 8 addresses in turn (127.0.1.1-8: a source's
-MIN_COUNT free units a window, 8 times over), or `tcp`: INVITEs pipelined on 8 TCP connections from 127.0.0.2;
+MIN_COUNT free units a window, 8 times over), or `tcp`: INVITEs pipelined on 48 TCP connections from 127.0.0.2 (within max_tcp_per_source);
 `none` sends nothing (the idle figures). Per case: the caller's INVITEs sent and forwarded (`through`), the latency
 from its send to the sink (p50 / p95 / max, ms, of those forwarded), the flood's requests sent, the screen's drops
 unread and MESSAGEs judged. `--before DIR`: the other tree (e.g. `git archive` of the base commit with the built
@@ -82,7 +82,7 @@ if transport == "UDP":
     s.bind((host, me))
     send = lambda b: s.sendto(b, ("127.0.0.1", port))
 else:
-    s = socket.create_connection(("127.0.0.1", port), source_address=(host, me))
+    s = socket.create_connection(("127.0.0.1", port), source_address=(host, 0))
     send = s.sendall
 sent, n, t = {}, 0, time.monotonic()
 end = t + seconds
@@ -122,7 +122,7 @@ if kind == "gzip":
             pass
         n += 1
 else:
-    conns = [socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.2", 0)) for _ in range(8)]
+    conns = [socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.2", 0)) for _ in range(CONNS)]
     for c in conns:
         c.setblocking(False)
     pending = {c: b"" for c in conns}
@@ -145,7 +145,7 @@ else:
             except (BlockingIOError, ConnectionError):
                 pass
 print(n)
-""".replace("SOURCES", "8") % _INVITE
+""".replace("SOURCES", "8").replace("CONNS", "48") % _INVITE
 
 
 def _pct(xs, q):
@@ -187,7 +187,8 @@ def one_case(tree: Path, work: Path, flood: str, caller: str, seconds: float, ra
     return {"sent": len(sent), "through": len(lat), "p50_ms": _pct(lat, 50), "p95_ms": _pct(lat, 95),
             "max_ms": round(lat[-1] * 1000, 1) if lat else None, "flooded": flooded,
             "dropped_unread": stats.get("overload_source_dropped", 0),
-            "messages_judged": stats.get("messages_judged", 0), "tcp_deferred": stats.get("tcp_source_deferred")}
+            "messages_judged": stats.get("messages_judged", 0), "requests": stats.get("requests", 0),
+            "tcp_deferred": stats.get("tcp_source_deferred")}
 
 
 def run(floods, caller="udp", seconds=4.0, rate=20, rounds=1, port=43300, before=None) -> dict:

@@ -172,7 +172,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Messaging, MessagePa
                       "replayed": 0, "reinvite_unknown_dialog": 0, "final_wrong_origin": 0,
                       "tcp_write_stalled": 0, "tcp_write_dropped": 0, "loop_detected_ack": 0,
                       "tcp_out_refused": 0, "tcp_out_evicted": 0, "uncounted_unsent": 0, "tcp_write_evicted": 0,
-                      "tcp_read_held": 0, "tcp_waiting_refused": 0,
+                      "tcp_read_held": 0, "tcp_waiting_refused": 0, "tcp_source_deferred": 0,
                       "call_id_reused": 0, "cancelled_while_judged": 0, "waited_for_judging": 0,
                       "waiting_refused": 0, "overload_source_dropped": 0,
                       "identity_untrusted": 0, "source_refused": 0, "tcp_source_refused": 0,

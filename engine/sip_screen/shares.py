@@ -17,8 +17,10 @@ once a second. Its sender retransmits it (RFC 3261 Timer A) as it would after a 
 sources' INVITEs are read and judged, so a flood from one address no longer decides who else gets through.
 A single source is never over its share (one softswitch carrying all the traffic is overloaded as before);
 among several, the largest are cut back first (max-min fairness). Only new INVITEs and, while `judge_messages` is
-on, MESSAGEs (judged at an INVITE's cost, in a dialog or not: server.on_datagram) are counted, in one count, and
-dropped: other in-dialog requests and responses never are. At most MAX_SOURCES addresses are counted in a window (a
+on, MESSAGEs (judged as an INVITE is, in a dialog or not: server.on_datagram) are counted, in one count, and
+dropped: other in-dialog requests and responses never are. Those that come over TCP are counted in the same count by
+their connection's peer address, and never dropped (TCP does not retransmit): a connection of a source over its share
+is served after the others', and not at all while the screen is behind (tcp.py TcpRounds; `over` asks it). At most MAX_SOURCES addresses are counted in a window (a
 flood of spoofed addresses: the addresses past that are not counted apart, and never over their share).
 
 The counts are of cost units, not of requests: an INVITE or a plain MESSAGE is one unit (~50 µs of judging), and a
@@ -97,6 +99,16 @@ class SourceShares:
         c += 1
         counts[source] = c
         return c > MIN_COUNT and c * max(len(counts), self.before) > self.total
+
+    def over(self, source: str, now: float) -> bool:
+        """Whether `source` is over its fair share of the window, counting nothing (a TCP connection's turn asks it
+        before its next message is read: tcp.py TcpRounds). A window that has ended counts nobody over."""
+        if now >= self.window_end:
+            return False
+        if ":" in source:
+            source = source_key(source)
+        c = self.counts.get(source)
+        return c is not None and c > MIN_COUNT and c * max(len(self.counts), self.before) > self.total
 
     def charge(self, source: str, units: int) -> None:
         """`units` more for `source`'s request counted last (over_share): what reading it showed it costs beyond one

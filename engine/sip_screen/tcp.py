@@ -9,7 +9,11 @@ usual load: no queue, no extra loop round); otherwise it joins the ready queue w
 paused, and the scheduler's callback, run once per loop round, serves the queue in turn, one
 message per connection per turn, at most `batch_messages` per connection and `batch_seconds` of
 work in all per round, then gives the loop back. So a flood on hundreds of connections costs the
-SMPP proxy and the UDP callers one `batch_seconds` per round, not one per connection; a connection's
+SMPP proxy and the UDP callers one `batch_seconds` per round, not one per connection. Its INVITEs and MESSAGEs count
+toward their source's share as UDP ones do (shares.py, one count): the connections of a source over its share are
+served with what the others leave of a round, and not at all while the screen is behind on UDP (they wait unread:
+TCP pushes back; `tcp_source_deferred`): one source's connections, however many, cannot starve another's or the
+UDP callers (benchmarks/sip_flood_kinds.py). A connection's
 messages are handled in their order, and what it can make us hold is what it sent before it was
 paused: a read (READ_CHUNK) and an unfinished message; all of them together, max_tcp_read_buffered (a connection
 that reads while they hold it is not read until there is room: tcpreads.py). A connection that closes has what
@@ -80,7 +84,8 @@ class TcpRounds:
         if conn.queued:
             return                          # served in its turn, in order
         budget = self.screen.s.batch_seconds
-        if self.ready or self.used >= budget:
+        if self.ready or self.used >= budget or self.screen.shares.over(conn.peer[0], now := time.monotonic()) \
+                and self.screen._behind(now):       # (its source over its share while behind: run() decides)
             return self._queue(conn)
         t0 = perf_counter()
         more = conn.work(self.screen.s.batch_messages, t0 + budget - self.used)
@@ -110,29 +115,47 @@ class TcpRounds:
 
     def run(self) -> None:
         """A loop round's TCP work: the queue in turn, at most `batch_messages` per connection and
-        `batch_seconds` in all (the connections that arrive later this round get what is left)."""
+        `batch_seconds` in all (the connections that arrive later this round get what is left). Connections whose
+        source is over its share of the INVITEs and MESSAGEs (shares.py, TCP's and UDP's in one count) are served
+        with what the others leave, and not at all while the screen is behind on UDP (`tcp_source_deferred`)."""
         self.scheduled = False
-        s = self.screen.s
+        screen = self.screen
         t0 = perf_counter()
-        end = t0 + s.batch_seconds
-        ready = self.ready
+        end = t0 + screen.s.batch_seconds
+        ready, later = self.ready, deque()
         try:
-            for _ in range(s.batch_messages):
-                for _ in range(len(ready)):
-                    c = ready.popleft()
-                    if c.work(1, end):
-                        ready.append(c)
-                    else:
-                        c.queued = False
-                        c.update_reading()
-                    if perf_counter() >= end:
-                        return
-                if not ready:
-                    return
+            now = time.monotonic()
+            over = screen.shares.over
+            if not self._serve(ready, end, lambda c: over(c.peer[0], now), later) and later:
+                if screen._behind(now):
+                    screen.stats["tcp_source_deferred"] += len(later)
+                else:
+                    self._serve(later, end)
         finally:
+            ready.extend(later)
             self.used = perf_counter() - t0
             if ready and not self.scheduled:
                 self._schedule()
+
+    def _serve(self, queue: deque, end: float, over=None, later=None) -> bool:
+        """Up to `batch_messages` turns over `queue`, one message of each connection a turn, the ones done leaving
+        it; a connection `over` names goes to `later` unserved. True: the round's time ran out."""
+        for _ in range(self.screen.s.batch_messages):
+            for _ in range(len(queue)):
+                c = queue.popleft()
+                if over is not None and over(c):
+                    later.append(c)
+                    continue
+                if c.work(1, end):
+                    queue.append(c)
+                else:
+                    c.queued = False
+                    c.update_reading()
+                if perf_counter() >= end:
+                    return True
+            if not queue:
+                return False
+        return False
 
 
 class TcpConnection(asyncio.BufferedProtocol):
@@ -250,6 +273,9 @@ class TcpConnection(asyncio.BufferedProtocol):
             # a message finished: the clock of "unfinished" restarts at the next partial one only
             # (a busy peer's reads rarely end on a message boundary)
             self.partial_since = None
+            m = msg.method
+            if m == "INVITE" or m == "MESSAGE" and screen.s.judge_messages:     # counted as over UDP (shares.py)
+                screen.shares.over_share(self.peer[0], time.monotonic())
             screen.on_message(msg, "TCP", self.peer, self)
             if perf_counter() >= end:
                 break

@@ -1,0 +1,120 @@
+"""TCP requests count toward the overload shares (shares.py) as UDP ones do, and the one scheduler of TCP work
+(tcp.py TcpRounds) serves the connections of a source over its share with what the others leave -- nothing while the
+screen is behind on UDP. Found by the closing note's gap: TCP had no shares, the rounds served every connection in
+turn whoever opened it, so a source pipelining INVITEs on many connections had a turn on each (8 connections: 8
+messages for every one of another caller's), and took its `batch_seconds` of every loop round while UDP callers
+waited in the kernel's queue. Deterministic: the test's clock for the rounds' budget (each message costs 1 ms of it),
+the window of counts held open. The flood figures are benchmarks/sip_flood_kinds.py's."""
+import asyncio
+import gzip
+import time
+
+from engine.sip_screen import shares, tcp
+from engine.sip_screen.tcp import TcpConnection
+
+from .sip_helpers import invite, offline_screen
+from .sip_transport_helpers import FakeTransport, pipe  # noqa: F401  (pipe: fixture)
+from .test_sip_message import message
+
+FLOODER, CALLER = "127.0.0.2", "127.0.0.3"
+
+
+def _screen(pipe, monkeypatch):
+    """An offline screen whose TCP messages are noted (source, Call-ID) and cost 1 ms each of the rounds' clock; the
+    flooder over its share of a window that does not end (its MIN_COUNT + 36 INVITEs beside the caller's one)."""
+    scr = offline_screen(pipe)
+    now = [0.0]
+    monkeypatch.setattr(tcp, "perf_counter", lambda: now[0])
+    handled = []
+
+    def on_message(msg, tr, src, conn):
+        handled.append((src[0], msg.get("call-id")))
+        now[0] += 0.001
+    scr.on_message = on_message
+    for _ in range(shares.MIN_COUNT + 36):
+        scr.shares.over_share(FLOODER, 0.0)
+    scr.shares.over_share(CALLER, 0.0)
+    scr.shares.window_end = float("inf")
+    return scr, handled
+
+
+def _conn(scr, host, n):
+    c = TcpConnection(scr)
+    c.transport, c.peer, c.n = FakeTransport(), (host, 5060 + n), n
+    return c
+
+
+def _conns(scr):
+    return [_conn(scr, FLOODER, n) for n in range(8)], _conn(scr, CALLER, 9)     # 8 connections of one source
+
+
+def _flood_and_call(flood, caller, handled, phases):
+    """The 8 connections of FLOODER send 10 INVITEs each and CALLER's 5, all in one loop round; then for each phase
+    (before(), until()): before() is called, and loop rounds run until until() (200 at most)."""
+    seen = []
+
+    async def main():
+        for c in flood:
+            c.data_received(b"".join(invite(call_id=f"f{c.n}-{i}") for i in range(10)))
+        caller.data_received(b"".join(invite(call_id=f"mine-{i}") for i in range(5)))
+        for before, until in phases:
+            before()
+            for _ in range(200):
+                await asyncio.sleep(0)
+                if until():
+                    break
+            seen.append(list(handled))
+    asyncio.run(main())
+    return seen
+
+
+def test_a_tcp_source_over_its_share_is_served_after_the_others_not_once_a_connection_each(pipe, monkeypatch):
+    scr, handled = _screen(pipe, monkeypatch)
+    flood, caller = _conns(scr)
+    _flood_and_call(flood, caller, handled, [(lambda: None, lambda: len(handled) == 85)])
+    assert len(handled) == 85
+    mine = [i for i, (src, _) in enumerate(handled) if src == CALLER]
+    # the caller's 5 INVITEs first of all that waited, the first connection's burst handled at its arrival (before
+    # anyone waited, as before) aside (before: one turn in 9, its last one the 50th)
+    burst = next(i for i, (_, cid) in enumerate(handled) if not cid.startswith("f0-"))
+    assert 0 < burst <= 6 and mine == list(range(burst, burst + 5)), handled[:20]
+    assert scr.stats["tcp_source_deferred"] == 0             # not behind: the flooder has every turn the caller left
+    for c in flood:                                          # each connection's messages in their order, all handled
+        assert [cid for src, cid in handled if src == FLOODER and cid.startswith(f"f{c.n}-")] == \
+            [f"f{c.n}-{i}" for i in range(10)]
+
+
+def test_behind_on_udp_a_tcp_source_over_its_share_waits_unread_the_caller_is_served(pipe, monkeypatch):
+    scr, handled = _screen(pipe, monkeypatch)
+    states, (flood, caller) = [], _conns(scr)
+
+    scr.udp.behind = time.monotonic() - 0.3                  # behind for 0.3 s (overload_after 0.25) as they arrive
+
+    def found_empty():                                       # the UDP socket found empty: served again
+        states.append((scr.stats["tcp_source_deferred"], [c.queued and not c.transport.reading for c in flood]))
+        scr.udp.behind = 0.0
+    seen = _flood_and_call(flood, caller, handled, [(lambda: None, lambda: False), (found_empty, lambda: len(handled) == 85)])
+    assert [src for src, _ in seen[0]] == [CALLER] * 5      # (before: the flood's first 5, then in turn)
+    deferred, unread = states[0]
+    assert deferred > 0 and all(unread)                      # the flood's connections unread meanwhile: TCP pushes back
+    assert len(handled) == 85 and all(c.transport.reading and not c.queued for c in flood)
+
+
+def test_tcp_invites_and_messages_count_toward_their_sources_share_a_bye_does_not(pipe):
+    scr = offline_screen(pipe)
+    c = _conn(scr, FLOODER, 0)
+    scr.on_message = lambda *a: None
+    bye = invite(call_id="b1").replace(b"INVITE sip:", b"BYE sip:", 1).replace(b"CSeq: 1 INVITE", b"CSeq: 2 BYE")
+    c.data_received(invite(call_id="t1") + message(call_id="t2", branch="z9hG4bK-t2") + bye)
+    assert scr.shares.counts == {FLOODER: 2} and scr.shares.offered == 2
+
+
+def test_a_tcp_message_is_charged_its_cost_as_a_udp_one(pipe):
+    scr = offline_screen(pipe)
+    c = _conn(scr, FLOODER, 0)
+    text = (b"WIN a prize, call 0912345678 now " * 300)[:8192]
+    body = gzip.compress(text)
+    c.data_received(message(body, "text/plain", call_id="g1", branch="z9hG4bK-g1",
+                            extra=("Content-Encoding: gzip",)).replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP"))
+    assert scr.stats["messages_judged"] == 1
+    assert scr.shares.counts == {FLOODER: shares.cost(len(text))}
