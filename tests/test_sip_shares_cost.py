@@ -6,10 +6,13 @@ Deterministic accounting, in process (offline_screen); the flood figures are ben
 import gzip
 import time
 
+import pytest
+
 from engine.app import build
 from engine.sip_screen import shares
 from engine.sip_screen.msgbody import message_content
 from engine.sip_screen.shares import SourceShares, cost
+from engine.sip_screen.transport import Pump, make_pump
 
 from .sip_helpers import UAC, invite, offline_screen
 from .test_sip_message import message
@@ -80,3 +83,20 @@ def test_a_multipart_message_of_many_parts_is_charged_for_them():
     scr.on_datagram(multipart_message(0), FLOODER)
     assert scr.stats["messages_judged"] == 1
     assert scr.shares.counts == {FLOODER[0]: cost(16 * 12 - 1, 16)} and scr.shares.counts[FLOODER[0]] > 1
+
+
+@pytest.mark.skipif(Pump is None, reason="C extension not built")
+def test_the_c_pump_charges_and_drops_expensive_messages_as_the_python_reader_does():
+    # the pump hands every MESSAGE to on_datagram (_sipdialog.h): the charge is the Python path's, for both readers
+    got = []
+    for via_pump in (True, False):
+        scr = offline_screen(build(with_model=False, persist=False))
+        handle = make_pump(scr, -1, scr.udp.sendto).handle if via_pump else scr.on_datagram
+        for i in range(5):
+            handle(gzip_message(i), FLOODER)
+        handle(multipart_message(0), FLOODER)
+        handle(invite(call_id="u1"), UAC)
+        scr.udp.behind = time.monotonic() - 0.3
+        handle(gzip_message(9), FLOODER)
+        got.append((dict(scr.shares.counts), scr.stats["messages_overload_dropped"], scr.stats["messages_judged"]))
+    assert got[0] == got[1] and got[0][1] == 1, got
