@@ -188,6 +188,7 @@ def one_case(tree: Path, work: Path, flood: str, caller: str, seconds: float, ra
             "max_ms": round(lat[-1] * 1000, 1) if lat else None, "flooded": flooded,
             "dropped_unread": stats.get("overload_source_dropped", 0),
             "messages_judged": stats.get("messages_judged", 0), "requests": stats.get("requests", 0),
+            "kernel_dropped": stats.get("overload_dropped", 0),
             "tcp_deferred": stats.get("tcp_source_deferred")}
 
 

@@ -11,9 +11,10 @@ message per connection per turn, at most `batch_messages` per connection and `ba
 work in all per round, then gives the loop back. So a flood on hundreds of connections costs the
 SMPP proxy and the UDP callers one `batch_seconds` per round, not one per connection. Its INVITEs and MESSAGEs count
 toward their source's share as UDP ones do (shares.py, one count): the connections of a source over its share are
-served with what the others leave of a round, and not at all while the screen is behind on UDP (they wait unread:
-TCP pushes back; `tcp_source_deferred`): one source's connections, however many, cannot starve another's or the
-UDP callers (benchmarks/sip_flood_kinds.py). A connection's
+served with what the others leave of a round, and while the screen is behind on UDP with an eighth of a round at
+most, the loop going back to the UDP socket (the rest wait unread: TCP pushes back; never nothing, or their count,
+held still, fell below a UDP caller's, whose INVITEs were then dropped as over their share): one source's
+connections, however many, cannot starve another's or the UDP callers (benchmarks/sip_flood_kinds.py). A connection's
 messages are handled in their order, and what it can make us hold is what it sent before it was
 paused: a read (READ_CHUNK) and an unfinished message; all of them together, max_tcp_read_buffered (a connection
 that reads while they hold it is not read until there is room: tcpreads.py). A connection that closes has what
@@ -66,6 +67,8 @@ INVITE_WAIT_MAX = 600.0          # seconds an INVITE sent or forwarded over TCP 
                                  # its final: over Timer C (> 3 min, RFC 3261 §16.8) with room, and any real ring time
 LINGER_RESET = struct.pack("ii", 1, 0)                    # SO_LINGER on, 0 s: close(2) resets the connection
 AWAITED = 256                    # INVITEs of one inbound connection awaiting their final remembered (oldest forgotten)
+BEHIND_PART = 8                  # while the screen is behind on UDP, the sources over their share get at most this
+                                 # part of a round (batch_seconds / 8: ~a UDP round's 8 datagrams, transport.PUMP_BATCH)
 
 
 class TcpRounds:
@@ -117,7 +120,8 @@ class TcpRounds:
         """A loop round's TCP work: the queue in turn, at most `batch_messages` per connection and
         `batch_seconds` in all (the connections that arrive later this round get what is left). Connections whose
         source is over its share of the INVITEs and MESSAGEs (shares.py, TCP's and UDP's in one count) are served
-        with what the others leave, and not at all while the screen is behind on UDP (`tcp_source_deferred`)."""
+        with what the others leave, at most 1/BEHIND_PART of it while the screen is behind on UDP
+        (`tcp_source_deferred`: rounds so cut short)."""
         self.scheduled = False
         screen = self.screen
         t0 = perf_counter()
@@ -127,8 +131,9 @@ class TcpRounds:
             now = time.monotonic()
             over = screen.shares.over
             if not self._serve(ready, end, lambda c: over(c.peer[0], now), later) and later:
-                if screen._behind(now):
-                    screen.stats["tcp_source_deferred"] += len(later)
+                if screen._behind(now):         # the UDP callers first: a short round, the loop back to them
+                    screen.stats["tcp_source_deferred"] += 1
+                    self._serve(later, min(end, perf_counter() + screen.s.batch_seconds / BEHIND_PART))
                 else:
                     self._serve(later, end)
         finally:
