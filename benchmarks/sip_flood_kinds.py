@@ -14,7 +14,7 @@ MIN_COUNT free units a window, 8 times over), or `tcp`: INVITEs pipelined on 48 
 from its send to the sink (p50 / p95 / max, ms, of those forwarded), the flood's requests sent, the screen's drops
 unread and MESSAGEs judged. `--before DIR`: the other tree (e.g. `git archive` of the base commit with the built
 extensions copied in), each case run with it first; without it only this tree runs. Loopback only, ports P..P+3
-(default 43300), every process stopped at the case's end. The host's other load moves the figures: compare before
+(default: free ones), every process stopped at the case's end. The host's other load moves the figures: compare before
 and after within a round.
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -153,25 +154,33 @@ def _pct(xs, q):
 
 
 def one_case(tree: Path, work: Path, flood: str, caller: str, seconds: float, rate: float, port: int) -> dict:
-    """One screen from `tree`, one flood, one caller: the caller's figures and the screen's drops."""
+    """One screen from `tree`, one flood, one caller: the caller's figures and the screen's drops. `port`: the
+    screen's, then the sink's, the flooder's and the caller's (0: free ones)."""
     py, procs = sys.executable, []
+    if port:
+        ports = (port, port + 1, port + 2, port + 3)
+    else:
+        from .ports import free_port
+        ports = (free_port(socket.SOCK_DGRAM, socket.SOCK_STREAM),) + tuple(free_port(socket.SOCK_DGRAM)
+                                                                            for _ in range(3))
+    port = ports[0]
     env = dict(os.environ, PYTHONPATH=str(tree))
     length = seconds + 3.0
     try:
-        sink = subprocess.Popen([py, "-c", SINK, str(length + 1.0), str(port + 1)], stdout=subprocess.PIPE,
+        sink = subprocess.Popen([py, "-c", SINK, str(length + 1.0), str(ports[1])], stdout=subprocess.PIPE,
                                 text=True, **OWN_GROUP)
         procs.append(sink)
-        screen = subprocess.Popen([py, "-c", SCREEN, str(port), str(port + 1), str(length), str(work)],
+        screen = subprocess.Popen([py, "-c", SCREEN, str(port), str(ports[1]), str(length), str(work)],
                                   stdout=subprocess.PIPE, text=True, cwd=tree, env=env, **OWN_GROUP)
         procs.append(screen)
         if screen.stdout.readline().strip() != "ready":
             raise RuntimeError("the screen did not start")
-        c = subprocess.Popen([py, "-c", CALLER, str(port), str(seconds), str(rate), str(port + 3), caller.upper()],
+        c = subprocess.Popen([py, "-c", CALLER, str(port), str(seconds), str(rate), str(ports[3]), caller.upper()],
                              stdout=subprocess.PIPE, text=True, **OWN_GROUP)
         procs.append(c)
         time.sleep(0.5)                             # the caller is a source of the window when the flood begins
         if flood != "none":
-            procs.append(subprocess.Popen([py, "-c", FLOOD, str(port), str(seconds - 1.0), str(port + 2), flood],
+            procs.append(subprocess.Popen([py, "-c", FLOOD, str(port), str(seconds - 1.0), str(ports[2]), flood],
                                           stdout=subprocess.PIPE, text=True, **OWN_GROUP))
         caller_out = c.communicate(timeout=seconds + 60)[0]
         flooded = int(procs[3].communicate(timeout=30)[0] or 0) if flood != "none" else 0
@@ -192,7 +201,7 @@ def one_case(tree: Path, work: Path, flood: str, caller: str, seconds: float, ra
             "tcp_deferred": stats.get("tcp_source_deferred")}
 
 
-def run(floods, caller="udp", seconds=4.0, rate=20, rounds=1, port=43300, before=None) -> dict:
+def run(floods, caller="udp", seconds=4.0, rate=20, rounds=1, port=0, before=None) -> dict:
     trees = ([("before", Path(before).resolve())] if before else []) + [("after", HERE)]
     out = {"seconds": seconds, "rate": rate, "rounds": rounds, "caller": caller, "cases": []}
     with scratch_dir(prefix="tf-sipfloodkinds-") as td:
@@ -211,7 +220,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=4.0, help="how long the caller sends (default 4)")
     ap.add_argument("--rate", type=float, default=20, help="the caller's calls a second (default 20)")
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--port", type=int, default=43300, help="first of five loopback ports (default 43300)")
+    ap.add_argument("--port", type=int, default=0, help="first of four loopback ports (default: free ones)")
     ap.add_argument("--before", help="another code tree to run each case with first")
     a = ap.parse_args(argv)
     floods = [f for f in a.floods.split(",") if f]

@@ -39,7 +39,7 @@ from ..sourcekey import source_key
 
 WINDOW = 1.0                    # seconds a window of counts covers
 HOLD = 2.0                      # seconds the screen stays overloaded after it was last seen behind
-MIN_COUNT = 64                  # INVITEs a source may always offer in a window before a share applies
+MIN_COUNT = 64                  # units (INVITEs) a source may always offer in a window before a share applies
 MAX_SOURCES = 4_096             # source addresses counted in one window (bounded memory: ~0.5 MB)
 COST_CHARS = 512                # characters of text judged that cost about one INVITE more (~0.11 µs each)
 PART_CHARS = 64                 # what one more body part read costs, in characters of text (~6 µs)
