@@ -236,9 +236,9 @@ def test_ctl_stats_reads_the_lists_figures_off_the_loop(tmp_path, monkeypatch):
     on_loop = []
     real = Lists.stats
 
-    def noted(self):
+    def noted(self, *args, **kwargs):
         on_loop.append(threading.current_thread() is threading.main_thread())
-        return real(self)
+        return real(self, *args, **kwargs)
     monkeypatch.setattr(Lists, "stats", noted)
     ans = asyncio.run(ctl.handle({"cmd": "stats"}))
     assert ans["ok"] and ans["lists"]["senders"]["entries"] == 50
