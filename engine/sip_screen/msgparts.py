@@ -18,8 +18,11 @@ forwards each (a tag tags each), and its transaction keeps the answer for its re
 without all its parts is remembered (its verdict, its parts' texts, CONCAT_MEMORY seconds, as many messages as wait):
 a part that comes later is judged at once on the whole text known then (`late`, committing nothing: its message was
 counted; a drop remembered is never undone), its line saying `late` and naming its message (`concat`, as its
-message's line did: the report ties them). A second transaction carrying a part that waits (not a retransmission) is
-the copy judged and answered; the earlier one is answered 500 at once, never left without an answer.
+message's line did: the report ties them). It is remembered before it is judged (SETTLING): under a shared state
+store its verdict settles later, and a part coming meanwhile waits for that verdict (`message_parts_settling`), then is
+judged late -- it was held as a message of its own and judged on its fragment alone, let through after its message was
+dropped (found by review). A second transaction carrying a part that waits (not a retransmission) is the copy judged and
+answered; the earlier one is answered 500 at once, never left without an answer.
 
 Bounds: `max_pending_message_concat` messages wait and as many are remembered; the parts waiting hold at most
 `max_pending_message_concat_bytes` (each part its request's bytes and HELD_OVERHEAD: the memory it holds), a
@@ -44,6 +47,7 @@ CONCAT_MEMORY = 86400.0     # seconds a message judged before all its parts came
 HELD_OVERHEAD = 5_800
 SUPERSEDED = "Server Internal Error (superseded: another copy of this part waits)"
 _NONE_YET = frozenset()     # Message.counted of a message judged before all its parts came (submit_concat.py's)
+SETTLING = "settling"       # the remembered verdict of a message judged, its verdict not settled yet (shared store)
 # a held part: what concat.Reassembly reads ([0] whose it is, [1] its "PDU", [2] text, [3] binary), then what answers it
 _SRC, _PDU, _TEXT, _BINARY, _ARGS, _TX, _MSG, _WHAT = range(8)
 
@@ -136,16 +140,26 @@ class MessageParts:
         m = Message(m0.sender, m0.recipient, text, self.clock(), "", "mt", m0.sender_ton, m0.recipient_ton, m0.nums,
                     counted=_NONE_YET if incomplete else None)
 
+        s = self.s
+        until = time.monotonic() + max(s.message_concat_timeout, CONCAT_MEMORY)
+        if incomplete:
+            # remembered before it is judged: a part coming while a shared store settles its verdict is its late
+            # part (it waits for that verdict: _message_late), not a message of its own judged on its fragment alone
+            self.message_parts.remember(key, SETTLING, until, c, s.max_pending_message_concat)
+
         def then(v, d):
             if incomplete:                              # for the parts still to come: judged late, whole
-                s = self.s
-                self.message_parts.remember(key, v, time.monotonic() + max(s.message_concat_timeout, CONCAT_MEMORY),
-                                            c, s.max_pending_message_concat)
+                if self.message_parts.remembers(key, time.monotonic()):
+                    self.message_parts.settle(key, v)   # (the texts of late parts come meanwhile kept)
+                else:
+                    self.message_parts.remember(key, v, until, c, s.max_pending_message_concat)
             now = time.monotonic()
             for p in parts:
                 self.messages_tx.put(p[_TX], d, now)
             for p in parts:
                 self._message_decided(*p[_ARGS], d)
+            for late in self.message_parts_settling.pop(key, ()):
+                late(v)
         # a message that may have late parts names itself on its line, as they will on theirs
         self._message_judge(m, f"{parts[0][_WHAT]} x{len(parts)}/{c.total}", binary, then,
                             concat=concat_id(key) if incomplete else None)
@@ -154,6 +168,11 @@ class MessageParts:
         """Part `n` of a message judged before it came: judged on the whole text known now, nothing committed (its
         message was counted when judged: Message.counted); never let through when its message was dropped."""
         earlier, whole = late
+        if earlier is SETTLING:                         # its message's verdict not settled yet: judged once it is
+            self.messages_tx.put(tx, PENDING, time.monotonic())
+            self.message_parts_settling.setdefault(key, []).append(
+                lambda v: self._message_late(key, n, total, what, got, tx, args, m, (v, whole)))
+            return
         self.stats["message_parts_late"] += 1
         self.messages_tx.put(tx, PENDING, time.monotonic())
         m.text, m.counted = whole, earlier.counted

@@ -153,6 +153,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Messaging, MessagePa
         # retransmission was judged again: a second verdict line for one call)
         self.messages_tx = Recent(MESSAGE_TRANSACTIONS, RETRANSMISSIONS)
         self.message_parts = Reassembly(self._message_parts_due)    # MESSAGE parts of concatenated SMS (msgparts.py)
+        self.message_parts_settling = {}    # message key -> its late parts waiting for its settled verdict
         # ack_key -> (our branch, Decision, None) of the INVITEs judged and answered with a rejection (those let
         # through: their Decision in `invites`): `transactions` under keys the next process computes too, saved with
         # `answered`; `carried`: the last run's (judgedstore.py)
