@@ -1,9 +1,39 @@
 """Adversarial review of concatenated SMS over IMS (msgparts.py): what a peer or an operator's reload can do to parts
 held unanswered. Each test names the principle it holds: every MESSAGE answered exactly once, a drop never undone by a
 late part, the memory held bounded as said. In process (offline_screen); time is an argument."""
+import dataclasses
+
+from engine.sip_screen.live_settings import apply_sip_settings
+
 from .sip_helpers import UAC, sent
 from .test_sip_message import message, pipe, screen  # noqa: F401 (fixtures)
 from .test_sip_message_concat import later, mpart
+
+
+def test_a_reload_turning_judge_messages_off_does_not_forward_a_held_parts_retransmission(screen):
+    """A part held when judge_messages goes false: its UDP retransmission (Timer E, same transaction) is still
+    absorbed, and the part is answered once, when its message is judged -- not forwarded now and again then."""
+    scr = screen()
+    scr.on_datagram(mpart("see you ", 1, 2), UAC)
+    apply_sip_settings(scr, dataclasses.replace(scr.s, judge_messages=False), {})
+    scr.on_datagram(mpart("see you ", 1, 2), UAC)                       # its retransmission
+    assert sent(scr) == []
+    scr.message_parts_expire(later(scr))
+    assert [r.get("call-id") for r, _ in sent(scr)] == ["p7-1-0901234567@x"]
+    scr.on_datagram(mpart("see you ", 1, 2), UAC)                       # after its answer: the same answer again
+    assert [r.get("call-id") for r, _ in sent(scr)] == ["p7-1-0901234567@x"]
+    assert len(scr.lines()) == 1
+
+
+def test_a_reload_turning_judge_messages_off_keeps_a_dropped_parts_answer_for_its_retransmission(screen):
+    """Dropped before the reload (its 608 lost on the way): its retransmission gets 608 again, never forwarded."""
+    scr = screen()
+    scr.on_datagram(mpart("WIN ", 1, 2), UAC)
+    scr.on_datagram(mpart("BIG now", 2, 2), UAC)
+    assert [r.status for r, _ in sent(scr)] == [608, 608]
+    apply_sip_settings(scr, dataclasses.replace(scr.s, judge_messages=False), {})
+    scr.on_datagram(mpart("WIN ", 1, 2), UAC)
+    assert [r.status for r, _ in sent(scr)] == [608]
 
 
 def test_under_a_shared_store_a_part_coming_while_its_message_settles_is_judged_late(screen, pipe):  # noqa: F811

@@ -39,7 +39,8 @@ from .grammar import SipParseError
 from .identity import _callee, _caller_number
 from .msgbody import BodyError, NoText, message_content
 from .recent import digest
-from .screening import Decision
+from .screening import RETRANSMISSIONS, Decision
+from .settings import MESSAGE_CONCAT_TIMEOUT_MAX
 from .shares import cost
 
 MESSAGE_TRANSACTIONS = 131_072  # MESSAGE transactions whose answer is kept for their retransmissions (as VERDICTS)
@@ -58,24 +59,48 @@ class Refused(tuple):
 class Messaging:
     """Mixed into SipScreen: the judging of MESSAGE requests (proxying._request sends them here)."""
 
+    @staticmethod
+    def _message_tx(msg, first) -> bytes:
+        """The key a MESSAGE transaction's answer is kept under in `messages_tx`: a retransmission is the same request
+        again, so what is judged (Request-URI, From, To, the identity headers, Content-Type and -Encoding, the body) is
+        in it with the transaction's names: another message on a branch, Call-ID and CSeq seen is judged, not
+        forwarded on the first one's decision."""
+        top, cseq = msg.vias[0], (first.get("cseq") or "").split(None, 1)
+        return digest("MESSAGE", top.params.get("branch") or top.raw, first.get("call-id") or "",
+                      cseq[0] if cseq else "", msg.uri, first.get("from"), first.get("to"),
+                      first.get("content-type"), first.get("content-encoding"), msg.body,
+                      *(tuple(msg.values(h)) for h in IDENTITIES if h in first))
+
+    def _message_replayed(self, tx, now, args) -> bool:
+        """Whether transaction `tx` has its answer already (True: sent again, or on its way: a retransmission)."""
+        done = self.messages_tx.get(tx, now)
+        if done is None:
+            return False
+        self.stats["messages_replayed"] += 1
+        if done is not PENDING:                         # (PENDING: the first copy's answer is on its way)
+            self._message_decided(*args, done, True)
+        return True
+
+    def _message_judged_before(self, msg, dest, branch, transport, src, conn) -> bool:
+        """With judge_messages off: a MESSAGE of a transaction judged before a reload turned it off (a part held, an
+        answer lost) keeps its answer -- absorbed while held, answered again after -- never forwarded unjudged besides
+        (a held part forwarded now and answered again when its message is judged; a drop's retransmission delivered).
+        Looked up only while such an answer can still be asked for (`messages_judged_until`)."""
+        now = time.monotonic()
+        if now >= self.messages_judged_until:
+            return False
+        return self._message_replayed(self._message_tx(msg, msg.first or msg.first_values()), now,
+                                      (msg, dest, branch, transport, src, conn))
+
     def _screen_message(self, msg, dest, branch, transport, src, conn):
         first = msg.first or msg.first_values()
-        top, cseq = msg.vias[0], (first.get("cseq") or "").split(None, 1)
-        # a retransmission is the same request again: what is judged (Request-URI, From, To, the identity headers,
-        # Content-Type and -Encoding, the body) is in the key with the transaction's names, so another message on a
-        # branch, Call-ID and CSeq seen is judged, not forwarded on the first one's decision
-        tx = msg.tx = digest("MESSAGE", top.params.get("branch") or top.raw, first.get("call-id") or "",
-                             cseq[0] if cseq else "", msg.uri, first.get("from"), first.get("to"),
-                             first.get("content-type"), first.get("content-encoding"), msg.body,
-                             *(tuple(msg.values(h)) for h in IDENTITIES if h in first))
+        tx = msg.tx = self._message_tx(msg, first)
         now = time.monotonic()
-        done = self.messages_tx.get(tx, now)
+        # an answer of a transaction judged now is asked for (retransmissions) until then, held parts' included
+        self.messages_judged_until = now + MESSAGE_CONCAT_TIMEOUT_MAX + RETRANSMISSIONS
         args = (msg, dest, branch, transport, src, conn)
-        if done is not None:                            # a retransmission: the transaction's answer again
-            self.stats["messages_replayed"] += 1
-            if done is PENDING:                         # the first copy's answer is on its way
-                return
-            return self._message_decided(*args, done, True)
+        if self._message_replayed(tx, now, args):      # a retransmission: the transaction's answer again
+            return
         sender, recipient, s_ton, r_ton = "", "", 0, 0
         try:
             trusted = self._identity_trusted(src[0])

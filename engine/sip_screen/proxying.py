@@ -133,8 +133,11 @@ class Proxying:
         if dest is None:
             self._refused_itself(msg, 503, src, NO_DESTINATION)    # an INVITE's: logged, its CANCEL answered here
             return self._fail(msg, transport, src, conn, NO_DESTINATION)
-        if msg.method == "MESSAGE" and self.s.judge_messages:     # an SMS, in a dialog or not (messaging.py)
-            return self._screen_message(msg, dest, branch, transport, src, conn)
+        if msg.method == "MESSAGE":
+            if self.s.judge_messages:                   # an SMS, in a dialog or not (messaging.py)
+                return self._screen_message(msg, dest, branch, transport, src, conn)
+            if self._message_judged_before(msg, dest, branch, transport, src, conn):
+                return                                  # (judged before a reload turned judging off: its answer)
         # An INVITE is judged unless it is a re-INVITE of a call this screen let through and saw
         # answered (its Call-ID in `answered` until the BYE): a To tag alone proves no dialog, and a
         # made-up one must not carry a call past the screen. (A re-INVITE of a call forgotten -- a
