@@ -7,7 +7,7 @@ from engine.sip_screen.live_settings import apply_sip_settings
 
 from .sip_helpers import UAC, sent
 from .test_sip_message import message, pipe, screen  # noqa: F401 (fixtures)
-from .test_sip_message_concat import later, mpart
+from .test_sip_message_concat import SMS, later, mpart, part
 
 
 def test_a_reload_turning_judge_messages_off_does_not_forward_a_held_parts_retransmission(screen):
@@ -71,3 +71,37 @@ def test_a_tcp_part_whose_connection_closed_is_still_answered_once(screen):
     scr.on_datagram(mpart("see you ", 1, 2), UAC)
     scr.message_parts_judge_all()
     assert len(sent(scr)) == 1
+
+
+def _held_measured(scr, datagrams) -> tuple[float, float]:
+    """(bytes counted toward max_pending_message_concat_bytes, bytes tracemalloc saw kept) a part, `datagrams` held."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for d in datagrams:
+            scr.on_datagram(d, UAC)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(scr.message_parts) == len(datagrams) and sent(scr) == []
+    return scr.message_parts.size / len(datagrams), kept / len(datagrams)
+
+
+def test_the_bytes_a_held_part_is_counted_are_the_memory_it_holds_whatever_its_headers(screen):
+    """max_pending_message_concat_bytes bounds the memory held: a part with many header fields or Vias (each parsed,
+    ~10 times its bytes) is counted as what it holds, not as its bytes -- a peer held 13 times the bound's memory."""
+    vias = [b"Via: SIP/2.0/UDP a;branch=z9hG4bK%d;a=1;b=2;c=3;d=4;e=5;f=6;g=7;h=8" % i for i in range(90)]
+    shapes = {"plain": [], "240 headers": [b"X:a"] * 240, "90 Vias": vias}
+    for name, extra in shapes.items():
+        scr = screen(message_concat_timeout=16.0, max_pending_message_concat=1000,
+                     max_pending_message_concat_bytes=1 << 40)
+        datagrams = []
+        for i in range(200):
+            m = message(part("see you at noon", 1, 2, ref=i % 256), SMS, frm=f"09{i:08d}", to="+84980000001",
+                        call_id=f"h{i}@x", branch=f"z9hG4bK-h{i}")
+            head, body = m.split(b"\r\n\r\n", 1)
+            datagrams.append(head + b"".join(b"\r\n" + h for h in extra) + b"\r\n\r\n" + body)
+        counted, kept = _held_measured(scr, datagrams)
+        assert counted >= 0.8 * kept, (name, counted, kept)
+        assert counted <= 2 * kept, (name, counted, kept)          # (not so much that the bound holds too few)
