@@ -105,3 +105,44 @@ def test_the_bytes_a_held_part_is_counted_are_the_memory_it_holds_whatever_its_h
         counted, kept = _held_measured(scr, datagrams)
         assert counted >= 0.8 * kept, (name, counted, kept)
         assert counted <= 2 * kept, (name, counted, kept)          # (not so much that the bound holds too few)
+
+
+def _remembered_size(judged) -> int:
+    """The bytes the messages remembered for their late parts hold (concat.Reassembly.judged): their dicts, texts."""
+    import sys
+    return sys.getsizeof(judged) + sum(sys.getsizeof(e[2]) + sys.getsizeof(e[3])
+                                       + sum(map(sys.getsizeof, e[2].values())) for e in judged.values())
+
+
+def test_the_messages_remembered_for_their_late_parts_hold_at_most_the_bytes_bound(screen):
+    """A message judged without all its parts is remembered a day for its late parts, its parts' texts with it: 1,024
+    of 254 parts each (a peer's 260,000 MESSAGEs) held 76 MB. What they hold is bounded by
+    max_pending_message_concat_bytes too, those remembered longest forgotten first; a message's late parts count."""
+    bound = 128 * 1024
+    scr = screen(message_concat_timeout=1.0, max_pending_message_concat_bytes=bound)
+    text = ("lorem ipsum dolor sit amet " * 6)[:153]                  # GSM 7-bit, a full part
+    for ref in range(12):
+        for n in range(1, 101):                                         # 100 parts of 101: never complete
+            scr.on_datagram(mpart(text, n, 101, ref=ref), UAC)
+        scr.message_parts_expire(later(scr))
+    sent(scr)
+    assert 1 < len(scr.message_parts.judged) < 12
+    assert _remembered_size(scr.message_parts.judged) <= 1.25 * bound
+    assert scr.message_parts_kept_size <= bound
+    last = scr.lines()[-1]
+    scr.on_datagram(mpart("see you", 101, 101, ref=11), UAC)           # the newest still remembered: its late part
+    assert scr.lines()[-1]["concat"] == last["concat"] and scr.lines()[-1]["late"] is True
+
+
+def test_a_remembered_messages_late_parts_count_toward_the_bound(screen):
+    """Late parts add their texts to their message's memory: 250 of them push an older message out."""
+    scr = screen(message_concat_timeout=1.0, max_pending_message_concat_bytes=65536)
+    text = ("lorem ipsum dolor sit amet " * 6)[:153]
+    for ref in (1, 2):
+        scr.on_datagram(mpart(text, 1, 255, ref=ref), UAC)
+    scr.message_parts_expire(later(scr))
+    assert len(scr.message_parts.judged) == 2
+    for n in range(2, 252):
+        scr.on_datagram(mpart(text, n, 255, ref=2), UAC)
+    assert [k[4] for k in scr.message_parts.judged] == [2]
+    assert scr.lines()[-1]["late"] is True

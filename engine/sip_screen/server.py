@@ -154,6 +154,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Messaging, MessagePa
         self.messages_tx = Recent(MESSAGE_TRANSACTIONS, RETRANSMISSIONS)
         self.message_parts = Reassembly(self._message_parts_due)    # MESSAGE parts of concatenated SMS (msgparts.py)
         self.message_parts_settling = {}    # message key -> its late parts waiting for its settled verdict
+        self.message_parts_kept, self.message_parts_kept_size = OrderedDict(), 0   # (msgparts._message_kept)
         self.messages_judged_until = 0.0     # a MESSAGE judged's answer may be asked for until then (messaging.py)
         # ack_key -> (our branch, Decision, None) of the INVITEs judged and answered with a rejection (those let
         # through: their Decision in `invites`): `transactions` under keys the next process computes too, saved with

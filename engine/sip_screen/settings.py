@@ -83,7 +83,9 @@ class SipSettings:
     # to a second more: the sweep) and is judged alone, the later ones at once on the whole text known
     message_concat_timeout: float = 1.0
     max_pending_message_concat: int = 1024              # messages waiting for parts (at the bound the oldest judged)
-    max_pending_message_concat_bytes: int = 16 << 20    # ... and the memory their parts hold, in all (~6 KB a part)
+    # ... and the memory their parts hold, in all (~6 KB a part); as much again the texts of messages remembered for
+    # their late parts (msgparts._message_kept: the oldest forgotten over it)
+    max_pending_message_concat_bytes: int = 16 << 20
 
 
 def hostport(s: str, default_port=5060):
