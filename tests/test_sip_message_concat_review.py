@@ -64,14 +64,27 @@ def test_under_a_shared_store_a_part_coming_while_its_message_settles_is_judged_
         pipe.state.shared = None
 
 
-def test_a_tcp_part_whose_connection_closed_is_still_answered_once(screen):
-    """(documentation of behaviour) a part held whose TCP connection has gone: answered once, §18.2.2's new
-    connection to its sent-by (offline_screen records it as sent)."""
-    scr = screen()
-    scr.on_datagram(mpart("see you ", 1, 2), UAC)
-    scr.message_parts_judge_all()
-    assert len(sent(scr)) == 1
+def test_a_tcp_part_whose_connection_closed_while_held_is_answered_once_over_a_new_connection(screen):
+    """Parts held over TCP whose connection closes meanwhile: each refusal goes once to its Via's sent-by over a new
+    connection (RFC 3261 §18.2.2), none is lost or sent twice, and a copy sent again on a new connection is answered
+    from its transaction."""
+    from engine.sip_screen.codec import parse_datagram
 
+    class Closed:
+        def is_open(self):
+            return False
+
+    def tcp(data):
+        return parse_datagram(data.replace(b"SIP/2.0/UDP 127.0.0.1:5080", b"SIP/2.0/TCP 127.0.0.1:5080"))
+    scr = screen()
+    conn = Closed()
+    scr.on_message(tcp(mpart("WIN ", 1, 2)), "TCP", ("127.0.0.1", 40001), conn)
+    scr.on_message(tcp(mpart("BIG now", 2, 2)), "TCP", ("127.0.0.1", 40001), conn)
+    out = sent(scr)
+    assert [(r.status, a) for r, a in out] == [(608, ("127.0.0.1", 5080))] * 2
+    assert scr.sent_transports == ["TCP", "TCP"]
+    scr.on_message(tcp(mpart("WIN ", 1, 2)), "TCP", ("127.0.0.1", 40002), Closed())
+    assert [r.status for r, _ in sent(scr)] == [608] and len(scr.lines()) == 1
 
 def _held_measured(scr, datagrams) -> tuple[float, float]:
     """(bytes counted toward max_pending_message_concat_bytes, bytes tracemalloc saw kept) a part, `datagrams` held."""
