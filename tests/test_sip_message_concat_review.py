@@ -159,3 +159,61 @@ def test_a_remembered_messages_late_parts_count_toward_the_bound(screen):
         scr.on_datagram(mpart(text, n, 255, ref=2), UAC)
     assert [k[4] for k in scr.message_parts.judged] == [2]
     assert scr.lines()[-1]["late"] is True
+
+
+def _judge_fails_on(monkeypatch, pipe, word):  # noqa: F811
+    """pipe.judge raising on a text with `word` in it: a bug of ours a peer's text finds."""
+    real = pipe.judge
+
+    def judge(m, *a, **k):
+        if word in str(m.text):
+            raise RuntimeError("a bug")
+        return real(m, *a, **k)
+    monkeypatch.setattr(pipe, "judge", judge)
+
+
+def test_a_held_message_whose_judging_fails_at_the_timeout_gets_500_on_each_part_and_the_sweep_goes_on(
+        screen, pipe, monkeypatch):  # noqa: F811
+    """A bug met judging a held message from the once-a-second sweep: each of its parts is answered 500 once (its
+    retransmission too), the sweep is not killed (it raised out of _sweep: no part, TCP connection or judged INVITE
+    expired after it), the other messages waiting are judged."""
+    _judge_fails_on(monkeypatch, pipe, "BOOM")
+    scr = screen()
+    scr.on_datagram(mpart("BOOM ", 1, 3, ref=1), UAC)
+    scr.on_datagram(mpart("a BOOM", 2, 3, ref=1), UAC)
+    scr.on_datagram(mpart("see you ", 1, 2, ref=2), UAC)
+    scr.message_parts_expire(later(scr))
+    out = sent(scr)
+    assert sorted((r.status or 0, r.get("call-id")) for r, _ in out) == [
+        (0, "p2-1-0901234567@x"), (500, "p1-1-0901234567@x"), (500, "p1-2-0901234567@x")]
+    assert len(scr.message_parts) == 0 and scr.stats["internal_errors"] == 1
+    scr.on_datagram(mpart("BOOM ", 1, 3, ref=1), UAC)                  # its retransmission: its 500 again
+    assert [r.status for r, _ in sent(scr)] == [500]
+
+
+def test_a_message_pushed_out_by_the_bound_whose_judging_fails_does_not_take_the_newcomer_with_it(
+        screen, pipe, monkeypatch):  # noqa: F811
+    """The oldest message judged for a newcomer (the bound) meets a bug: its parts are answered 500, the newcomer is
+    held as if nothing happened (it was answered 500 in their place, and they were never answered)."""
+    _judge_fails_on(monkeypatch, pipe, "BOOM")
+    scr = screen(max_pending_message_concat=1)
+    scr.on_datagram(mpart("BOOM ", 1, 2, ref=1), UAC)
+    scr.on_datagram(mpart("see you ", 1, 2, ref=2), UAC)
+    assert [(r.status, r.get("call-id")) for r, _ in sent(scr)] == [(500, "p1-1-0901234567@x")]
+    assert len(scr.message_parts) == 1
+    scr.on_datagram(mpart("at noon", 2, 2, ref=2), UAC)
+    assert [r.method for r, _ in sent(scr)] == ["MESSAGE", "MESSAGE"]
+
+
+def test_a_late_part_whose_judging_fails_is_answered_500_once(screen, pipe, monkeypatch):  # noqa: F811
+    """A late part meeting a bug: 500 once, its retransmission 500 again (it was left PENDING: absorbed, never
+    answered)."""
+    scr = screen()
+    scr.on_datagram(mpart("see you ", 1, 2, ref=3), UAC)
+    scr.message_parts_expire(later(scr))
+    sent(scr)
+    _judge_fails_on(monkeypatch, pipe, "BOOM")
+    scr.on_datagram(mpart("BOOM", 2, 2, ref=3), UAC)
+    assert [r.status for r, _ in sent(scr)] == [500]
+    scr.on_datagram(mpart("BOOM", 2, 2, ref=3), UAC)
+    assert [r.status for r, _ in sent(scr)] == [500]

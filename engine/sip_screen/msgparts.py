@@ -56,6 +56,7 @@ HEADER_HELD = 200
 VIA_HELD = 600
 VIA_PARAM_HELD = 128
 SUPERSEDED = "Server Internal Error (superseded: another copy of this part waits)"
+INTERNAL = "Server Internal Error"       # a part whose judging met a bug of ours (_message_parts_failed)
 _NONE_YET = frozenset()     # Message.counted of a message judged before all its parts came (submit_concat.py's)
 SETTLING = "settling"       # the remembered verdict of a message judged, its verdict not settled yet (shared store)
 # a held part: what concat.Reassembly reads ([0] whose it is, [1] its "PDU", [2] text, [3] binary), then what answers it
@@ -148,11 +149,39 @@ class MessageParts:
         self.message_parts.judge_all()
 
     def _message_parts_due(self, key) -> None:
-        """Message `key` judged (concat.Reassembly's `due`): whole, or with the parts it has."""
+        """Message `key` judged (concat.Reassembly's `due`): whole, or with the parts it has. A bug of ours met on the
+        way answers each of its parts not answered yet 500 (_message_parts_failed): it never leaves them unanswered
+        nor escapes -- from the sweep it killed the sweep task, from another part's arrival (the bound) that part
+        was answered 500 in their place."""
         c = self.message_parts.take(key)
         if c is None:
             return
-        parts = c.ordered()
+        parts, answered = c.ordered(), set()
+        try:
+            self._message_whole(key, c, parts, answered)
+        except Exception:
+            if self.message_parts.judged.get(key, (None,))[0] is SETTLING:
+                self.message_parts.forget(key)          # (judged by none: its late parts are judged anew)
+            self._message_parts_failed([(p[_ARGS], p[_TX], p[_MSG]) for i, p in enumerate(parts) if i not in answered])
+
+    def _message_parts_failed(self, parts) -> None:
+        """A bug of ours met judging or answering `parts` ((args, tx, Message) each): each answered 500 once (its
+        retransmissions too: messages_tx), as on_message answers a request it meets one on, the error logged once."""
+        self.stats["internal_errors"] += 1
+        log.exception("internal error on a concatenated SMS in SIP MESSAGEs from %s: its parts answered 500",
+                      parts[0][0][4] if parts else "?")
+        for args, tx, m in parts:
+            try:
+                msg = args[0]
+                if msg.our_via:
+                    msg.pop_first_value("Via")
+                self._message_refused(msg, tx, args[3], args[4], args[5], 500, INTERNAL, m.sender, m.recipient)
+            except Exception:
+                log.exception("could not answer 500 to %s", args[4])
+
+    def _message_whole(self, key, c, parts, answered) -> None:
+        """Message `key` (its Pending `c`, `parts` in order) judged and each part answered (its index in `answered`
+        once it is)."""
         incomplete = len(parts) < c.total
         if incomplete:
             self.stats["message_concat_incomplete"] += 1
@@ -182,10 +211,14 @@ class MessageParts:
             now = time.monotonic()
             for p in parts:
                 self.messages_tx.put(p[_TX], d, now)
-            for p in parts:
-                self._message_decided(*p[_ARGS], d)
+            for i, p in enumerate(parts):
+                answered.add(i)
+                try:
+                    self._message_decided(*p[_ARGS], d)
+                except Exception:
+                    self._message_parts_failed([(p[_ARGS], p[_TX], p[_MSG])])
             for late in self.message_parts_settling.pop(key, ()):
-                late(v)
+                late(v)                                 # (_message_late answers its part whatever happens)
         # a message that may have late parts names itself on its line, as they will on theirs
         self._message_judge(m, f"{parts[0][_WHAT]} x{len(parts)}/{c.total}", binary, then,
                             concat=concat_id(key) if incomplete else None)
@@ -193,6 +226,12 @@ class MessageParts:
     def _message_late(self, key, n, total, what, got, tx, args, m, late):
         """Part `n` of a message judged before it came: judged on the whole text known now, nothing committed (its
         message was counted when judged: Message.counted); never let through when its message was dropped."""
+        try:
+            self._message_late_judged(key, n, total, what, got, tx, args, m, late)
+        except Exception:                               # (not left PENDING: its retransmissions absorbed, unanswered)
+            self._message_parts_failed([(args, tx, m)])
+
+    def _message_late_judged(self, key, n, total, what, got, tx, args, m, late):
         earlier, whole = late
         if earlier is SETTLING:                         # its message's verdict not settled yet: judged once it is
             self.messages_tx.put(tx, PENDING, time.monotonic())
