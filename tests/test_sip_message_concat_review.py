@@ -217,3 +217,37 @@ def test_a_late_part_whose_judging_fails_is_answered_500_once(screen, pipe, monk
     assert [r.status for r, _ in sent(scr)] == [500]
     scr.on_datagram(mpart("BOOM", 2, 2, ref=3), UAC)
     assert [r.status for r, _ in sent(scr)] == [500]
+
+
+def test_a_part_held_from_a_tcp_connection_that_closed_does_not_keep_what_it_had_unread(screen):
+    """A held part must not keep its closed TCP connection alive (and its parser's unfinished message, up to 64 KB):
+    a peer sending a part then 59 KB of an unfinished message, closing, again and again, held 64 KB a part past
+    max_pending_message_concat_bytes (which counts the part's ~6 KB). The part is answered over a new connection to
+    its Via's sent-by, as one whose connection closed is."""
+    import gc
+    import time as _time
+    import tracemalloc
+    from engine.sip_screen.tcp import TcpConnection
+    from .sip_transport_helpers import FakeTransport
+    scr = screen(message_concat_timeout=16.0)
+    unfinished = (b"MESSAGE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-u\r\n"
+                  b"Content-Length: 60000\r\n\r\n") + b"b" * 59_000
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(40):
+            c = TcpConnection(scr)
+            c.transport, c.peer = FakeTransport(), (f"127.0.2.{i + 2}", 5060)
+            data = mpart("see you ", 1, 2, ref=i).replace(b"SIP/2.0/UDP 127.0.0.1:5080", b"SIP/2.0/TCP 127.0.0.1:5080")
+            c.data_received(data + unfinished)
+            c.work(10, _time.perf_counter() + 5)
+            c.connection_lost(None)
+        del c
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(scr.message_parts) == 40
+    assert kept < 40 * 30_000, kept                                     # (59 KB a connection kept: 2.4 MB)
+    scr.message_parts_judge_all()
+    assert len(sent(scr)) == 40

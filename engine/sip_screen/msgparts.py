@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import weakref
 
 from ..smpp_proxy.concat import LATE_TEXT, concat_id, joined
 from ..verdict import Action, Message
@@ -101,6 +102,19 @@ def _kept_size(text) -> int:
     return KEPT_PART + (n if type(text) is str or text is None else 3 * n)
 
 
+def _held(args) -> tuple:
+    """A held part's (msg, dest, branch, transport, src, conn) with its TCP connection weakly referenced: a closed one
+    is not kept alive (its parser's unfinished message with it, up to 64 KB) while the part waits."""
+    return args if args[5] is None else (*args[:5], weakref.ref(args[5]))
+
+
+def _live(args) -> tuple:
+    """A held part's arguments as it is answered: its connection, or None once gone (answered as a request whose
+    connection closed is: over a new connection to its Via's sent-by, RFC 3261 §18.2.2)."""
+    c = args[5]
+    return args if type(c) is not weakref.ref else (*args[:5], c())
+
+
 class MessageParts:
     """Mixed into SipScreen (messaging.Messaging sends the parts here; `message_parts` is a concat.Reassembly)."""
 
@@ -118,14 +132,14 @@ class MessageParts:
         self.stats["message_parts_held"] += 1
         self.messages_tx.put(tx, PENDING, now)         # its retransmissions absorbed meanwhile (messaging.py)
         size = held_size(msg)
-        part = (src, TPDU, got.text, got.binary, args, tx, m, what)
+        part = (src, TPDU, got.text, got.binary, _held(args), tx, m, what)
         old = parts.add(key, total, n, part, s.max_pending_message_concat, self._message_parts_timer, size,
                         s.max_pending_message_concat_bytes, len(got.text))
         if old is not None and old[_TX] != tx:
             # another transaction with this part (a retransmission is absorbed before it comes here): the newest copy
             # is judged and answered, the older one now, never left without an answer
             self.stats["message_parts_resent"] += 1
-            o = old[_ARGS]
+            o = _live(old[_ARGS])
             self._message_refused(o[0], old[_TX], o[3], o[4], o[5], 500, SUPERSEDED, old[_MSG].sender,
                                   old[_MSG].recipient)
         if parts.complete(key) or s.message_concat_timeout <= 0:
@@ -162,7 +176,8 @@ class MessageParts:
         except Exception:
             if self.message_parts.judged.get(key, (None,))[0] is SETTLING:
                 self.message_parts.forget(key)          # (judged by none: its late parts are judged anew)
-            self._message_parts_failed([(p[_ARGS], p[_TX], p[_MSG]) for i, p in enumerate(parts) if i not in answered])
+            self._message_parts_failed([(_live(p[_ARGS]), p[_TX], p[_MSG]) for i, p in enumerate(parts)
+                                        if i not in answered])
 
     def _message_parts_failed(self, parts) -> None:
         """A bug of ours met judging or answering `parts` ((args, tx, Message) each): each answered 500 once (its
@@ -213,10 +228,11 @@ class MessageParts:
                 self.messages_tx.put(p[_TX], d, now)
             for i, p in enumerate(parts):
                 answered.add(i)
+                a = _live(p[_ARGS])
                 try:
-                    self._message_decided(*p[_ARGS], d)
+                    self._message_decided(*a, d)
                 except Exception:
-                    self._message_parts_failed([(p[_ARGS], p[_TX], p[_MSG])])
+                    self._message_parts_failed([(a, p[_TX], p[_MSG])])
             for late in self.message_parts_settling.pop(key, ()):
                 late(v)                                 # (_message_late answers its part whatever happens)
         # a message that may have late parts names itself on its line, as they will on theirs
