@@ -251,3 +251,15 @@ def test_a_part_held_from_a_tcp_connection_that_closed_does_not_keep_what_it_had
     assert kept < 40 * 30_000, kept                                     # (59 KB a connection kept: 2.4 MB)
     scr.message_parts_judge_all()
     assert len(sent(scr)) == 40
+
+
+def test_a_reload_shortening_the_timeout_applies_to_the_parts_already_waiting(screen):
+    """message_concat_timeout lowered from 16 s to 1 s: the messages waiting then are judged 1 s after they began, as
+    the new ones are -- the sweep looks at the oldest first and stopped at one waiting its 16 s, the newer (due at 1
+    s) waited behind it."""
+    scr = screen(message_concat_timeout=16.0)
+    scr.on_datagram(mpart("see you ", 1, 2, ref=1), UAC)
+    apply_sip_settings(scr, dataclasses.replace(scr.s, message_concat_timeout=1.0), {})
+    scr.on_datagram(mpart("at noon ", 1, 2, ref=2), UAC)
+    scr.message_parts_expire(later(scr, 1.5))
+    assert len(sent(scr)) == 2 and len(scr.message_parts) == 0

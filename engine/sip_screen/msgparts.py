@@ -75,8 +75,10 @@ TPDU = _Tpdu()
 
 
 class Due(float):
-    """When a waiting message is judged with the parts it has (`message_parts_expire`): a deadline, nothing to cancel
-    (a message judged leaves `pending`, where deadlines are looked for)."""
+    """When a waiting message began (its first part came): it is judged with the parts it has once the timeout in
+    force has passed since (`message_parts_expire`), so a reload's timeout applies to those waiting too and they stay
+    in deadline order, oldest first. Nothing to cancel (a message judged leaves `pending`, where these are looked
+    for)."""
     __slots__ = ()
 
     def cancel(self) -> None:
@@ -146,15 +148,15 @@ class MessageParts:
             parts.judge_now(key)
 
     def _message_parts_timer(self, key) -> Due:
-        return Due(time.monotonic() + self.s.message_concat_timeout)
+        return Due(time.monotonic())
 
     def message_parts_expire(self, now: float) -> None:
         """Judge the messages whose parts have waited their timeout by `now` (time.monotonic()), with what arrived.
-        They wait oldest first, each the same timeout: a look at the first few."""
-        pending = self.message_parts.pending
+        They wait oldest first, each the timeout in force since it began (Due): a look at the first few."""
+        pending, began = self.message_parts.pending, now - self.s.message_concat_timeout
         while pending:
             key, c = next(iter(pending.items()))
-            if c.timer > now:
+            if c.timer > began:
                 return
             self.message_parts.judge_now(key)
 
