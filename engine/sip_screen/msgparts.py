@@ -25,10 +25,12 @@ dropped (found by review). A second transaction carrying a part that waits (not 
 answered; the earlier one is answered 500 at once, never left without an answer.
 
 Bounds: `max_pending_message_concat` messages wait and as many are remembered; the parts waiting hold at most
-`max_pending_message_concat_bytes` (each part its request's bytes and HELD_OVERHEAD: the memory it holds), a
-remembered message each part's text (one TPDU: 160 characters at most; measured ~2.9 KB a message judged with one
-part of three, its part's transaction entry included, which RETRANSMISSIONS bounds apart). A sender that sends a part only once the one before is
-answered waits `message_concat_timeout` once per message (its first part judged alone then, the others late, whole).
+`max_pending_message_concat_bytes` (each part the memory it holds: `held_size`, its header fields and Vias parsed; its
+TCP connection referenced weakly), the messages remembered as much again (`_message_kept`: each part's text cut at
+LATE_TEXT and its entries, late parts' included; measured ~2.9 KB a message judged with one part of three, its part's
+transaction entry included, which RETRANSMISSIONS bounds apart). A bug of ours met judging a message answers its parts
+500 (`_message_parts_failed`), never none. A sender that sends a part only once the one before is answered waits
+`message_concat_timeout` once per message (its first part judged alone then, the others late, whole).
 """
 from __future__ import annotations
 
@@ -50,12 +52,12 @@ CONCAT_MEMORY = 86400.0     # seconds a message judged before all its parts came
 # headers "X:a" 36 KB, 90 Vias 76 KB, 90 Vias of 10 parameters 161 KB -- counted 6.1, 7.6, 9.5 and 12 KB when only the
 # bytes were (a peer held 13 times the bound's memory)
 HELD_OVERHEAD = 3_200
-# what a part of a message remembered for its late parts holds beyond its text (`_kept_size`): its entries in the
-# remembered texts and characters (measured with tracemalloc: 94 B; its 153-character text 202 B)
-KEPT_PART = 100
 HEADER_HELD = 200
 VIA_HELD = 600
 VIA_PARAM_HELD = 128
+# what a part of a message remembered for its late parts holds beyond its text (`_kept_size`): its entries in the
+# remembered texts and characters (measured with tracemalloc: 94 B; its 153-character text 202 B)
+KEPT_PART = 100
 SUPERSEDED = "Server Internal Error (superseded: another copy of this part waits)"
 INTERNAL = "Server Internal Error"       # a part whose judging met a bug of ours (_message_parts_failed)
 _NONE_YET = frozenset()     # Message.counted of a message judged before all its parts came (submit_concat.py's)
