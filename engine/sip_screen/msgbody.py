@@ -35,7 +35,7 @@ import re
 import zlib
 from dataclasses import dataclass
 
-from .sms3gpp import CONTENT_TYPE as SMS_TYPE, Address, RpData, Sms3gppError, decode_rp, decode_tpdu
+from .sms3gpp import CONTENT_TYPE as SMS_TYPE, Address, RpData, Sms3gppError, alphabet, decode_rp, decode_tpdu
 
 MAX_PARTS = 16                  # multipart parts read; more is refused (a body of many tiny parts is no SMS)
 MAX_DELIMITERS = 2 * MAX_PARTS + 2      # lines opening "--" in a multipart body, counted before it is parsed
@@ -67,6 +67,7 @@ class Content:
     recipient: Address | None = None            # an SMS-SUBMIT's TP-DA (else the Request-URI is the recipient)
     concat: tuple | None = None                 # (reference, total, part) of a part of a concatenated SMS (its UDH)
     parts: int = 1                              # body parts read (a multipart's, nested ones counted): shares.cost
+    ucs2: bool = False                          # a 3GPP TPDU's text in UCS2 (its parts read joined by octets too)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +162,7 @@ def _sms(body: bytes) -> Content | NoText:
         raise BodyError(str(e)) from None
     if tp.tp_mti is None:
         return NoText(tp.name)
-    return Content(tp.text, tp.binary, tp.name, tp.tp_oa, tp.tp_da, tp.concat)
+    return Content(tp.text, tp.binary, tp.name, tp.tp_oa, tp.tp_da, tp.concat, alphabet(tp.tp_dcs) == "ucs2")
 
 
 def _cpim(body: bytes, depth: int) -> Content | NoText:
@@ -261,7 +262,8 @@ def _multipart(ctype: str, body: bytes, depth: int) -> Content | NoText:
     if not texts:
         return NoText("multipart without text")
     if sms is not None:
-        return Content("\n".join(texts), binary, sms.what, sms.sender, sms.recipient, sms.concat, read)
+        return Content("\n".join(texts), binary, sms.what, sms.sender, sms.recipient, sms.concat, parts=read,
+                       ucs2=sms.ucs2)
     return Content("\n".join(texts), binary, parts=read)
 
 

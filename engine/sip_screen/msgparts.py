@@ -67,13 +67,16 @@ _SRC, _PDU, _TEXT, _BINARY, _ARGS, _TX, _MSG, _WHAT = range(8)
 
 
 class _Tpdu:
-    """What concat.py reads of a part's PDU: its SMPP data_coding. 0: a 3GPP part's text is decoded part by part
-    (sms3gpp.py), its octets not carried, so it is not read joined by octets with its neighbours."""
-    __slots__ = ()
-    data_coding = 0
+    """What concat.py reads of a part's PDU: its SMPP data_coding. 8 for a UCS2 part: its text is read joined by
+    octets with its UCS2 neighbours' too (concat.joined: a link split at an odd octet), as the SMPP side reads a
+    submit_sm's; 0 for any other (GSM 7-bit, 8-bit data: decoded part by part, sms3gpp.py)."""
+    __slots__ = ("data_coding",)
+
+    def __init__(self, data_coding: int):
+        self.data_coding = data_coding
 
 
-TPDU = _Tpdu()
+TPDU, UCS2_TPDU = _Tpdu(0), _Tpdu(0x08)
 
 
 class Due(float):
@@ -130,13 +133,14 @@ class MessageParts:
         parts, s = self.message_parts, self.s
         if parts.pending:
             self.message_parts_expire(now)              # (between the sweep's looks)
-        late = parts.late(key, n, got.text, got.binary, now)
+        tpdu = UCS2_TPDU if got.ucs2 else TPDU
+        late = parts.late(key, n, got.text, got.binary, now, pdu=tpdu)
         if late is not None:
             return self._message_late(key, n, total, what, got, tx, args, m, late)
         self.stats["message_parts_held"] += 1
         self.messages_tx.put(tx, PENDING, now)         # its retransmissions absorbed meanwhile (messaging.py)
         size = held_size(msg)
-        part = (src, TPDU, got.text, got.binary, _held(args), tx, m, what)
+        part = (src, tpdu, got.text, got.binary, _held(args), tx, m, what)
         old = parts.add(key, total, n, part, s.max_pending_message_concat, self._message_parts_timer, size,
                         s.max_pending_message_concat_bytes, len(got.text))
         if old is not None and old[_TX] != tx:

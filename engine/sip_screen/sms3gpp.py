@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ..smpp_proxy.codec.binary import readable_text
 from ..smpp_proxy.codec.errors import UdhError
-from ..smpp_proxy.codec.text import gsm_decode, gsm_unpack, ucs2_decode
+from ..smpp_proxy.codec.text import gsm_decode, gsm_unpack, read_text
 from ..smpp_proxy.codec.udh import parse_udh
 
 CONTENT_TYPE = "application/vnd.3gpp.sms"       # 3GPP TS 24.341 §7.3.1
@@ -209,7 +209,10 @@ def _user_data(data: bytes, i: int, dcs: int, udhi: bool) -> tuple[str, bool, tu
         text = gsm_decode(gsm_unpack(ud[hl:], udl - head_septets, head_septets * 7 - hl * 8))
         return text, False, concat
     if kind == "ucs2":
-        return ucs2_decode(ud[hl:]), False, concat
+        # read as the SMPP codec reads UCS2 (codec.text.read_text): broken user data (an odd octet count, a lone
+        # surrogate: where a concatenated message's part meets the next) carries its octets (Ucs2Octets), so its
+        # parts are read joined by octets too (concat.joined, msgparts.py); Latin-1 sent as UCS2 is read both ways
+        return read_text(0x08, ud[hl:])[0], False, concat
     return readable_text(ud[hl:]) or "", True, concat
 
 
