@@ -286,6 +286,7 @@ def test_ucs2_parts_split_at_odd_octets_are_read_joined_by_octets_as_on_the_smpp
     for i, c in enumerate(cuts):
         scr.on_datagram(_ucs2_part(c, i + 1, 3), UAC)
     assert [r.status for r, _ in sent(scr)] == [608] * 3
+    assert [ln.get("reading") for ln in scr.lines()] == ["ucs2-octets-joined"]     # as the SMPP side's line says
     scr2 = screen()
     scr2.on_datagram(_ucs2_part(cuts[0], 1, 3, ref=6), UAC)
     scr2.on_datagram(_ucs2_part(cuts[1], 2, 3, ref=6), UAC)
@@ -293,3 +294,4 @@ def test_ucs2_parts_split_at_odd_octets_are_read_joined_by_octets_as_on_the_smpp
     sent(scr2)
     scr2.on_datagram(_ucs2_part(cuts[2], 3, 3, ref=6), UAC)            # late: read joined with those remembered
     assert [r.status for r, _ in sent(scr2)] == [608]
+    assert scr2.lines()[-1]["late"] is True and scr2.lines()[-1]["reading"] == "ucs2-octets-joined"

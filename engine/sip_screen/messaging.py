@@ -139,9 +139,10 @@ class Messaging:
             self._message_decided(*args, d)
         self._message_judge(m, what, got.binary, then)
 
-    def _message_judge(self, m, what, binary, then, commit=True, late=False, concat=None):
-        """Judge SMS `m`, write its verdict line (`late`, `concat`: a part of a concatenated message, msgparts.py) and
-        call `then(verdict, decision)`: at once, or under a shared state store once it settled the verdict's counts."""
+    def _message_judge(self, m, what, binary, then, commit=True, late=False, concat=None, reading=None):
+        """Judge SMS `m`, write its verdict line (`late`, `concat`: a part of a concatenated message, msgparts.py;
+        `reading`: its UCS2 parts read joined by octets too, as the SMPP side's line says) and call
+        `then(verdict, decision)`: at once, or under a shared state store once it settled the verdict's counts."""
         t0 = time.perf_counter()
         shared = self.pipeline.state.shared
         if shared is not None:
@@ -153,7 +154,7 @@ class Messaging:
             self.stats["messages_judged"] += 1
             if self.vlog is not None:
                 try:                                    # the log never decides a message's fate
-                    self.vlog.write_sms(m, what, v, us, binary, late=late, concat=concat)
+                    self.vlog.write_sms(m, what, v, us, binary, reading, late=late, concat=concat)
                 except Exception as e:
                     self._log_failed(e)
             then(v, self._decision(v))

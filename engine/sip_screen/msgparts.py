@@ -39,7 +39,7 @@ import sys
 import time
 import weakref
 
-from ..smpp_proxy.concat import LATE_TEXT, concat_id, joined
+from ..smpp_proxy.concat import LATE_TEXT, concat_id, joined, reading_of
 from ..verdict import Action, Message
 from .messaging import PENDING
 
@@ -245,7 +245,7 @@ class MessageParts:
                 late(v)                                 # (_message_late answers its part whatever happens)
         # a message that may have late parts names itself on its line, as they will on theirs
         self._message_judge(m, f"{parts[0][_WHAT]} x{len(parts)}/{c.total}", binary, then,
-                            concat=concat_id(key) if incomplete else None)
+                            concat=concat_id(key) if incomplete else None, reading=reading_of(text, None))
 
     def _message_late(self, key, n, total, what, got, tx, args, m, late):
         """Part `n` of a message judged before it came: judged on the whole text known now, nothing committed (its
@@ -273,7 +273,7 @@ class MessageParts:
             self.messages_tx.put(tx, d, time.monotonic())
             self._message_decided(*args, d)
         self._message_judge(m, f"{what} part {n}/{total} late", got.binary, then, commit=False, late=True,
-                            concat=concat_id(key))
+                            concat=concat_id(key), reading=reading_of(whole, None))
 
     def _message_kept(self, key, size: int, anew: bool = False) -> None:
         """Message `key`, remembered for its late parts (concat.Reassembly.judged), holds `size` bytes more (`anew`:
