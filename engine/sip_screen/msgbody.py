@@ -162,7 +162,8 @@ def _sms(body: bytes) -> Content | NoText:
         raise BodyError(str(e)) from None
     if tp.tp_mti is None:
         return NoText(tp.name)
-    return Content(tp.text, tp.binary, tp.name, tp.tp_oa, tp.tp_da, tp.concat, alphabet(tp.tp_dcs) == "ucs2")
+    return Content(tp.text, tp.binary, tp.name, tp.tp_oa, tp.tp_da, tp.concat,
+                   ucs2=alphabet(tp.tp_dcs) == "ucs2")
 
 
 def _cpim(body: bytes, depth: int) -> Content | NoText:
