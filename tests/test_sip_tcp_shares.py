@@ -19,8 +19,8 @@ from .test_sip_message import message
 FLOODER, CALLER = "127.0.0.2", "127.0.0.3"
 
 
-def _screen(pipe, monkeypatch):
-    """An offline screen whose TCP messages are noted (source, Call-ID) and cost 1 ms each of the rounds' clock; the
+def _screen(pipe, monkeypatch, step=0.001):
+    """An offline screen whose TCP messages are noted (source, Call-ID) and cost `step` (1 ms) each of the rounds' clock; the
     flooder over its share of a window that does not end (its MIN_COUNT + 36 INVITEs beside the caller's one)."""
     scr = offline_screen(pipe)
     now = [0.0]
@@ -29,7 +29,7 @@ def _screen(pipe, monkeypatch):
 
     def on_message(msg, tr, src, conn):
         handled.append((src[0], msg.get("call-id")))
-        now[0] += 0.001
+        now[0] += step
     scr.on_message = on_message
     for _ in range(shares.MIN_COUNT + 36):
         scr.shares.over_share(FLOODER, 0.0)
@@ -129,3 +129,38 @@ def test_a_tcp_message_is_charged_its_cost_as_a_udp_one(pipe):
                             extra=("Content-Encoding: gzip",)).replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP"))
     assert scr.stats["messages_judged"] == 1
     assert scr.shares.counts == {FLOODER: shares.cost(len(text))}
+
+
+def test_a_source_over_its_share_is_served_every_round_though_uncounted_requests_keep_the_rounds_full(pipe, monkeypatch):
+    # Found in review: the rounds served the connections within their share until the round's time ran out, and the
+    # ones over it only with what was left. Requests that are not counted (OPTIONS, in-dialog requests, responses)
+    # never bring a source's count up, so another source's 8 connections of OPTIONS filled every round and the source
+    # over its share -- its count held still, so over it until the window ended -- was served nothing: a trunk
+    # carrying most of the calls got MIN_COUNT of them a second. Before the fix: none of its 30 in the first 20 rounds.
+    scr, handled = _screen(pipe, monkeypatch, step=0.0005)
+    options = [_conn(scr, CALLER, n) for n in range(8)]       # within its share (OPTIONS are not counted)
+    trunk = _conn(scr, FLOODER, 9)                            # over its share
+    rounds, real_run = [], scr.tcp_rounds.run
+
+    def run():
+        n = len(handled)
+        real_run()
+        rounds.append([src for src, _ in handled[n:]])
+    scr.tcp_rounds.run = run
+
+    def opt(cid):
+        return invite(call_id=cid).replace(b"INVITE sip:", b"OPTIONS sip:", 1).replace(b"1 INVITE", b"1 OPTIONS")
+
+    async def main():
+        scr.tcp_rounds.used = scr.s.batch_seconds              # the round's budget spent: everyone waits its turn
+        for c in options:
+            c.data_received(b"".join(opt(f"o{c.n}-{i}") for i in range(40)))
+        trunk.data_received(b"".join(invite(call_id=f"t{i}") for i in range(30)))
+        for _ in range(200):
+            await asyncio.sleep(0)
+            if len(rounds) >= 20:
+                break
+    asyncio.run(main())
+    assert scr.shares.over(FLOODER, 0.0) and not scr.shares.over(CALLER, 0.0)
+    assert sum(r.count(CALLER) for r in rounds[:20]) > 100         # the OPTIONS fill the rounds
+    assert all(FLOODER in r for r in rounds[1:20]), [(r.count(CALLER), r.count(FLOODER)) for r in rounds]    # and the trunk has its part of each

@@ -120,31 +120,36 @@ class TcpRounds:
         """A loop round's TCP work: the queue in turn, at most `batch_messages` per connection and
         `batch_seconds` in all (the connections that arrive later this round get what is left). Connections whose
         source is over its share of the INVITEs and MESSAGEs (shares.py, TCP's and UDP's in one count) are served
-        with what the others leave, at most 1/BEHIND_PART of it while the screen is behind on UDP
-        (`tcp_source_deferred`: rounds so cut short)."""
+        after the others, with what they leave and 1/BEHIND_PART of the round at least, at most that while the screen
+        is behind on UDP (`tcp_source_deferred`: rounds so cut short)."""
         self.scheduled = False
         screen = self.screen
         t0 = perf_counter()
-        end = t0 + screen.s.batch_seconds
+        budget = screen.s.batch_seconds
+        end, part = t0 + budget, budget / BEHIND_PART
         ready, later = self.ready, deque()
         try:
             now = time.monotonic()
             over = screen.shares.over
-            if not self._serve(ready, end, lambda c: over(c.peer[0], now), later) and later:
+            # (a part of the round kept for those over their share: requests that are not counted -- OPTIONS,
+            # in-dialog ones, responses -- kept the rounds full, and a source over its share, its count held still,
+            # was served nothing until the window ended: a trunk carrying most calls, MIN_COUNT of them a second)
+            self._serve(ready, end, lambda c: over(c.peer[0], now), later, end - part)
+            if later and perf_counter() < end:
                 if screen._behind(now):         # the UDP callers first: a short round, the loop back to them
                     screen.stats["tcp_source_deferred"] += 1
-                    self._serve(later, min(end, perf_counter() + screen.s.batch_seconds / BEHIND_PART))
+                    self._serve(later, min(end, perf_counter() + part))
                 else:
                     self._serve(later, end)
         finally:
-            ready.extend(later)
+            ready.extendleft(reversed(later))   # (first in the next round's turn: set aside at once, in their order)
             self.used = perf_counter() - t0
             if ready and not self.scheduled:
                 self._schedule()
 
-    def _serve(self, queue: deque, end: float, over=None, later=None) -> bool:
+    def _serve(self, queue: deque, end: float, over=None, later=None, kept: float = 0.0) -> None:
         """Up to `batch_messages` turns over `queue`, one message of each connection a turn, the ones done leaving
-        it; a connection `over` names goes to `later` unserved. True: the round's time ran out."""
+        it, until `end`; a connection `over` names goes to `later` unserved, and once one has, until `kept`."""
         for _ in range(self.screen.s.batch_messages):
             for _ in range(len(queue)):
                 c = queue.popleft()
@@ -156,11 +161,10 @@ class TcpRounds:
                 else:
                     c.queued = False
                     c.update_reading()
-                if perf_counter() >= end:
-                    return True
+                if perf_counter() >= (kept if later else end):
+                    return
             if not queue:
-                return False
-        return False
+                return
 
 
 class TcpConnection(asyncio.BufferedProtocol):
