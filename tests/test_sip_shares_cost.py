@@ -100,3 +100,25 @@ def test_the_c_pump_charges_and_drops_expensive_messages_as_the_python_reader_do
         handle(gzip_message(9), FLOODER)
         got.append((dict(scr.shares.counts), scr.stats["messages_overload_dropped"], scr.stats["messages_judged"]))
     assert got[0] == got[1] and got[0][1] == 1, got
+
+
+def test_a_late_part_judged_on_its_whole_message_is_charged_the_whole_text():
+    # Found in review: a part that comes after its message was judged (msgparts.py `late`) is judged on the whole
+    # text known (up to 255 parts of 160 characters kept) and was charged as its own part, one unit. A source that
+    # sent a long message's parts but one, then that part again and again (each a new transaction), had each judged
+    # on ~40,000 characters (1.2 ms measured, ~14 INVITEs) for one unit. Before the fix: 1 unit a late part.
+    from .test_sip_message_concat import SMS, part
+    scr = offline_screen(build(with_model=False, persist=False))
+    texts = [f"part {n:03d} " + "x" * 144 for n in range(1, 256)]     # 153 characters each
+
+    def mp(n, k=0):
+        return message(part(texts[n - 1], n, 255, ref=9), SMS, to="+84980000001", call_id=f"c{n}-{k}",
+                       branch=f"z9hG4bK-c{n}-{k}")
+    for n in range(1, 255):
+        scr.on_datagram(mp(n), FLOODER)
+    scr.message_parts_expire(time.monotonic() + 5)           # judged with 254 of 255: remembered for its late parts
+    assert scr.stats["messages_judged"] == 1 and scr.shares.counts == {FLOODER[0]: 254}
+    scr.on_datagram(mp(1, 1), FLOODER)                       # part 1 again, a new transaction: judged late, whole
+    assert scr.stats["message_parts_late"] == 1
+    whole = cost(254 * 153)                                  # its text: the 254 parts
+    assert whole > 60 and scr.shares.counts == {FLOODER[0]: 254 + whole}

@@ -42,6 +42,7 @@ import weakref
 from ..smpp_proxy.concat import LATE_TEXT, concat_id, joined, reading_of
 from ..verdict import Action, Message
 from .messaging import PENDING
+from .shares import cost
 
 log = logging.getLogger("telfilter.sip")
 CONCAT_MEMORY = 86400.0     # seconds a message judged before all its parts came is remembered (SMPP concat_memory's)
@@ -263,6 +264,11 @@ class MessageParts:
                 lambda v: self._message_late(key, n, total, what, got, tx, args, m, (v, whole)))
             return
         self.stats["message_parts_late"] += 1
+        # judged on the whole text known, so charged for it beyond what its own text was (messaging.py): it was one
+        # unit, and a part sent again and again was ~40,000 characters judged (1.2 ms, ~14 INVITEs) for each
+        extra = cost(len(whole)) - cost(len(got.text), got.parts)
+        if extra > 0:
+            self.shares.charge(args[4][0], extra)
         self.messages_tx.put(tx, PENDING, time.monotonic())
         self._message_kept(key, _kept_size(got.text))  # (concat.late kept its text with the message's)
         m.text, m.counted = whole, earlier.counted
