@@ -3,6 +3,7 @@ MESSAGE, more for a body that inflates to kilobytes of text or is read from many
 gap: a MESSAGE was counted as one request whatever it cost, so a source sending gzip MESSAGEs inflating to 8 KiB
 (~0.9 ms of judging each, ~19 INVITEs) had MIN_COUNT of them judged in every window and its fair share of requests.
 Deterministic accounting, in process (offline_screen); the flood figures are benchmarks/sip_flood.py's."""
+import base64
 import gzip
 import time
 
@@ -122,3 +123,25 @@ def test_a_late_part_judged_on_its_whole_message_is_charged_the_whole_text():
     assert scr.stats["message_parts_late"] == 1
     whole = cost(254 * 153)                                  # its text: the 254 parts
     assert whole > 60 and scr.shares.counts == {FLOODER[0]: 254 + whole}
+
+
+def binary_parts_message(i, last=b""):
+    """A MESSAGE of 16 base64 parts of octets (~61 KB): read and decoded whole, no text in it (or `last` a 17th...)."""
+    body = b"".join(b"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                    + base64.b64encode(b"x" * 2800) + b"\r\n" for _ in range(15))
+    body += b"--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n" + (last or b"eA==") + b"\r\n"
+    return message(body + b"--b--\r\n", "multipart/mixed; boundary=b", call_id=f"n{i}", branch=f"z9hG4bK-n{i}")
+
+
+@pytest.mark.parametrize("last, outcome", [(b"", "messages_judged"), (b"eA=", "messages_refused")],
+                         ids=["judged-one-char", "refused-400"])
+def test_a_message_is_charged_for_the_body_it_read_whatever_came_of_it(last, outcome):
+    # Found in review: only the text judged and the parts were charged, and nothing at all for a MESSAGE refused
+    # (400: BodyError) or found without text. 15 base64 parts of octets decoded before the last part -- one
+    # character of text, or base64 that does not decode -- cost 0.5 ms to read (~12 INVITEs, measured), charged 1.
+    scr = offline_screen(build(with_model=False, persist=False))
+    data = binary_parts_message(0, last)
+    scr.on_datagram(data, FLOODER)
+    assert scr.stats[outcome] == 1
+    body = data.split(b"\r\n\r\n", 1)[1]
+    assert cost(0, 1, len(body)) > 10 and scr.shares.counts == {FLOODER[0]: cost(0, 1, len(body))}

@@ -109,16 +109,18 @@ class Messaging:
             recipient = (ruri.user if ruri is not None else "") or _callee(msg, first)
             got = message_content(first.get("content-type"), msg.body, first.get("content-encoding"))
         except BodyError as e:
+            self._charge_read(src, msg.body)
             return self._message_refused(msg, tx, transport, src, conn, e.status, f"{e.phrase} ({e})"[:200],
                                          sender, recipient, e.headers)
         if isinstance(got, NoText):
+            self._charge_read(src, msg.body)
             self.stats["messages_unjudged"] += 1
             self.messages_tx.put(tx, UNJUDGED, now)
             return self._message_decided(*args, UNJUDGED)
         if self.draining:                               # (draining.py: a new request to judge gets 503)
             return self._message_refused(msg, tx, transport, src, conn, 503, "Service Unavailable (draining)",
                                          sender, recipient, self._drain_headers())
-        units = cost(len(got.text), got.parts)
+        units = cost(len(got.text), got.parts, len(msg.body))
         if units > 1:       # its source's share is charged what judging it costs beyond one request (shares.py)
             self.shares.charge(src[0], units - 1)
         if got.sender is not None:
@@ -138,6 +140,12 @@ class Messaging:
             self.messages_tx.put(tx, d, time.monotonic())
             self._message_decided(*args, d)
         self._message_judge(m, what, got.binary, then)
+
+    def _charge_read(self, src, body) -> None:
+        """A MESSAGE refused for its body or found without text: its source charged for the body read (shares.cost)."""
+        units = cost(0, 1, len(body))
+        if units > 1:
+            self.shares.charge(src[0], units - 1)
 
     def _message_judge(self, m, what, binary, then, commit=True, late=False, concat=None, reading=None):
         """Judge SMS `m`, write its verdict line (`late`, `concat`: a part of a concatenated message, msgparts.py;
