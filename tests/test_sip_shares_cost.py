@@ -126,10 +126,12 @@ def test_a_late_part_judged_on_its_whole_message_is_charged_the_whole_text():
 
 
 def binary_parts_message(i, last=b""):
-    """A MESSAGE of 16 base64 parts of octets (~61 KB): read and decoded whole, no text in it (or `last` a 17th...)."""
+    """A MESSAGE of 16 base64 parts (~61 KB): 15 of octets, read and decoded whole, then one character of text (or
+    `last`, its base64)."""
     body = b"".join(b"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
                     + base64.b64encode(b"x" * 2800) + b"\r\n" for _ in range(15))
-    body += b"--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n" + (last or b"eA==") + b"\r\n"
+    body += b"--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n" + (last or b"eA==")
+    body += b"\r\n"
     return message(body + b"--b--\r\n", "multipart/mixed; boundary=b", call_id=f"n{i}", branch=f"z9hG4bK-n{i}")
 
 

@@ -1,7 +1,7 @@
 """TCP requests count toward the overload shares (shares.py) as UDP ones do, and the one scheduler of TCP work
-(tcp.py TcpRounds) serves the connections of a source over its share with what the others leave -- an eighth of a
-round at most while the screen is behind on UDP. Found by the closing note's gap: TCP had no shares, the rounds served every connection in
-turn whoever opened it, so a source pipelining INVITEs on many connections had a turn on each (8 connections: 8
+(tcprounds.py TcpRounds) serves the connections of a source over its share with what the others leave and an eighth
+of a round at least, at most that while the screen is behind on UDP. Found by the closing note's gap: TCP had no
+shares, the rounds served every connection in turn whoever opened it, so a source pipelining INVITEs on many connections had a turn on each (8 connections: 8
 messages for every one of another caller's), and took its `batch_seconds` of every loop round while UDP callers
 waited in the kernel's queue (a UDP caller at 1,000 calls a second: a median of 0.1-0.8 s). Deterministic: the test's clock for the rounds' budget (each message costs 1 ms of it),
 the window of counts held open. The flood figures are benchmarks/sip_flood_kinds.py's."""
@@ -9,7 +9,7 @@ import asyncio
 import gzip
 import time
 
-from engine.sip_screen import shares, tcp
+from engine.sip_screen import shares, tcp, tcprounds
 from engine.sip_screen.tcp import TcpConnection
 
 from .sip_helpers import invite, offline_screen
@@ -20,11 +20,12 @@ FLOODER, CALLER = "127.0.0.2", "127.0.0.3"
 
 
 def _screen(pipe, monkeypatch, step=0.001):
-    """An offline screen whose TCP messages are noted (source, Call-ID) and cost `step` (1 ms) each of the rounds' clock; the
+    """An offline screen whose TCP messages are noted (source, Call-ID) and cost `step` each of the rounds' clock; the
     flooder over its share of a window that does not end (its MIN_COUNT + 36 INVITEs beside the caller's one)."""
     scr = offline_screen(pipe)
     now = [0.0]
     monkeypatch.setattr(tcp, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(tcprounds, "perf_counter", lambda: now[0])
     handled = []
 
     def on_message(msg, tr, src, conn):
@@ -131,7 +132,7 @@ def test_a_tcp_message_is_charged_its_cost_as_a_udp_one(pipe):
     assert scr.shares.counts == {FLOODER: shares.cost(len(text))}
 
 
-def test_a_source_over_its_share_is_served_every_round_though_uncounted_requests_keep_the_rounds_full(pipe, monkeypatch):
+def test_a_source_over_its_share_is_served_every_round_though_uncounted_requests_fill_them(pipe, monkeypatch):
     # Found in review: the rounds served the connections within their share until the round's time ran out, and the
     # ones over it only with what was left. Requests that are not counted (OPTIONS, in-dialog requests, responses)
     # never bring a source's count up, so another source's 8 connections of OPTIONS filled every round and the source
@@ -163,4 +164,5 @@ def test_a_source_over_its_share_is_served_every_round_though_uncounted_requests
     asyncio.run(main())
     assert scr.shares.over(FLOODER, 0.0) and not scr.shares.over(CALLER, 0.0)
     assert sum(r.count(CALLER) for r in rounds[:20]) > 100         # the OPTIONS fill the rounds
-    assert all(FLOODER in r for r in rounds[1:20]), [(r.count(CALLER), r.count(FLOODER)) for r in rounds]    # and the trunk has its part of each
+    # and the trunk has its part of each
+    assert all(FLOODER in r for r in rounds[1:20]), [(r.count(CALLER), r.count(FLOODER)) for r in rounds]

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from engine.sip_screen import tcp
+from engine.sip_screen import tcp, tcprounds
 from engine.sip_screen.codec import parse_datagram
 from engine.sip_screen.harness import SipHarness
 from engine.sip_screen.server import SipSettings
@@ -34,6 +34,7 @@ def test_tcp_work_is_bounded_per_loop_round_for_all_connections_together(pipe, m
     assert (scr.s.batch_seconds, scr.s.batch_messages) == (0.005, 32)
     now = [0.0]
     monkeypatch.setattr(tcp, "perf_counter", lambda: now[0], raising=False)
+    monkeypatch.setattr(tcprounds, "perf_counter", lambda: now[0])
     monkeypatch.setattr(tcp.time, "perf_counter", lambda: now[0])      # (as the old per-connection bound read it)
     handled = []
 

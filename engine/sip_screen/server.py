@@ -65,7 +65,8 @@ from .bounds import TransportBounds
 from .calllog import CallLog
 from .dialogs import AnsweredCalls, Dialogs, wall_clock
 from .draining import Draining
-from .tcp import TcpConnection, TcpRounds
+from .tcp import TcpConnection
+from .tcprounds import TcpRounds
 from .tcpreads import ReadBudget
 from .tcpwrites import WriteBudget
 from .transport import UdpEndpoint
@@ -103,7 +104,7 @@ class SipScreen(Proxying, Forwarding, Responses, Screening, Messaging, MessagePa
         self.tcp_server = None
         self.tcp_conns: dict = {}
         self.tcp_ids: dict = {}                             # TcpConnection.id -> connection, while it is open
-        self.tcp_rounds = TcpRounds(self)                   # the one scheduler of TCP work (tcp.py)
+        self.tcp_rounds = TcpRounds(self)                   # the one scheduler of TCP work (tcprounds.py)
         self.tcp_writes = WriteBudget(self)                 # what they hold for writing, in all (tcpwrites.py)
         self.tcp_reads = ReadBudget(self)                   # what they sent, not handled yet, in all (tcpreads.py)
         # (host, port) -> [(bytes, on_fail)] waiting for the one connect under way to that

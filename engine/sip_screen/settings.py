@@ -57,7 +57,7 @@ class SipSettings:
     # bytes read from all TCP connections together not handled yet; a connection that reads while they are over it is
     # not read until the screen has handled enough (tcpreads.py). One connection reads 32 KB at a time
     max_tcp_read_buffered: int = 64 * 1024 * 1024
-    # fairness with the SMPP proxy on the same event loop (tcp.py: TcpRounds): per loop round, at
+    # fairness with the SMPP proxy on the same event loop (tcprounds.py: TcpRounds): per loop round, at
     # most batch_messages messages of one TCP connection, and batch_seconds of TCP work for all the
     # connections together (UDP: a batch of datagrams per round, see transport.py)
     batch_messages: int = 32

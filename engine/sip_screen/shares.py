@@ -20,8 +20,8 @@ among several, the largest are cut back first (max-min fairness). Only new INVIT
 on, MESSAGEs (judged as an INVITE is, in a dialog or not: server.on_datagram) are counted, in one count, and
 dropped: other in-dialog requests and responses never are. Those that come over TCP are counted in the same count by
 their connection's peer address, and never dropped (TCP does not retransmit): a connection of a source over its share
-is served after the others', with an eighth of a round at most while the screen is behind (tcp.py TcpRounds; `over`
-asks it). At most MAX_SOURCES addresses are counted in a window (a
+is served after the others', with an eighth of a round at least, at most while the screen is behind (tcprounds.py
+TcpRounds; `over` asks it). At most MAX_SOURCES addresses are counted in a window (a
 flood of spoofed addresses: the addresses past that are not counted apart, and never over their share).
 
 The counts are of cost units, not of requests: an INVITE or a plain MESSAGE is one unit (~50 µs of judging), and a
@@ -106,7 +106,7 @@ class SourceShares:
 
     def over(self, source: str, now: float) -> bool:
         """Whether `source` is over its fair share of the window, counting nothing (a TCP connection's turn asks it
-        before its next message is read: tcp.py TcpRounds). A window that has ended counts nobody over."""
+        before its next message is read: tcprounds.py). A window that has ended counts nobody over."""
         if now >= self.window_end:
             return False
         if ":" in source:

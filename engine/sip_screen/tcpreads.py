@@ -1,7 +1,7 @@
 """What the SIP screen holds of what its TCP peers sent and it has not handled yet, all connections together
 (framing.py bounds one message; tcpwrites.py is the same for what it holds for writing).
 
-Theory of operation: a connection's bytes wait in its parser until the scheduler (tcp.py TcpRounds) handles them,
+Theory of operation: a connection's bytes wait in its parser until the scheduler (tcprounds.py TcpRounds) handles them,
 and one whose messages wait is not read meanwhile, so what it holds is what it sent before it was paused: one read
 and an unfinished message. asyncio's reads are of 256 KB, so with the connection caps (over a thousand in, as many
 out) that was hundreds of megabytes a set of peers streaming requests could make the element hold. So a
