@@ -31,7 +31,7 @@ read, ~0.11 µs a character and ~6 µs a part. It was counted as one request wha
 expensive MESSAGEs had up to MIN_COUNT of them judged in each window (~60 ms of judging at 8 KiB each) and its fair
 share of requests, each worth ten or twenty of another source's. Its next request is dropped once its units pass
 its share, so it gets fewer of them through in proportion. Whether the screen is `shedding` is still counted in
-requests (it compares requests dropped unread, whose cost is unknown, with requests offered).
+requests (it compares requests dropped unread, whose cost is unknown, with the UDP requests offered).
 """
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ class SourceShares:
     def __init__(self):
         self.counts: dict = {}          # source -> its units in this window
         self.total = 0                  # units in this window, of every source
-        self.offered = 0                # requests counted in this window (one each, whatever their cost)
+        self.offered = 0                # UDP requests counted in this window (one each, whatever their cost)
         self.window_end = 0.0
         self.before = 0                 # sources the previous window counted: a window starts with them
         self.shed = 0                   # INVITEs of this window dropped unread (the screen counts them: `dropped`)
@@ -79,9 +79,11 @@ class SourceShares:
         offered, shed = self.last
         return shed > 0 and 2 * shed >= offered
 
-    def over_share(self, source: str, now: float) -> bool:
+    def over_share(self, source: str, now: float, offered: bool = True) -> bool:
         """Count one INVITE from `source`; whether that source is now over its fair share of the window.
-        An IPv6 source is counted by its /64 (engine/sourcekey.py): one party holds all of it."""
+        An IPv6 source is counted by its /64 (engine/sourcekey.py): one party holds all of it. `offered`: it is also
+        counted among the requests `shedding` weighs the drops against -- not one that came over TCP, never dropped
+        unread (a TCP trunk beside a UDP flood made the flood look small, and the hold lapsed while it was dropped)."""
         if ":" in source:                # (IPv4: no call on the per-INVITE path)
             source = source_key(source)
         if now >= self.window_end:
@@ -93,7 +95,8 @@ class SourceShares:
             self.counts.clear()
             self.total, self.offered, self.shed, self.window_end = 0, 0, 0, now + WINDOW
         self.total += 1
-        self.offered += 1
+        if offered:
+            self.offered += 1
         counts = self.counts
         c = counts.get(source)
         if c is None:

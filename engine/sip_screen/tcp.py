@@ -174,7 +174,7 @@ class TcpConnection(asyncio.BufferedProtocol):
             self.partial_since = None
             m = msg.method
             if m == "INVITE" or m == "MESSAGE" and screen.s.judge_messages:     # counted as over UDP (shares.py)
-                screen.shares.over_share(self.peer[0], time.monotonic())
+                screen.shares.over_share(self.peer[0], time.monotonic(), offered=False)    # (never dropped)
             screen.on_message(msg, "TCP", self.peer, self)
             if perf_counter() >= end:
                 break
