@@ -189,3 +189,16 @@ def test_tcp_requests_do_not_dilute_whether_the_udp_flood_is_still_shed(pipe):
     scr.shares.window_end = time.monotonic()                 # the window ends; the next one's first INVITE
     scr.shares.over_share(CALLER, time.monotonic())
     assert scr.shares.last == (201, 136) and scr.shares.shedding()
+
+
+def test_tcp_sources_over_ipv6_are_counted_by_their_64_as_udp_ones(pipe):
+    # (a guard, green when written: over_share, over and charge all key an IPv6 address by its /64, sourcekey.py)
+    scr = offline_screen(pipe)
+    scr.on_message = lambda *a: None
+    for n, host in enumerate(("2001:db8:0:1::1", "2001:db8:0:1::2", "::ffff:127.0.0.9")):
+        _conn(scr, host, n).data_received(invite(call_id=f"v{n}"))
+    scr.on_datagram(invite(call_id="u6"), ("2001:db8:0:1:ffff::7", 5060))
+    assert scr.shares.counts == {"2001:db8:0:1::/64": 3, "127.0.0.9": 1}
+    for _ in range(shares.MIN_COUNT):
+        scr.shares.over_share("2001:db8:0:1::3", time.monotonic())
+    assert scr.shares.over("2001:db8:0:1::abcd", time.monotonic()) and not scr.shares.over("127.0.0.9", time.monotonic())
