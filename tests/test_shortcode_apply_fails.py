@@ -126,3 +126,32 @@ def test_a_report_in_parts_whose_apply_raises_is_stored_once(pipe):
         assert rep["content"].endswith("lai suat 0%")
     finally:
         run.stop()
+
+
+def test_a_copied_part_of_a_huy_dnc_whose_apply_raised_undoes_no_later_dk_dnc(pipe):
+    """A HUY DNC in parts whose apply raised (its line on disk: in force from the catch-up or the next start), then
+    the subscriber's DK DNC, confirmed; then the SMSC's copy of the HUY DNC's last part. That copy is the message's
+    (the same concatenation key: a subscriber's new message takes a new reference), superseded by the DK DNC: it is
+    answered 0 and neither written again nor put in force over the registration, as a copy of one part is (mo.py
+    `_redelivered`, superseded). Fails before the fix: the late part was looked up with no TP-MR, taken for a new
+    command, the HUY DNC written a second time and the confirmed registration removed."""
+    run = Run(pipe)
+    try:
+        h = run.start()
+        assert command(h, sms(b"DK DNC")) == REGISTERED
+        _raising_once(run.pipe)
+        p1, p2 = gsm_parts(["HUY ", "DNC"], ref=0x43)
+        s = deliver(h, mo(p1, src=SUB, dc=0))
+        assert wait(lambda: [r.command_status for r in h.sim.mo_responses if r.sequence_number == s] == [0])
+        _refused(h, mo(p2, src=SUB, dc=0))
+        assert command(h, sms(b"DK DNC")) == REGISTERED          # the subscriber's own, later
+        n = len(confirmations(h, SUB))
+        s = deliver(h, mo(p2, src=SUB, dc=0))                                       # the SMSC's copy of the part
+        assert wait(lambda: [r.command_status for r in h.sim.mo_responses if r.sequence_number == s] == [0])
+        time.sleep(0.3)
+        assert [x["op"] for x in dnc_lines(run.dir)] == ["add", "remove", "add"]    # the HUY DNC on disk once
+        assert run.pipe.lists.in_dnc(int(SUB), "S")
+        assert len(confirmations(h, SUB)) == n                                      # nothing contradicts it
+        assert h.proxy.stats["shortcode_redelivered_superseded"] == 1
+    finally:
+        run.stop()

@@ -160,6 +160,16 @@ class Redeliveries:
         a = self._answer[i]
         return a, (None if a is WRITING else self._link[i]), last != d
 
+    def held(self, d: int, number: int | None, now: float):
+        """(its Unapplied, whether a later DNC command of `number` came since: superseded) of command `d` kept on disk
+        and not in force (`unapplied`), else None. For a copied part of its message (its concatenation key is the
+        message's: a subscriber's new message takes a new reference), a copy whatever its TP-MR, unlike `seen`."""
+        self._expire(now)
+        i = self._slot.get(d)
+        if i is None or self._t[i] <= now - self.window or not isinstance(self._answer[i], Unapplied):
+            return None
+        return self._answer[i], number is not None and self._last(number, d) != d
+
     def _last(self, number: int, d: int) -> int:
         """The digest of `number`'s latest DNC command in force or being written (`d` when none is kept)."""
         last = self._latest.get(number, d)

@@ -85,10 +85,13 @@ class MoRedeliveryPath:
         if not pdus:
             # (a late part's message: not looked up, unless its first judgement was on disk and not put in force)
             d = self._unapplied_parts.pop(concat, None) if concat and self._unapplied_parts else None
-            first = r.seen(d, number, cmd.ts) if d is not None and r is not None else None
-            return first is not None and isinstance(first[0], Unapplied) and not first[2] and \
-                self._apply_held(d, first[0].cmd, number, None, -1, msg, what, v, us, binary, reading, then, late,
-                                 concat)
+            held = r.held(d, number, cmd.ts) if d is not None and r is not None else None
+            if held is None:
+                return False
+            if held[1]:         # (its number's later command, confirmed, stays in force: never undone by this copy)
+                return self._superseded(d, None, msg, what, v, us, binary, reading, then, late, concat)
+            return self._apply_held(d, held[0].cmd, number, None, -1, msg, what, v, us, binary, reading, then, late,
+                                    concat)
         if r is None:
             r = self.redeliveries = Redeliveries()
         d = digest(pdus)
@@ -105,11 +108,7 @@ class MoRedeliveryPath:
             # DK DNC): known by its TP-MR, never applied over the later one, and not confirmed again (that reply
             # would contradict the later command's); also when its first answer went out in time on a link still
             # open (the subscriber's own repeat would carry another TP-MR than the one between)
-            self.stats["shortcode_redelivered_superseded"] += 1
-            self.vlog.write_sms(msg, what, first[0] or v, us, binary, reading, late=late, concat=concat,
-                                redelivery=True, mo=hexed(d))
-            then(ALLOW_NO_HITS)
-            return True
+            return self._superseded(d, first[0], msg, what, v, us, binary, reading, then, late, concat)
         if first is not None and first[1] is not None and _open(first[1]):
             first = None                # its first delivery was answered in time on a link still open: no copy
         elif first is not None and first[0] is not WRITING and cmd.dnc is not None and cmd.dnc[0] == "add" and \
@@ -135,6 +134,14 @@ class MoRedeliveryPath:
         v = first[0] or v
         self.vlog.write_sms(msg, what, v, us, binary, reading, late=late, concat=concat, redelivery=True, mo=hexed(d))
         then(v)
+        return True
+
+    def _superseded(self, d, answer, msg, what, v, us, binary, reading, then, late, concat) -> bool:
+        """A copy of command `d` its number's later command superseded: answered 0, neither applied nor confirmed."""
+        self.stats["shortcode_redelivered_superseded"] += 1
+        self.vlog.write_sms(msg, what, answer or v, us, binary, reading, late=late, concat=concat, redelivery=True,
+                            mo=hexed(d))
+        then(ALLOW_NO_HITS)
         return True
 
     def _apply_held(self, d, held, number, link, mr, msg, what, v, us, binary, reading, then, late, concat) -> bool:
