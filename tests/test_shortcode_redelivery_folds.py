@@ -143,3 +143,16 @@ def test_a_look_after_a_fold_reads_the_recent_files_lines_since_it_as_a_start_re
     for since in (0.0, 1004.0, 1009.8, 1011.0):
         assert sorted(_recent_digests(recent, since)) == sorted(_journal_digests(recent, since))
     assert len(_recent_digests(recent, 1005.0)) == 21 and _recent_digests(tmp_path / "none", 0.0) == []
+
+
+def test_a_fold_again_after_a_writer_killed_before_the_journals_rewrite_keeps_each_line_once(tmp_path):
+    """A writer killed after dnc.delta.recent's rename and before the journal's rewrite (its snapshot in, naming the
+    old generation and its mark) leaves the folded lines in the journal: the next fold takes them out again. Each is
+    kept once (fails before the fix: twice, a copy of every line, RECENT_MOST then evicting real digests)."""
+    j, recent = tmp_path / "dnc.delta", tmp_path / "dnc.delta.recent"
+    j.write_text('{"gen": "g1"}\n' + _line(84911000601, 0xd1, 990.0) + _line(84911000602, 0xd2, 995.0))
+    keep_recent(j, j.stat().st_size, 1000.0)                  # ... killed here: the journal not rewritten
+    with open(j, "a") as f:
+        f.write(_line(84911000603, 0xd3, 1001.0))
+    keep_recent(j, j.stat().st_size, 1002.0)                  # the next writer's fold, from the journal's start
+    assert [json.loads(x)["mo_digest"][-2:] for x in recent.read_text().splitlines()] == ["d1", "d2", "d3"]

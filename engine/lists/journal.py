@@ -231,7 +231,9 @@ def keep_recent(path: Path, consumed: int, now: float | None = None, keep: float
                  if (at := _recent_at(x)) > since]
     if old is None and not kept:
         return
-    kept.sort(key=lambda x: x[0])
+    # (each line once: a writer killed after this file's rename and before the journal's rewrite left the lines it
+    # took in the journal, and the next fold takes them again)
+    kept = sorted(set(kept))
     _replace_durably(recent, b"".join(x for _, x in kept[-most:]))
 
 
