@@ -156,3 +156,32 @@ def test_a_fold_again_after_a_writer_killed_before_the_journals_rewrite_keeps_ea
         f.write(_line(84911000603, 0xd3, 1001.0))
     keep_recent(j, j.stat().st_size, 1002.0)                  # the next writer's fold, from the journal's start
     assert [json.loads(x)["mo_digest"][-2:] for x in recent.read_text().splitlines()] == ["d1", "d2", "d3"]
+
+
+def test_a_look_after_a_fold_reads_a_line_written_late_as_the_fold_kept_it(tmp_path):
+    """A 5656 command judged 30 s before a worker's look, its line appended just after it (a disk stall held its
+    fsync), then folded into the snapshot before the next look: the fold keeps lines up to lists/journal.py's
+    _REORDERED (60 s) out of time order, and the look reads dnc.delta.recent as far back (fails before: 10 s, the
+    line missed, a copy of that command on this worker's bind applied again)."""
+    from datetime import datetime, timezone
+    from engine.lists.journal import replace_with_tail
+    from engine.smpp_proxy.filetail import Tail
+    from engine.smpp_proxy.mo_redelivery_path import MoRedeliveryPath
+
+    class Worker(MoRedeliveryPath):
+        now = 1000.0
+
+        def clock(self):
+            return datetime.fromtimestamp(self.now, timezone.utc)
+
+    j = tmp_path / "dnc.delta"
+    j.write_text('{"gen": "g1"}\n')
+    w = Worker()
+    w.redeliveries, w._tails, w._looked = Redeliveries(), (Tail(tmp_path / "reports.jsonl"), Tail(j)), 1000.0
+    with open(j, "a") as f:
+        f.write(_line(84911000701, 0xe1, 970.0))            # judged at 970, appended after the look at 1000
+    keep_recent(j, j.stat().st_size, 1000.5)
+    replace_with_tail(j, j.stat().st_size, "g2")
+    w.now = 1001.0
+    w._follow_redeliveries(0.0)
+    assert w.redeliveries.seen(0xe1, 84911000701, 1001.0) == (None, None, False)

@@ -14,9 +14,10 @@ from .mo_redelivery_files import _journal_line, _recent_digests, _report_line
 log = logging.getLogger("telfilter.smpp")
 
 # seconds a 5656 command's journal time ("at": when it was judged) may precede the look that missed its line (its
-# write behind a slow fsync): a look after a fold reads dnc.delta.recent's lines since the last look less this
-# (at MAX_KEPT / WINDOW, ~170 commands a second: 1,800 lines, 4-8 ms on the loop once per fold; 60 s: 15-32 ms)
-REORDERED = 10.0
+# write behind a slow fsync): a look after a fold reads dnc.delta.recent's lines since the last look less this. As
+# lists/journal.py's _REORDERED, the delay its fold allows (10 s missed a line a 30 s disk stall held back) (at
+# MAX_KEPT / WINDOW, ~170 commands a second: 10,200 lines, 12 ms on the loop once per fold, measured; 10 s: 2.4 ms)
+REORDERED = 60.0
 
 
 class MoRedeliveryPath:
