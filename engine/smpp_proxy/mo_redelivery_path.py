@@ -157,7 +157,7 @@ class MoRedeliveryPath:
         """Command `cmd` of MO `msg` is on disk, and putting it in force raised: logged, counted, its verdict line a
         refusal (the caller answers ESME_RX_T_APPN: a temporary error, never a confirmation of what is not in
         force); its copy puts it in force, not written again (`Redeliveries.unapplied`; a message in parts: its
-        copied part comes as a late part, mo.py `_mo_late`, known by its `concat` id)."""
+        copied part comes as a late part, mo_late.py `_mo_late`, known by its `concat` id)."""
         log.exception("a 5656 command (MO from %r to %s) on disk could not be put in force: answered ESME_RX_T_APPN, "
                       "the SMSC's copy puts it in force", msg.sender, msg.recipient)
         self.stats["shortcode_apply_failed"] += 1
