@@ -9,8 +9,8 @@ import secrets
 from pathlib import Path
 
 from .csvio import KINDS, write_csv
-from .journal import (JOURNAL_COMPACT_BYTES, append_line, append_lines, flocked, journal_header, keep_folded,
-                      keep_recent, keep_rejected, read_journal, read_journal_gen, replace_with_tail)
+from .journal import (JOURNAL_COMPACT_BYTES, append_line, append_lines, flocked, install_recent, journal_header,
+                      keep_folded, keep_rejected, prepare_recent, read_journal, read_journal_gen, replace_with_tail)
 from . import changes, edits, importing, mlexempt
 from .sections import decode, encode
 from .sets import Lists
@@ -253,11 +253,15 @@ class ListStore:
             extra = {"journal_gen": mark[0], "journal_offset": mark[1], "journal_next": gen} \
                 if kind == "dnc" and mark else {}
             staged.append((kind, prepare_snapshot(self.path(kind), kind, encode(kind, L), extra)))
+        # the 5656 commands' digests past this fold (journal.py), made before the journal lock (appends wait on it)
+        recent = prepare_recent(self.delta_path, mark[1]) if "dnc" in kinds and mark is not None else None
         with flocked(self.journal_lock):
             for kind, tmp in staged:
                 install_snapshot(tmp, self.path(kind), kind)
             self._installed = True          # (in force from here: a fold below that fails still changed the list)
             if "dnc" not in kinds or mark is None or read_journal_gen(self.delta_path) != mark[0]:
+                if recent is not None:
+                    recent.unlink(missing_ok=True)      # (no fold of this journal; on an error: _sweep_leftovers)
                 return
             if L.journal_bad:
                 rej = keep_rejected(self.delta_path, L.journal_bad)
@@ -265,7 +269,7 @@ class ListStore:
                     self.warnings.append(f"{self.delta_path}:{lineno}: unreadable DNC journal line moved to {rej}")
                 L.journal_bad = []
             keep_folded(self.delta_path, mark[1])     # what the new generation's .prev lacks, for a fall-back
-            keep_recent(self.delta_path, mark[1])  # the 5656 commands' digests, past this fold (journal.py)
+            install_recent(recent, self.delta_path)
             replace_with_tail(self.delta_path, mark[1], gen)
             L.journal_mark = (gen, len(journal_header(gen)))
 
