@@ -155,3 +155,30 @@ def test_a_copied_part_of_a_huy_dnc_whose_apply_raised_undoes_no_later_dk_dnc(pi
         assert h.proxy.stats["shortcode_redelivered_superseded"] == 1
     finally:
         run.stop()
+
+
+def test_a_copy_whose_apply_raises_again_is_asked_for_again_and_the_next_copy_confirms_once(pipe):
+    """Putting the held command in force raises on its copy too: asked for again, held still, not written again; the
+    next copy puts it in force and is the one confirmation the subscriber gets."""
+    run = Run(pipe)
+    try:
+        h = run.start()
+        assert command(h, sms(b"DK DNC")) == REGISTERED
+        real, calls = run.pipe.apply_command, []
+
+        def apply(cmd, v=None):
+            calls.append(cmd)
+            if len(calls) <= 2:
+                raise RuntimeError("replication queue broken")
+            return real(cmd, v)
+        run.pipe.apply_command = apply
+        n = len(confirmations(h, SUB))
+        _refused(h, sms(b"HUY DNC"))
+        _refused(h, sms(b"HUY DNC"))                    # the SMSC's copy: raises again
+        assert command(h, sms(b"HUY DNC")) == CANCELLED
+        time.sleep(0.2)
+        assert len(confirmations(h, SUB)) == n + 1
+        assert [x["op"] for x in dnc_lines(run.dir)] == ["add", "remove"]
+        assert calls[0] is calls[1] is calls[2] and h.proxy.stats["shortcode_apply_failed"] == 2
+    finally:
+        run.stop()
