@@ -1,0 +1,115 @@
+"""Random interleavings of the scheduled ads' sliced structures against plain reference models: the index
+(scheduled.ScheduledAds: adds, re-timings, discards while an expiry slice or a heap rebuild is under way), the look's
+queue (dnc_look.DncLook: add, retime, pop) and the retries (dnc_retry.Retries). Counts and keys, never times."""
+import heapq
+import random
+
+from engine.smpp_proxy import scheduled
+from engine.smpp_proxy.dnc_look import DncLook
+from engine.smpp_proxy.dnc_retry import Retries
+from engine.smpp_proxy.scheduled import PendingAd, ScheduledAds
+
+
+def _ad(i: int, due: int) -> PendingAd:
+    return PendingAd(f"s\x1fM{i}", "s", f"M{i}", "esme1", due, 4520000000 + i % 50, "", 5, 0, "SHOP", 1, 1, "")
+
+
+def test_index_random_interleavings_match_a_dict(monkeypatch):
+    # (a small COMPACT_STEP: rebuilds of many slices, and frees of the old heap, among the adds and discards)
+    monkeypatch.setattr(scheduled, "COMPACT_STEP", 8)
+    rebuilt = 0
+    for seed in range(24):
+        rnd = random.Random(seed)
+        keys, ahead, leap = (3000, 40, 5) if seed % 4 == 0 else (300 * (seed % 4), 3000, 5)
+        ads, model, now = ScheduledAds(), {}, 1000
+
+        def on_due(a):      # (each entry due given once, as it was indexed last, and gone)
+            assert model.pop(a.key) == a.due and a.due <= now and a.key not in ads.entries
+        for step in range(6000 if keys == 3000 else 15000):
+            op = rnd.random()
+            i = rnd.randrange(keys)
+            if op < 0.45:
+                due = now + rnd.randrange(0, ahead)
+                ads.add(_ad(i, due))
+                model[_ad(i, due).key] = due
+            elif op < 0.75:
+                k = _ad(i, 0).key
+                assert (ads.discard(k) is not None) == (k in model)
+                model.pop(k, None)
+            else:
+                if rnd.random() < 0.3:
+                    now += rnd.randrange(1, leap)
+                most = rnd.choice((1, 7, 64, None))
+                rebuilt += ads.fresh is not None
+                ads.expire(now, on_due, most)
+                if most is None or not ads.due_left(now):
+                    assert all(d > now for d in model.values()), seed
+            assert {k: a.due for k, a in ads.entries.items()} == model, seed
+        # drained: every entry due at `now` gone, each once, none left on any heap path
+        while ads.due_left(now) or ads.rebuilding:
+            ads.expire(now, on_due, 64)
+        assert {k: a.due for k, a in ads.entries.items()} == model, seed
+        live = {(a.due, k) for k, a in ads.entries.items()}
+        assert live <= set(ads.heap), seed       # every live entry on the heap in force
+        assert len(ads.heap) <= 3 * len(ads.entries) + 1024 + 8
+        now = 10 ** 9
+        ads.expire(now, on_due)
+        assert not ads.entries and not model, seed
+    assert rebuilt > 100        # (the test's point: slices of a rebuild among the changes)
+
+
+def test_look_queue_random_add_retime_pop_matches_a_model():
+    for seed in range(60):
+        rnd = random.Random(seed)
+        look, model = DncLook(), {}     # key -> due (one round: keys judged soonest due first)
+        for _ in range(3000):
+            op, k = rnd.random(), f"k{rnd.randrange(200)}"
+            if op < 0.4:
+                due = rnd.randrange(1, 10 ** 6)
+                look.add(due, k)
+                model.setdefault(k, due)
+            elif op < 0.7:
+                due = rnd.randrange(1, 10 ** 6)
+                look.retime(due, k)
+                if k in model:
+                    model[k] = due
+            else:
+                key = look.pop()
+                if not model:
+                    assert key is None
+                    continue
+                assert model[key] == min(model.values()), seed
+                del model[key]
+            assert len(look) == len(model)
+        while model:
+            key = look.pop()
+            assert model.pop(key) is not None
+        assert look.pop() is None and not look.heap and not look.keys
+
+
+def test_retries_random_matches_a_dict_and_stays_bounded():
+    for seed in range(30):
+        rnd = random.Random(seed)
+        r, model, now = Retries(), {}, 0.0
+        for _ in range(20000):
+            op, k = rnd.random(), f"k{rnd.randrange(500)}"
+            if op < 0.4:
+                t = now + rnd.choice((float("-inf"), 0.0, 1.0, 2.0, 300.0))
+                r[k] = t
+                model[k] = t
+            elif op < 0.6:
+                t = now + rnd.random()
+                assert r.setdefault(k, t) == model.setdefault(k, t)
+            elif op < 0.62:
+                r.clear()
+                model.clear()
+            else:
+                now += rnd.random()
+                due = r.pop_due(now)
+                want = sorted((t, k) for k, t in model.items() if t <= now)
+                assert due == [k for _, k in want], seed
+                for k in due:
+                    del model[k]
+            assert dict(r) == model
+            assert len(r.heap) <= 2 * len(r) + 1024 + 1
+
