@@ -113,3 +113,23 @@ def test_retries_random_matches_a_dict_and_stays_bounded():
             assert dict(r) == model
             assert len(r.heap) <= 2 * len(r) + 1024 + 1
 
+
+def test_an_id_given_again_with_another_delivery_takes_its_new_place_in_a_look(tmp_path):
+    # an SMSC's message_id given again (ids wrap) to an ad of another delivery while the old one's key is queued for
+    # a look: the entry is replaced (ScheduledAds.add), and its place in the look's queue goes with it, as a
+    # replace_sm's re-timing does (was: the old delivery's place kept -- due in a minute, judged behind ads due in
+    # a month)
+    from engine.app import build
+    from engine.lists import ListStore
+    from tests.test_smpp_dnc_cancel_incremental import DUE, FIRST, SENDERS, _ad as _index, _Proxy
+    d = tmp_path / "data"
+    ListStore(d).import_csv("senders", SENDERS, "senders.csv")
+    p = _Proxy(build(data_dir=d, with_model=False))
+    look = p._look
+    for i in range(3):
+        _index(p, FIRST + i, due=DUE + 1000 * i)
+        look.add(DUE + 1000 * i, f"smsc\x1fM{FIRST + i}")
+    _index(p, FIRST + 2, due=DUE - 10)          # (the same key, sooner)
+    assert p.scheduled.entries[f"smsc\x1fM{FIRST + 2}"].due == DUE - 10
+    assert [look.pop() for _ in range(4)] == [f"smsc\x1fM{FIRST + 2}", f"smsc\x1fM{FIRST}", f"smsc\x1fM{FIRST + 1}",
+                                              None]

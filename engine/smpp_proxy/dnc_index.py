@@ -68,6 +68,9 @@ class DncIndex:
                         len(ad.message_id))
             return
         if self.scheduled.add(ad):
+            # (an id given again, or one let go and indexed again, while its key waits in a look's queue: its place
+            # by this delivery, as a replace_sm's re-timing; nothing when not queued)
+            self._look.retime(ad.due, ad.key)
             if ad.recipient in self.pipeline.lists.dnc_s:
                 # submitted with consent, or judged before its recipient's DK DNC that a look may have taken already
                 # (the SMSC answers after): judged at the next tick, once (left for the next DNC change, it went
