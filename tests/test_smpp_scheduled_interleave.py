@@ -133,3 +133,31 @@ def test_an_id_given_again_with_another_delivery_takes_its_new_place_in_a_look(t
     assert p.scheduled.entries[f"smsc\x1fM{FIRST + 2}"].due == DUE - 10
     assert [look.pop() for _ in range(4)] == [f"smsc\x1fM{FIRST + 2}", f"smsc\x1fM{FIRST}", f"smsc\x1fM{FIRST + 1}",
                                               None]
+
+
+def test_an_ad_let_go_as_delivered_then_re_timed_later_is_judged_again(tmp_path):
+    # found by a random interleaving of the proxy's paths: a look's slice takes an ad to a number just registered
+    # DK DNC as its delivery second passes (the tick's expiry, a turn earlier, had not dropped it): let go as
+    # delivered. The SMSC had not sent it yet and takes a replace_sm moving it an hour later: it stayed indexed,
+    # to a DNC number, and no look judged it again (no DNC change names it again): delivered, barred. Now a
+    # re-timed ad to a DNC number is judged at the next tick, once, as one indexed to a DNC number is
+    from datetime import timedelta
+
+    from engine.app import build
+    from engine.lists import ListStore
+    from tests.test_smpp_dnc_cancel_incremental import DUE, FIRST, NOW, SENDERS, _ad as _index, _Proxy
+    d = tmp_path / "data"
+    ListStore(d).import_csv("senders", SENDERS, "senders.csv")
+    p = _Proxy(build(data_dir=d, with_model=False))
+    at_due = NOW + timedelta(seconds=DUE - int(NOW.timestamp()))
+    _index(p, FIRST, due=DUE)
+    p.tick()                                    # (the first look: nothing on the list)
+    p.pipeline.lists.add_dnc(FIRST, "S")        # (no consent: barred)
+    times = iter([at_due - timedelta(seconds=1)])
+    p.clock = lambda: next(times, at_due)       # (the tick's expiry a second before its delivery, the look at it)
+    p.tick()
+    key = f"smsc\x1fM{FIRST}"
+    assert p.cancelled == [] and key in p.scheduled.entries      # (let go as delivered, not dropped yet)
+    p._index_retimed(p.scheduled.discard(key)._replace(due=DUE + 3600))      # (relay.py: a replace_sm taken)
+    p.tick()
+    assert p.cancelled == [FIRST] and key not in p.scheduled.entries

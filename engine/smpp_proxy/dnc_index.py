@@ -58,6 +58,10 @@ class DncIndex:
         delivery)."""
         self.scheduled.add(ad)
         self._look.retime(ad.due, ad.key)
+        if ad.recipient in self.pipeline.lists.dnc_s:
+            # (a look may have let it go as delivered -- its old delivery passed, the SMSC had not sent it yet -- or
+            # judged it before its recipient's DK DNC: judged at the next tick, once, as an ad indexed to a DNC number)
+            self._scheduled_retry.setdefault(ad.key, float("-inf"))
 
     def _index_ad(self, ad: PendingAd) -> None:
         if len(ad.message_id) > MID_MAX:
