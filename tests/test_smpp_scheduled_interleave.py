@@ -161,3 +161,86 @@ def test_an_ad_let_go_as_delivered_then_re_timed_later_is_judged_again(tmp_path)
     p._index_retimed(p.scheduled.discard(key)._replace(due=DUE + 3600))      # (relay.py: a replace_sm taken)
     p.tick()
     assert p.cancelled == [FIRST] and key not in p.scheduled.entries
+
+
+def test_proxy_paths_random_interleavings_leave_no_barred_ad_uncancelled(tmp_path, monkeypatch):
+    # the proxy's paths in random order (_Unbound: the real cancel path, its link bound or not): ads indexed (an id
+    # given again too), numbers registered DK DNC (none with consent: every ad to one barred), receipts, replace_sm
+    # re-timings, ticks with the clock moving, the loop's turns run a few at a time, cancels answered in any order
+    # (none, "not now", cancelled); small slices (EXPIRE_STEP 4, COMPACT_STEP 8, STEP 3). Then the link kept bound and
+    # every cancel answered: no ad still ahead to a DNC number is left indexed, nothing queued, held or in flight,
+    # no back-off count of an ad gone, the index heap bounded
+    from types import SimpleNamespace as NS
+
+    from engine.app import build
+    from engine.lists import ListStore
+    from engine.smpp_proxy import dnc_cancel
+    from engine.smpp_proxy.codec import constants as C
+    from tests.test_smpp_dnc_cancel_incremental import FIRST, NOW, SENDERS
+    from tests.test_smpp_dnc_cancel_look import _Unbound
+    from datetime import timedelta
+    monkeypatch.setattr(dnc_cancel, "EXPIRE_STEP", 4)
+    monkeypatch.setattr(dnc_cancel, "STEP", 3)
+    monkeypatch.setattr(scheduled, "COMPACT_STEP", 8)
+    d = tmp_path / "data"
+    ListStore(d).import_csv("senders", SENDERS, "senders.csv")
+    pipe, t0, cancelled = build(data_dir=d, with_model=False), int(NOW.timestamp()), 0
+    for seed in range(40):
+        rnd, clock, dnc, waiting = random.Random(seed), [0], set(), []
+        p = _Unbound(pipe)
+        monkeypatch.setattr(dnc_cancel.time, "monotonic", lambda: p.now)
+        p.clock = lambda: NOW + timedelta(seconds=clock[0])
+        p.link.request = lambda pdu, on_resp: waiting.append(on_resp)
+        p.vlog, p._cancel_taken = NS(write_cancel=lambda *a: None), lambda *a: None
+
+        def answer(final=False):
+            rnd.shuffle(waiting)
+            while waiting:
+                r = 1.0 if final else rnd.random()
+                if r < 0.3:
+                    waiting.pop()(None, None)
+                else:
+                    waiting.pop()(NS(command_id=C.CANCEL_SM_RESP,
+                                     command_status=C.ESME_RTHROTTLED if r < 0.45 else 0), None)
+                if not final and rnd.random() < 0.5:
+                    break
+        for _ in range(3000):
+            op, n, k = rnd.random(), FIRST + 1000 * seed + rnd.randrange(400), f"s{seed}\x1fM{rnd.randrange(600)}"
+            if op < 0.4:
+                p._index_ad(PendingAd(k, "smsc", k[4:], "esme1", t0 + clock[0] + rnd.randrange(1, 120), n, "", 5, 0,
+                                      "SHOPABC", 1, 1, str(n)))
+            elif op < 0.5:
+                pipe.lists.add_dnc(n, "S")
+                dnc.add(n)
+            elif op < 0.6:
+                p._scheduled_gone(k)
+            elif op < 0.7:
+                a = p.scheduled.discard(k)
+                if a is not None:
+                    p._index_retimed(a._replace(due=t0 + clock[0] + rnd.randrange(1, 120)))
+            elif op < 0.85:
+                clock[0] += rnd.choice((0, 0, 1, 2))
+                p.now += 1.0
+                p._scheduled_tick(p.now)
+            elif op < 0.9:
+                answer()
+            elif op < 0.93:
+                p.links = [] if p.links else [p.link]
+            else:
+                for _ in range(rnd.randrange(4)):
+                    if p.soon:
+                        p.soon.pop(0)()
+        p.links = [p.link]
+        for _ in range(400):            # (past BACKOFF_MAX: every back-off run out)
+            answer(True)
+            p.now += 1.0
+            p._scheduled_tick(p.now)
+            while p.soon:
+                p.soon.pop(0)()
+        now, s = t0 + clock[0], p.scheduled
+        assert not [a for a in s.entries.values() if a.recipient in dnc and a.due > now], seed
+        assert not p._look and not p._cancelling and not any(p._cancel_held.values()), seed
+        assert set(p._cancel_tries) <= set(s.entries) | set(p._scheduled_retry), seed
+        assert len(s.heap) <= 2 * len(s) + 1024 + 1, seed
+        cancelled += p.stats["scheduled_ads_cancelled"]
+    assert cancelled > 500          # (the test's point: cancels among the rest)
