@@ -50,6 +50,20 @@ def _journal_digests(path, since: float) -> list:
         return [x for x in map(_journal_line, f) if x is not None and x[0] >= since]
 
 
+def _blocks_from_end(f, limit: int | None = None):
+    """The whole lines of open file `f`, _BLOCK bytes at a time from its end, each block's in the file's order (a line
+    cut by a block's start is read with the block before); at most `limit` bytes read."""
+    pos, tail, read = f.seek(0, 2), b"", 0
+    while pos > 0 and (limit is None or read < limit):
+        n = min(_BLOCK, pos)
+        pos -= n
+        f.seek(pos)
+        lines = (f.read(n) + tail).split(b"\n")
+        read += n
+        tail = lines.pop(0) if pos > 0 else b""
+        yield lines
+
+
 def _recent_digests(path, since: float) -> list:
     """[(time, digest, DNC number)] of dnc.delta.recent's lines since `since`, read back from its end (the folding
     writer keeps them in their times' order, as _RECENT matches them: lists/journal.py `keep_recent`): a look after a
@@ -60,20 +74,13 @@ def _recent_digests(path, since: float) -> list:
     except (FileNotFoundError, TypeError):
         return out
     with f:
-        pos, tail, older = f.seek(0, 2), b"", False
-        while pos > 0 and not older:
-            n = min(_BLOCK, pos)
-            pos -= n
-            f.seek(pos)
-            lines = (f.read(n) + tail).split(b"\n")
-            tail = lines.pop(0) if pos > 0 else b""          # (perhaps cut: read with the block before)
+        for lines in _blocks_from_end(f):
             for line in reversed(lines):
                 m = _RECENT.fullmatch(line)
                 x = (float(m.group(3)), int(m.group(2), 16), int(m.group(1))) if m else _journal_line(line)
                 if x is not None and 0 < x[2] < 1 << 63 and isfinite(x[0]):
                     if x[0] < since:
-                        older = True
-                        break
+                        return out
                     out.append(x)
     return out
 
@@ -88,18 +95,13 @@ def _report_digests(path, since: float, margin: float) -> list:
     except (FileNotFoundError, TypeError):
         return out
     with f:
-        pos = f.seek(0, 2)
-        tail, read, older = b"", 0, False
-        while pos > 0 and read < _MAX_READ and not older:
-            n = min(_BLOCK, pos)
-            pos -= n
-            f.seek(pos)
-            lines = (f.read(n) + tail).split(b"\n")
-            read += n
-            tail = lines.pop(0) if pos > 0 else b""          # (perhaps cut: read with the block before)
+        for lines in _blocks_from_end(f, _MAX_READ):
+            older = False
             for x in map(_report_line, lines):
                 if x is not None:
                     older = older or x[0] < since - margin
                     if x[0] >= since and x[1] is not None:
                         out.append(x)
+            if older:
+                break
     return out
